@@ -1,0 +1,52 @@
+"""geologin: a Flask login server with local users and identity-provider plugins (DHIS2 first)."""
+import logging
+import os
+from pathlib import Path
+
+from flask import Flask
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def create_app(test_config=None):
+    """Build the application; ``test_config`` replaces the environment layer for tests."""
+    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("GEOLOGIN_INSTANCE") or ROOT / "instance"
+    app = Flask(
+        __name__,
+        instance_path=str(Path(instance_path).resolve()),
+        instance_relative_config=True,
+        template_folder=str(ROOT / "templates"),
+        static_folder=str(ROOT / "static"),
+    )
+    Path(app.instance_path).mkdir(parents=True, exist_ok=True)
+
+    from .config import load_config
+    load_config(app, test_config)
+    _configure_logging(app)
+
+    from . import extensions, i18n, sessions, web
+    extensions.db.init_app(app)
+    from .models import alembic_render_item
+    extensions.migrate.init_app(app, extensions.db, directory=str(Path(__file__).parent / "migrations"),
+                                render_as_batch=True, compare_type=True, render_item=alembic_render_item)
+    extensions.csrf.init_app(app)
+    i18n.init_app(app)
+    sessions.init_app(app)
+
+    from .admin import bp as admin_bp
+    from .auth import bp as auth_bp
+    from .home import bp as home_bp
+    app.register_blueprint(auth_bp)
+    app.register_blueprint(home_bp)
+    app.register_blueprint(admin_bp)
+    web.init_app(app)
+
+    from .cli import init_app as init_cli
+    init_cli(app)
+    return app
+
+
+def _configure_logging(app):
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("geologin").setLevel(logging.INFO)

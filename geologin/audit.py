@@ -1,0 +1,58 @@
+"""The one way to record a security event: a row in the audit table and a line in the application log."""
+import logging
+import re
+
+from flask import has_request_context, request
+from flask_login import current_user
+
+from .extensions import db
+from .models import AuditEvent
+
+logger = logging.getLogger("geologin.audit")
+
+SUCCESS = "success"
+FAILURE = "failure"
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def clean_text(value, limit=255):
+    """Make user- or server-supplied text safe to store and log: control characters (CR/LF included)
+    become visible escapes, so nobody can forge a second log line, and the length is capped."""
+    if value is None:
+        return None
+    text = _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), str(value))
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def client_ip():
+    return request.remote_addr if has_request_context() else None
+
+
+def _current_actor():
+    if has_request_context() and current_user and current_user.is_authenticated:
+        return current_user.username
+    return None
+
+
+def record(event_type, outcome=SUCCESS, *, target=None, reason=None, provider=None, detail=None,
+           actor=None, commit=True):
+    """Add an audit event (committing by default, so failures are kept even if the caller rolls back)."""
+    event = AuditEvent(
+        event_type=event_type,
+        outcome=outcome,
+        actor=clean_text(actor if actor is not None else _current_actor(), 150),
+        client_ip=client_ip(),
+        target=clean_text(target),
+        provider=clean_text(provider, 100),
+        reason_code=clean_text(reason, 60),
+        detail=clean_text(detail, 2000),
+    )
+    db.session.add(event)
+    if commit:
+        db.session.commit()
+    logger.info(
+        "audit event=%s outcome=%s actor=%s ip=%s target=%s provider=%s reason=%s",
+        event.event_type, event.outcome, event.actor, event.client_ip, event.target, event.provider,
+        event.reason_code,
+    )
+    return event

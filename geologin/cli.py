@@ -1,0 +1,192 @@
+"""The ``flask --app wsgi ...`` commands for automation: users, audit and the first-run setup link.
+Errors exit non-zero with a one-line message and change nothing."""
+import json
+import os
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup
+from sqlalchemy import select
+
+from . import audit, firstrun, users
+from .extensions import db
+from .models import AuditEvent, User
+
+users_cli = AppGroup("users", help="Manage local users.")
+audit_cli = AppGroup("audit", help="Read the audit trail.")
+CLI_ACTOR = "cli"
+
+
+def _read_password_stdin():
+    """First line of standard input, without its line ending (passwords may contain spaces)."""
+    line = sys.stdin.readline()
+    password = line.rstrip("\r\n")
+    if not password:
+        raise click.ClickException("No password on standard input.")
+    return password
+
+
+def _get_user(name):
+    user = User.by_username(name)
+    if user is None:
+        raise click.ClickException(f"No user named {name!r}.")
+    return user
+
+
+def _service(call, *args, **kwargs):
+    try:
+        return call(*args, **kwargs)
+    except users.UserError as error:
+        db.session.rollback()
+        raise click.ClickException(error.message) from None
+
+
+@users_cli.command("create")
+@click.argument("name")
+@click.option("--admin", is_flag=True, help="Make the user an administrator.")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+@click.option("--no-password", is_flag=True, help="No password: the user logs in through identity providers.")
+@click.option("--display-name", default="", help="Name shown in the interface.")
+@click.option("--email", default="", help="Email address.")
+def users_create(name, admin, password_stdin, no_password, display_name, email):
+    """Create user NAME (asks for a password unless told otherwise)."""
+    if password_stdin and no_password:
+        raise click.UsageError("--password-stdin and --no-password cannot be combined.")
+    if no_password:
+        password = None
+    elif password_stdin:
+        password = _read_password_stdin()
+    else:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    user = _service(users.create_user, name, display_name=display_name, email=email or None, password=password,
+                    is_admin=admin, actor=CLI_ACTOR)
+    if admin:
+        firstrun.retire_setup_tokens()
+        db.session.commit()
+    click.echo(f"Created {'administrator' if admin else 'user'} {user.username}.")
+
+
+def _user_row(user):
+    return {
+        "username": user.username,
+        "display_name": user.display_name,
+        "email": user.email,
+        "admin": user.is_admin,
+        "active": user.active,
+        "password_login_allowed": user.password_login_allowed,
+        "has_password": user.has_password,
+        "created_at": user.created_at.isoformat(),
+        "last_login_at": user.last_login_at.isoformat() if user.last_login_at else None,
+    }
+
+
+@users_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+@click.option("--search", default="", help="Only users whose username, name or email contains this.")
+def users_list(as_json, search):
+    """List users."""
+    rows = [_user_row(u) for u in db.session.scalars(users.search_users(search))]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No users.")
+        return
+    width = max(len(r["username"]) for r in rows)
+    for r in rows:
+        flags = [f for f, on in (("admin", r["admin"]), ("inactive", not r["active"]),
+                                 ("no-password", not r["has_password"]),
+                                 ("password-login-off", not r["password_login_allowed"])) if on]
+        click.echo(f"{r['username']:<{width}}  {r['display_name'] or '-'}  {' '.join(flags)}".rstrip())
+
+
+@users_cli.command("set-password")
+@click.argument("name")
+@click.option("--password-stdin", is_flag=True, help="Read the password from the first line of standard input.")
+def users_set_password(name, password_stdin):
+    """Set NAME's password and end their sessions."""
+    user = _get_user(name)
+    password = _read_password_stdin() if password_stdin else click.prompt(
+        "New password", hide_input=True, confirmation_prompt=True)
+    _service(users.set_password, user, password, actor=CLI_ACTOR)
+    click.echo(f"Password set for {user.username}; their sessions have ended.")
+
+
+@users_cli.command("deactivate")
+@click.argument("name")
+def users_deactivate(name):
+    """Stop NAME from logging in and end their sessions."""
+    user = _get_user(name)
+    if not user.active:
+        click.echo(f"{user.username} is already inactive.")
+        return
+    _service(users.update_user, user, active=False, actor=CLI_ACTOR)
+    click.echo(f"{user.username} is deactivated.")
+
+
+@users_cli.command("activate")
+@click.argument("name")
+def users_activate(name):
+    """Let NAME log in again."""
+    user = _get_user(name)
+    _service(users.update_user, user, active=True, actor=CLI_ACTOR)
+    click.echo(f"{user.username} is active.")
+
+
+@users_cli.command("delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def users_delete(name, yes):
+    """Delete NAME (the audit trail keeps their history)."""
+    user = _get_user(name)
+    if not yes:
+        click.confirm(f"Delete {user.username}?", abort=True)
+    _service(users.delete_user, user, actor=CLI_ACTOR)
+    click.echo(f"Deleted {name}.")
+
+
+@audit_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+@click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000),
+              help="How many of the newest events to print.")
+def audit_list(as_json, limit):
+    """Print the newest audit events, oldest first."""
+    events = list(db.session.scalars(select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)))[::-1]
+    if as_json:
+        click.echo(json.dumps([e.as_dict() for e in events], indent=2))
+        return
+    for e in events:
+        fields = [e.created_at.strftime("%Y-%m-%dT%H:%M:%SZ"), e.event_type, e.outcome,
+                  f"actor={e.actor or '-'}", f"ip={e.client_ip or '-'}", f"target={e.target or '-'}"]
+        if e.provider:
+            fields.append(f"provider={e.provider}")
+        if e.reason_code:
+            fields.append(f"reason={e.reason_code}")
+        click.echo(" ".join(fields))
+
+
+@click.command("setup-link")
+@click.option("--if-needed", is_flag=True, help="Print nothing when an administrator already exists.")
+@click.option("--base-url", default=None, help="Address of geologin as seen by your browser.")
+def setup_link(if_needed, base_url):
+    """Print a one-time link that creates the first administrator."""
+    token = firstrun.issue_setup_token()
+    if token is None:
+        if if_needed:
+            return
+        raise click.ClickException("An administrator already exists; the setup link is no longer available.")
+    base = base_url or current_app.config.get("PUBLIC_URL") or f"http://127.0.0.1:{os.environ.get('PORT', '5000')}"
+    audit.record("setup.link_issued", actor=CLI_ACTOR)
+    hours = current_app.config["SETUP_TOKEN_HOURS"]
+    click.echo("=" * 72)
+    click.echo("geologin has no administrator yet. Open this one-time link to create one")
+    click.echo(f"(valid {hours} hours, until an administrator exists):")
+    click.echo(f"    {base.rstrip('/')}/setup/{token}")
+    click.echo("=" * 72)
+
+
+def init_app(app):
+    app.cli.add_command(users_cli)
+    app.cli.add_command(audit_cli)
+    app.cli.add_command(setup_link)

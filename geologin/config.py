@@ -1,0 +1,158 @@
+"""Configuration: built-in defaults, then ``instance/config.py``, then ``GEOLOGIN_*`` environment variables.
+
+The order lets a packaged deployment keep secrets in the instance folder or in the environment, whichever
+its tooling prefers, while development works with no configuration at all.
+"""
+import json
+import os
+import secrets
+from pathlib import Path
+
+ENV_PREFIX = "GEOLOGIN_"
+MIN_SECRET_KEY_LENGTH = 32
+# Keys copied from tutorials and framework docs; a deployment using one of them is not secret at all.
+KNOWN_WEAK_KEYS = {
+    "dev", "development", "secret", "changeme", "change-me", "change_me", "your-secret-key",
+    "super-secret", "supersecret", "secret-key", "secret_key", "default", "test", "testing",
+}
+
+
+class ConfigError(RuntimeError):
+    """Raised at start-up when the configuration would make geologin unsafe or unusable."""
+
+
+DEFAULTS = {
+    # "development" relaxes what only matters in production (generated SECRET_KEY, plain-http providers).
+    "ENV": "production",
+    "SECRET_KEY": None,
+    "SQLALCHEMY_DATABASE_URI": None,  # None -> SQLite file in the instance folder
+    "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
+    "PUBLIC_URL": None,
+    "ALLOW_INSECURE_HTTP": False,
+    "DEFAULT_LOCALE": "en",
+    "USERS_PER_PAGE": 25,
+    "PASSWORD_MIN_LENGTH": 12,
+    "PASSWORD_MAX_LENGTH": 128,
+    # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.
+    "ARGON2_MEMORY_COST": 19 * 1024,
+    "ARGON2_TIME_COST": 2,
+    "ARGON2_PARALLELISM": 1,
+    "SETUP_TOKEN_HOURS": 24,
+    "SESSION_IDLE_MINUTES": 60,
+    "SESSION_ABSOLUTE_HOURS": 12,
+    "SESSION_COOKIE_NAME": "geologin_session",
+    "SESSION_COOKIE_HTTPONLY": True,
+    "SESSION_COOKIE_SAMESITE": "Lax",
+    "SESSION_COOKIE_SECURE": None,  # None -> follow PUBLIC_URL's scheme
+    "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session that holds it
+}
+
+
+def _parse_env_value(raw):
+    """Environment values are strings; accept JSON so numbers, booleans and lists can be set too."""
+    lowered = raw.strip().lower()
+    if lowered in {"1", "true", "yes", "on"}:
+        return True
+    if lowered in {"0", "false", "no", "off"}:
+        return False
+    try:
+        value = json.loads(raw)
+    except ValueError:
+        return raw
+    return value if isinstance(value, (int, float, list, dict)) else raw
+
+
+def environment_overrides(environ=os.environ):
+    """Map ``GEOLOGIN_FOO=bar`` to ``FOO``; ``DATABASE_URL`` is honoured as the conventional name."""
+    overrides = {}
+    if environ.get("DATABASE_URL"):
+        overrides["SQLALCHEMY_DATABASE_URI"] = environ["DATABASE_URL"]
+    for name, raw in environ.items():
+        if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "INSTANCE":
+            key = name[len(ENV_PREFIX):]
+            overrides[key] = raw if key in {"SECRET_KEY", "PUBLIC_URL"} else _parse_env_value(raw)
+    if "DATABASE_URL" in overrides:
+        overrides["SQLALCHEMY_DATABASE_URI"] = overrides.pop("DATABASE_URL")
+    return overrides
+
+
+def load_config(app, test_config=None):
+    """Fill ``app.config`` from defaults, the instance file, the environment and finally ``test_config``."""
+    app.config.update(DEFAULTS)
+    app.config.from_pyfile("config.py", silent=True)
+    if test_config is None:
+        app.config.update(environment_overrides())
+    else:
+        app.config.update(test_config)
+    _normalise(app)
+    _ensure_secret_key(app)
+
+
+def is_development(app):
+    return str(app.config.get("ENV", "production")).lower() == "development"
+
+
+def _normalise(app):
+    config = app.config
+    uri = config.get("SQLALCHEMY_DATABASE_URI")
+    if not uri:
+        config["SQLALCHEMY_DATABASE_URI"] = "sqlite:///" + str(Path(app.instance_path) / "geologin.sqlite3")
+    elif uri.startswith(("postgres://", "postgresql://")):
+        # psycopg 3 is the driver we ship; the bare scheme would ask SQLAlchemy for psycopg2.
+        config["SQLALCHEMY_DATABASE_URI"] = "postgresql+psycopg://" + uri.split("://", 1)[1]
+    public_url = config.get("PUBLIC_URL")
+    if public_url:
+        config["PUBLIC_URL"] = public_url.rstrip("/")
+    if config.get("SESSION_COOKIE_SECURE") is None:
+        config["SESSION_COOKIE_SECURE"] = bool(public_url and public_url.startswith("https://"))
+    if int(config["PASSWORD_MIN_LENGTH"]) < 8:
+        raise ConfigError("PASSWORD_MIN_LENGTH cannot be below 8.")
+    if int(config["PASSWORD_MAX_LENGTH"]) < 64:
+        raise ConfigError("PASSWORD_MAX_LENGTH must allow at least 64 characters.")
+
+
+def _ensure_secret_key(app):
+    """Use the configured key; in development generate one into the instance folder; else refuse to start."""
+    key = app.config.get("SECRET_KEY")
+    if not key and is_development(app):
+        key = _instance_secret(app, "secret_key")
+        app.config["SECRET_KEY"] = key
+    problem = weak_secret_key_reason(key)
+    if problem:
+        raise ConfigError(
+            f"SECRET_KEY {problem}. Set GEOLOGIN_SECRET_KEY (or SECRET_KEY in instance/config.py) to a random "
+            f"value of at least {MIN_SECRET_KEY_LENGTH} characters, for example the output of "
+            "`python -c 'import secrets; print(secrets.token_urlsafe(48))'`. "
+            "For local development only, GEOLOGIN_ENV=development generates one for you."
+        )
+
+
+def weak_secret_key_reason(key):
+    """Return why ``key`` is unfit for signing sessions, or None when it is fine."""
+    if not key:
+        return "is not set"
+    if not isinstance(key, str):
+        return "must be a string"
+    if key.strip().lower() in KNOWN_WEAK_KEYS:
+        return "is a well-known default value"
+    if len(key) < MIN_SECRET_KEY_LENGTH:
+        return f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"
+    if len(set(key)) < 8:
+        return "has too little variety to be random"
+    return None
+
+
+def _instance_secret(app, filename):
+    """Read a generated secret from the instance folder, creating it (mode 0600) on first use."""
+    path = Path(app.instance_path) / filename
+    if path.exists():
+        return path.read_text().strip()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    value = secrets.token_urlsafe(48)
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:  # another process created it first
+        return path.read_text().strip()
+    with os.fdopen(fd, "w") as handle:
+        handle.write(value + "\n")
+    return value

@@ -1,0 +1,35 @@
+"""The signed-in user's own pages: the home page and changing one's password."""
+from flask import Blueprint, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _
+from flask_login import current_user, login_required
+
+from . import users
+from .forms import ChangePasswordForm
+from .passwords import verify_password
+from .sessions import start_session
+
+bp = Blueprint("home", __name__)
+
+
+@bp.route("/")
+@login_required
+def index():
+    return render_template("home.html")
+
+
+@bp.route("/account/password", methods=["GET", "POST"])
+@login_required
+def change_password():
+    form = ChangePasswordForm()
+    form.username_for_policy = current_user.username
+    if form.validate_on_submit():
+        if not verify_password(current_user.password_hash, form.current.data):
+            form.current.errors.append(_("This is not your current password."))
+        else:
+            user = current_user._get_current_object()
+            users.set_password(user, form.password.data, actor=user.username)
+            start_session(user, "password")  # other sessions ended with the old password; keep this one
+            flash(_("Your password has been changed."), "info")
+            return redirect(url_for("home.index"))
+    status = 400 if request.method == "POST" else 200
+    return render_template("change_password.html", form=form), status

@@ -1,0 +1,140 @@
+"""The core's tables: local users, their server-side sessions, the audit trail and first-run setup tokens."""
+from datetime import datetime, timezone
+
+from flask_login import UserMixin
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator, func, select
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from .extensions import db
+
+
+def utcnow():
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Stores naive UTC and always returns aware UTC, so SQLite and PostgreSQL compare the same way."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value, dialect):
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetimes are ambiguous; pass an aware UTC datetime")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value, dialect):
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+class User(UserMixin, db.Model):
+    __tablename__ = "users"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    # Compared exactly (case-sensitive), as identity providers such as DHIS2 do.
+    username: Mapped[str] = mapped_column(String(150), unique=True, nullable=False)
+    display_name: Mapped[str] = mapped_column(String(200), nullable=False, default="")
+    email: Mapped[str | None] = mapped_column(String(254))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    is_admin: Mapped[bool] = mapped_column(default=False, nullable=False)
+    active: Mapped[bool] = mapped_column(default=True, nullable=False)
+    password_login_allowed: Mapped[bool] = mapped_column(default=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+    password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    sessions: Mapped[list["UserSession"]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", passive_deletes=True
+    )
+
+    @property
+    def is_active(self):
+        return self.active
+
+    @property
+    def has_password(self):
+        return self.password_hash is not None
+
+    @property
+    def label(self):
+        return self.display_name or self.username
+
+    @classmethod
+    def by_username(cls, username):
+        return db.session.scalar(select(cls).where(cls.username == username))
+
+    @classmethod
+    def active_admin_count(cls):
+        return db.session.scalar(select(func.count()).select_from(cls).where(cls.is_admin, cls.active))
+
+    def __repr__(self):
+        return f"<User {self.username!r}>"
+
+
+class UserSession(db.Model):
+    """A logged-in browser. The cookie holds a random token; only its hash is stored, so a leaked
+    database cannot be replayed as cookies, and deleting the row ends the session everywhere."""
+
+    __tablename__ = "user_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the cookie token
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    auth_method: Mapped[str] = mapped_column(String(120), nullable=False, default="password")
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    user_agent: Mapped[str | None] = mapped_column(String(255))
+
+    user: Mapped[User] = relationship(back_populates="sessions")
+
+
+class AuditEvent(db.Model):
+    """One security-relevant event. Actor and target are stored as text so history outlives deletions."""
+
+    __tablename__ = "audit_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
+    event_type: Mapped[str] = mapped_column(String(60), nullable=False, index=True)
+    outcome: Mapped[str] = mapped_column(String(10), nullable=False)
+    actor: Mapped[str | None] = mapped_column(String(150), index=True)
+    client_ip: Mapped[str | None] = mapped_column(String(45))
+    target: Mapped[str | None] = mapped_column(String(255), index=True)
+    provider: Mapped[str | None] = mapped_column(String(100), index=True)
+    reason_code: Mapped[str | None] = mapped_column(String(60))
+    detail: Mapped[str | None] = mapped_column(Text)
+
+    def as_dict(self):
+        return {
+            "id": self.id,
+            "time": self.created_at.isoformat(),
+            "event_type": self.event_type,
+            "outcome": self.outcome,
+            "actor": self.actor,
+            "client_ip": self.client_ip,
+            "target": self.target,
+            "provider": self.provider,
+            "reason_code": self.reason_code,
+            "detail": self.detail,
+        }
+
+
+class SetupToken(db.Model):
+    """The one-time first-run link. Only the token's hash is kept; it dies once an admin exists."""
+
+    __tablename__ = "setup_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+def alembic_render_item(type_, obj, autogen_context):
+    """Render UTCDateTime as a plain DateTime in generated migrations, so they never import app code."""
+    if type_ == "type" and isinstance(obj, UTCDateTime):
+        return "sa.DateTime()"
+    return False

@@ -1,0 +1,87 @@
+"""Server-side login sessions. The signed cookie only carries a random session token; the row it names
+must exist for the user to be logged in, so logout and admin actions end sessions everywhere at once."""
+import hashlib
+import secrets
+from datetime import timedelta
+
+from flask import current_app, request, session
+from flask_login import login_user, logout_user
+from sqlalchemy import delete
+
+from .extensions import db, login_manager
+from .models import User, UserSession, utcnow
+
+SESSION_TOKEN_KEY = "sid"
+_TOUCH_INTERVAL = timedelta(seconds=60)
+
+
+def _digest(token):
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def start_session(user, auth_method="password"):
+    """Log ``user`` in with a brand-new session: everything from before login, CSRF token included, is
+    dropped (no session fixation)."""
+    session.clear()
+    token = secrets.token_urlsafe(32)
+    db.session.add(UserSession(
+        id=_digest(token),
+        user_id=user.id,
+        auth_method=auth_method,
+        client_ip=request.remote_addr,
+        user_agent=(request.user_agent.string or "")[:255],
+    ))
+    user.last_login_at = utcnow()
+    db.session.commit()
+    session[SESSION_TOKEN_KEY] = token
+    session.permanent = True
+    login_user(user, remember=False, fresh=True)
+
+
+def end_session():
+    """Log the current browser out and forget its server-side session."""
+    token = session.get(SESSION_TOKEN_KEY)
+    if token:
+        db.session.execute(delete(UserSession).where(UserSession.id == _digest(token)))
+        db.session.commit()
+    logout_user()
+    session.clear()
+
+
+def end_user_sessions(user, commit=True):
+    """End every session of ``user`` (deactivated, password changed, role removed...)."""
+    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
+    if commit:
+        db.session.commit()
+
+
+def current_session_row():
+    token = session.get(SESSION_TOKEN_KEY)
+    return db.session.get(UserSession, _digest(token)) if token else None
+
+
+def init_app(app):
+    login_manager.init_app(app)
+    login_manager.login_view = "auth.login"
+    login_manager.login_message = None
+    login_manager.user_loader(load_user)
+
+
+def load_user(user_id):
+    """Accept the cookie only while its session row exists, belongs to this user and has not timed out."""
+    row = current_session_row()
+    if row is None or str(row.user_id) != str(user_id):
+        return None
+    user = row.user
+    now = utcnow()
+    config = current_app.config
+    idle = timedelta(minutes=int(config["SESSION_IDLE_MINUTES"]))
+    absolute = timedelta(hours=int(config["SESSION_ABSOLUTE_HOURS"]))
+    if not user.active or now - row.last_seen_at > idle or now - row.created_at > absolute:
+        db.session.delete(row)
+        db.session.commit()
+        return None
+    if now - row.last_seen_at > _TOUCH_INTERVAL:
+        row.last_seen_at = now
+        db.session.commit()
+    return user

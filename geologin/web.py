@@ -1,0 +1,59 @@
+"""Request-wide behaviour: security headers, error pages, and what every template can use."""
+import logging
+
+from flask import render_template, request
+from flask_babel import gettext as _
+from flask_login import current_user
+from flask_wtf.csrf import CSRFError
+from werkzeug.exceptions import HTTPException
+
+from .extensions import db
+
+logger = logging.getLogger("geologin.web")
+
+CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; object-src 'none'; "
+       "base-uri 'none'; frame-ancestors 'none'")
+
+
+def _security_headers(response):
+    headers = response.headers
+    headers.setdefault("Content-Security-Policy", CSP)
+    headers.setdefault("X-Frame-Options", "DENY")
+    headers.setdefault("X-Content-Type-Options", "nosniff")
+    headers.setdefault("Referrer-Policy", "same-origin")
+    if current_user and current_user.is_authenticated:
+        headers["Cache-Control"] = "no-store"
+    return response
+
+
+_MESSAGES = {
+    400: lambda: _("The request could not be understood. Go back, reload the page and try again."),
+    403: lambda: _("You do not have permission to see this page."),
+    404: lambda: _("There is no page at this address."),
+    405: lambda: _("This page cannot be used that way."),
+}
+
+
+def _http_error(error):
+    message = _MESSAGES.get(error.code, lambda: error.description)()
+    return render_template("error.html", code=error.code, title=error.name, message=message), error.code
+
+
+def _csrf_error(error):
+    message = _("Your form expired or did not come from this site. Reload the page and try again.")
+    return render_template("error.html", code=400, title=_("Form expired"), message=message), 400
+
+
+def _unexpected_error(error):
+    db.session.rollback()
+    logger.exception("unhandled error on %s %s", request.method, request.path)
+    message = _("Something went wrong on our side. It has been logged; please try again later.")
+    return render_template("error.html", code=500, title=_("Server error"), message=message), 500
+
+
+def init_app(app):
+    app.after_request(_security_headers)
+    app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(HTTPException, _http_error)
+    if not app.debug and not app.testing:
+        app.register_error_handler(Exception, _unexpected_error)

@@ -6,7 +6,7 @@ import sys
 
 import click
 from flask import current_app
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
 from . import audit, firstrun, users
@@ -167,6 +167,7 @@ def audit_list(as_json, limit):
 
 
 @click.command("setup-link")
+@with_appcontext
 @click.option("--if-needed", is_flag=True, help="Print nothing when an administrator already exists.")
 @click.option("--base-url", default=None, help="Address of geologin as seen by your browser.")
 def setup_link(if_needed, base_url):

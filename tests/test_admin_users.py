@@ -1,0 +1,240 @@
+"""Admin user management screens (issue 3, checklist items 28, 32, 42)."""
+import pytest
+from sqlalchemy import func, select
+
+from conftest import STRONG_PASSWORD, AuthActions, csrf_from, post_form
+from geologin.extensions import db
+from geologin.models import AuditEvent, User
+
+
+def _user(app, username):
+    with app.app_context():
+        user = User.by_username(username)
+        if user is not None:
+            db.session.expunge(user)
+        return user
+
+
+def _user_id(app, username):
+    return _user(app, username).id
+
+
+def _user_count(app):
+    with app.app_context():
+        return db.session.scalar(select(func.count()).select_from(User))
+
+
+ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/users/new", "/admin/users/{id}", "/admin/users/{id}/password",
+               "/admin/users/{id}/delete"]
+ADMIN_POSTS = ["/admin/users/new", "/admin/users/{id}", "/admin/users/{id}/password",
+               "/admin/users/{id}/deactivate", "/admin/users/{id}/activate", "/admin/users/{id}/delete"]
+
+
+def _every_admin_rule(app):
+    return [rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("admin.")]
+
+
+def test_sec_42_route_walk_covers_every_admin_rule(app):
+    """If a new admin route appears, the lists above must grow with it."""
+    listed = {p.replace("{id}", "<int:user_id>") for p in ADMIN_PAGES + ADMIN_POSTS}
+    assert {rule.rule for rule in _every_admin_rule(app)} == listed
+
+
+def test_sec_42_anonymous_gets_login_redirect_on_every_admin_url(app, client, make_user):
+    target = make_user("target")
+    token = csrf_from(client.get("/login"))  # a valid token, so CSRF is not what stops the request
+    for rule in _every_admin_rule(app):
+        url = rule.rule.replace("<int:user_id>", str(target))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method, data={"csrf_token": token, "username": "x"})
+            assert response.status_code == 302, (method, url)
+            assert response.headers["Location"].startswith("/login?next="), (method, url)
+    assert _user(app, "target").active
+
+
+def test_sec_42_non_admin_gets_403_on_every_admin_url(app, client, auth, make_user):
+    target = make_user("target")
+    make_user("plain")
+    auth.login("plain")
+    token = csrf_from(client.get("/account/password"))
+    for rule in _every_admin_rule(app):
+        url = rule.rule.replace("<int:user_id>", str(target))
+        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
+            response = client.open(url, method=method, data={"csrf_token": token, "username": "x",
+                                                              "password": STRONG_PASSWORD})
+            assert response.status_code == 403, (method, url)
+    assert _user(app, "target").active and _user_count(app) == 2
+
+
+def test_users_list_search_and_pagination(app, admin_client, make_user):
+    app.config["USERS_PER_PAGE"] = 3
+    for name in ["amina", "bakary", "chipo", "dawit", "esi"]:
+        make_user(name, password=None, display_name=name.title() + " Health")
+    html = admin_client.get("/admin/users").get_data(as_text=True)
+    assert "6 users" in html and "Page 1 of 2" in html and "amina" in html and "esi" not in html
+    html = admin_client.get("/admin/users?page=2").get_data(as_text=True)
+    assert "esi" in html and "root" in html and "amina" not in html
+    html = admin_client.get("/admin/users?q=CHIP").get_data(as_text=True)
+    assert "1 user" in html and "chipo" in html and "dawit" not in html
+    html = admin_client.get("/admin/users?q=%25").get_data(as_text=True)  # a literal %, not a wildcard
+    assert "No user matches." in html
+    assert admin_client.get("/admin/users?page=99").status_code == 200
+    assert admin_client.get("/admin/users?page=abc").status_code == 200
+
+
+def test_create_user(app, admin_client):
+    response = post_form(admin_client, "/admin/users/new", {
+        "username": "fatou", "display_name": "Fatou Ndiaye", "email": "fatou@example.org",
+        "password": "Long-enough-pass-7", "confirm": "Long-enough-pass-7", "password_login_allowed": "y"})
+    assert response.status_code == 302
+    user = _user(app, "fatou")
+    assert user.display_name == "Fatou Ndiaye" and user.email == "fatou@example.org"
+    assert not user.is_admin and user.password_login_allowed and user.has_password
+    assert AuthActions(app.test_client()).login("fatou", "Long-enough-pass-7").status_code == 302
+
+
+def test_create_user_without_password(app, admin_client):
+    response = post_form(admin_client, "/admin/users/new", {"username": "dhis2only"})
+    assert response.status_code == 302
+    assert not _user(app, "dhis2only").has_password
+
+
+@pytest.mark.parametrize("data, field, message", [
+    ({"username": ""}, "username", "Enter a username."),
+    ({"username": "has space"}, "username", "no spaces"),
+    ({"username": "x" * 151}, "username", "at most 150"),
+    ({"username": "root"}, "username", "already exists"),
+    ({"username": "ok", "email": "not-an-email"}, "email", "valid email"),
+    ({"username": "ok", "password": "short", "confirm": "short"}, "password", "at least 12"),
+    ({"username": "ok", "password": "password1234", "confirm": "password1234"}, "password", "too common"),
+    ({"username": "ok", "password": "Long-enough-pass-7", "confirm": "Other-pass-77777"}, "confirm", "differ"),
+])
+def test_create_user_bad_input_changes_nothing(app, admin_client, data, field, message):
+    before = _user_count(app)
+    response = post_form(admin_client, "/admin/users/new", data)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 400
+    error_block = html.split(f'id="{field}-error"', 1)[1].split("</ul>", 1)[0]
+    assert message in error_block
+    assert _user_count(app) == before
+
+
+def test_edit_user(app, admin_client, make_user):
+    uid = make_user("amina")
+    response = post_form(admin_client, f"/admin/users/{uid}", {
+        "display_name": "Amina D.", "email": "amina@example.org", "active": "y"})
+    assert response.status_code == 302
+    user = _user(app, "amina")
+    assert (user.display_name, user.email, user.is_admin, user.active, user.password_login_allowed) == \
+        ("Amina D.", "amina@example.org", False, True, False)
+
+
+def test_edit_user_bad_email_changes_nothing(app, admin_client, make_user):
+    uid = make_user("amina", display_name="Amina")
+    response = post_form(admin_client, f"/admin/users/{uid}", {
+        "display_name": "Changed", "email": "nope", "active": "y", "is_admin": "y"})
+    assert response.status_code == 400
+    assert "valid email" in response.get_data(as_text=True)
+    user = _user(app, "amina")
+    assert user.display_name == "Amina" and not user.is_admin
+
+
+def test_sec_28_deactivating_ends_sessions(app, admin_client, make_user):
+    uid = make_user("amina")
+    amina = app.test_client()
+    AuthActions(amina).login("amina")
+    assert amina.get("/").status_code == 200
+    response = post_form(admin_client, f"/admin/users/{uid}/deactivate", {}, page=f"/admin/users/{uid}")
+    assert response.status_code == 302
+    assert amina.get("/").status_code == 302
+    assert AuthActions(app.test_client()).login("amina").status_code == 400
+    post_form(admin_client, f"/admin/users/{uid}/activate", {}, page=f"/admin/users/{uid}")
+    assert AuthActions(app.test_client()).login("amina").status_code == 302
+
+
+def test_sec_28_removing_admin_role_ends_sessions(app, admin_client, make_user):
+    uid = make_user("deputy", is_admin=True)
+    deputy = app.test_client()
+    AuthActions(deputy).login("deputy")
+    assert deputy.get("/admin/users").status_code == 200
+    post_form(admin_client, f"/admin/users/{uid}", {"active": "y", "password_login_allowed": "y"})
+    assert deputy.get("/admin/users").status_code == 302
+
+
+def test_admin_sets_password_and_ends_sessions(app, admin_client, make_user):
+    uid = make_user("amina")
+    amina = app.test_client()
+    AuthActions(amina).login("amina")
+    response = post_form(admin_client, f"/admin/users/{uid}/password",
+                         {"password": "Brand-new-secret-42", "confirm": "Brand-new-secret-42"})
+    assert response.status_code == 302
+    assert amina.get("/").status_code == 302
+    assert AuthActions(app.test_client()).login("amina", "Brand-new-secret-42").status_code == 302
+
+
+def test_admin_set_password_bad_input_changes_nothing(app, admin_client, make_user):
+    uid = make_user("amina")
+    response = post_form(admin_client, f"/admin/users/{uid}/password", {"password": "amina", "confirm": "amina"})
+    assert response.status_code == 400
+    assert AuthActions(app.test_client()).login("amina").status_code == 302
+
+
+def test_delete_needs_confirmation(app, admin_client, make_user):
+    uid = make_user("amina")
+    page = admin_client.get(f"/admin/users/{uid}/delete")
+    assert "Delete amina?" in page.get_data(as_text=True)
+    assert _user(app, "amina") is not None
+    response = admin_client.post(f"/admin/users/{uid}/delete", data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 302
+    assert _user(app, "amina") is None
+    assert admin_client.get(f"/admin/users/{uid}").status_code == 404
+
+
+def test_sec_32_admin_posts_without_csrf_change_nothing(app, admin_client, make_user):
+    uid = make_user("amina")
+    for url, data in [(f"/admin/users/{uid}/delete", {}), (f"/admin/users/{uid}/deactivate", {}),
+                      ("/admin/users/new", {"username": "sneaky"}),
+                      (f"/admin/users/{uid}", {"is_admin": "y", "active": "y"}),
+                      (f"/admin/users/{uid}/password", {"password": "Sneaky-pass-123", "confirm": "Sneaky-pass-123"})]:
+        assert admin_client.post(url, data=data).status_code == 400, url
+        assert admin_client.post(url, data={**data, "csrf_token": "wrong"}).status_code == 400, url
+    user = _user(app, "amina")
+    assert user.active and not user.is_admin and _user(app, "sneaky") is None
+    assert AuthActions(app.test_client()).login("amina").status_code == 302
+
+
+def test_last_admin_cannot_be_removed(app, admin_client):
+    uid = _user_id(app, "root")
+    response = post_form(admin_client, f"/admin/users/{uid}", {"active": "y", "password_login_allowed": "y"})
+    assert response.status_code == 400
+    assert "last active administrator" in response.get_data(as_text=True)
+    post_form(admin_client, f"/admin/users/{uid}/deactivate", {}, page=f"/admin/users/{uid}")
+    post_form(admin_client, f"/admin/users/{uid}/delete", {})
+    user = _user(app, "root")
+    assert user.is_admin and user.active
+
+
+def test_unknown_user_id_is_404(admin_client):
+    assert admin_client.get("/admin/users/999999").status_code == 404
+    assert post_form(admin_client, "/admin/users/999999/delete", {}, page="/admin/users").status_code == 404
+
+
+def test_admin_changes_are_audited(app, admin_client, make_user):
+    uid = make_user("amina")
+    post_form(admin_client, f"/admin/users/{uid}", {"display_name": "A", "active": "y"})
+    post_form(admin_client, f"/admin/users/{uid}/deactivate", {}, page=f"/admin/users/{uid}")
+    post_form(admin_client, f"/admin/users/{uid}/password", {"password": "Brand-new-secret-42",
+                                                             "confirm": "Brand-new-secret-42"})
+    post_form(admin_client, f"/admin/users/{uid}/delete", {})
+    with app.app_context():
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.actor == "root",
+                                                             AuditEvent.target == "amina")
+                                    .order_by(AuditEvent.id)).all()
+        assert [e.event_type for e in events] == ["user.update", "user.deactivate", "user.password_set",
+                                                  "user.delete"]
+        assert "password_login_allowed" in events[0].detail
+        assert all("Brand-new" not in (e.detail or "") for e in events)
+
+
+def test_admin_pages_not_cached(admin_client):
+    assert admin_client.get("/admin/users").headers["Cache-Control"] == "no-store"

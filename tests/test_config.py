@@ -1,0 +1,95 @@
+"""Configuration layers and the SECRET_KEY rules (checklist item 31)."""
+import os
+import stat
+
+import pytest
+
+from conftest import TEST_SECRET_KEY, AuthActions
+from geologin import create_app
+from geologin.config import ConfigError, environment_overrides
+
+
+def _app(tmp_path, monkeypatch, env=None, instance_config=None):
+    instance = tmp_path / "inst"
+    instance.mkdir(exist_ok=True)
+    if instance_config is not None:
+        (instance / "config.py").write_text(instance_config)
+    for name in list(os.environ):
+        if name.startswith("GEOLOGIN_") or name == "DATABASE_URL":
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("GEOLOGIN_INSTANCE", str(instance))
+    for name, value in (env or {}).items():
+        monkeypatch.setenv(name, value)
+    return create_app()
+
+
+@pytest.mark.parametrize("key, reason", [
+    (None, "is not set"), ("", "is not set"), ("dev", "well-known default"), ("changeme", "well-known default"),
+    ("short-but-random-1234", "shorter than 32"), ("a" * 40, "too little variety"),
+])
+def test_sec_31_refuses_to_start_without_strong_key_outside_development(tmp_path, monkeypatch, key, reason):
+    env = {"GEOLOGIN_SECRET_KEY": key} if key is not None else {}
+    with pytest.raises(ConfigError, match=reason):
+        _app(tmp_path, monkeypatch, env)
+
+
+def test_sec_31_strong_key_from_environment_or_instance_file(tmp_path, monkeypatch):
+    app = _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY})
+    assert app.config["SECRET_KEY"] == TEST_SECRET_KEY
+    app = _app(tmp_path, monkeypatch, instance_config=f"SECRET_KEY = {TEST_SECRET_KEY[::-1]!r}\n")
+    assert app.config["SECRET_KEY"] == TEST_SECRET_KEY[::-1]
+
+
+def test_sec_31_development_generates_a_private_key_once(tmp_path, monkeypatch):
+    first = _app(tmp_path, monkeypatch, {"GEOLOGIN_ENV": "development"})
+    key_file = tmp_path / "inst" / "secret_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    assert len(first.config["SECRET_KEY"]) >= 32
+    second = _app(tmp_path, monkeypatch, {"GEOLOGIN_ENV": "development"})
+    assert second.config["SECRET_KEY"] == first.config["SECRET_KEY"]
+
+
+def test_sec_31_cookie_signed_with_another_key_is_rejected(app_factory, make_user):
+    app = app_factory()
+    make_user("amina")
+    client = app.test_client()
+    AuthActions(client).login("amina")
+    assert client.get("/").status_code == 200
+    other = app_factory(SECRET_KEY="another-secret-key-abcdefghijklmnopqrstuvwxyz-0123")
+    forged = other.test_client()
+    # Sign a session naming the very same server-side session, but with the wrong key.
+    with client.session_transaction() as real_session:
+        stolen = dict(real_session)
+    with forged.session_transaction() as session:
+        session.update(stolen)
+    cookie = forged.get_cookie("geologin_session").value
+    victim_app_client = app.test_client()
+    victim_app_client.set_cookie("geologin_session", cookie)
+    assert victim_app_client.get("/").status_code == 302
+
+
+def test_environment_layer_parses_types():
+    overrides = environment_overrides({
+        "GEOLOGIN_USERS_PER_PAGE": "50", "GEOLOGIN_ALLOW_INSECURE_HTTP": "1", "GEOLOGIN_PUBLIC_URL": "https://x.org",
+        "DATABASE_URL": "postgresql://u@h/db", "GEOLOGIN_SECRET_KEY": "12345678901234567890123456789012345",
+        "OTHER": "ignored",
+    })
+    assert overrides == {"USERS_PER_PAGE": 50, "ALLOW_INSECURE_HTTP": True, "PUBLIC_URL": "https://x.org",
+                         "SQLALCHEMY_DATABASE_URI": "postgresql://u@h/db",
+                         "SECRET_KEY": "12345678901234567890123456789012345"}
+
+
+def test_environment_beats_instance_file_and_database_defaults(tmp_path, monkeypatch):
+    app = _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY, "GEOLOGIN_USERS_PER_PAGE": "7"},
+               instance_config="USERS_PER_PAGE = 3\nPASSWORD_MIN_LENGTH = 15\n")
+    assert app.config["USERS_PER_PAGE"] == 7
+    assert app.config["PASSWORD_MIN_LENGTH"] == 15
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "sqlite:///" + str(tmp_path / "inst" / "geologin.sqlite3")
+    app = _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY,
+                                       "DATABASE_URL": "postgres://u:p@db.example/geo"})
+    assert app.config["SQLALCHEMY_DATABASE_URI"] == "postgresql+psycopg://u:p@db.example/geo"
+
+
+def test_password_minimum_cannot_be_set_below_8(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="below 8"):
+        _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY, "GEOLOGIN_PASSWORD_MIN_LENGTH": "6"})

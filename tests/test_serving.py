@@ -1,0 +1,70 @@
+"""What `make run` does, done for real: migrate a fresh instance folder, print the setup link, serve HTTP."""
+import os
+import re
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from conftest import TEST_DB
+
+ROOT = Path(__file__).resolve().parent.parent
+FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
+
+
+def _env(instance):
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOLOGIN_") and k != "DATABASE_URL"}
+    env.update({"GEOLOGIN_ENV": "development", "GEOLOGIN_INSTANCE": str(instance)})
+    return env
+
+
+def _free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.mark.skipif(TEST_DB != "sqlite", reason="the embedded default is SQLite")
+def test_fresh_instance_migrates_prints_setup_link_and_serves(tmp_path):
+    instance = tmp_path / "instance"
+    env = _env(instance)
+    subprocess.run(FLASK + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+    tables = set(inspect(create_engine(f"sqlite:///{instance}/geologin.sqlite3")).get_table_names())
+    assert {"users", "user_sessions", "audit_events", "alembic_version"} <= tables
+    link = subprocess.run(FLASK + ["setup-link", "--if-needed"], cwd=ROOT, env=env, check=True,
+                          capture_output=True, text=True).stdout
+    assert re.search(r"http://127\.0\.0\.1:5000/setup/[\w-]{40,}", link)
+    port = _free_port()
+    server = subprocess.Popen(FLASK + ["run", "--port", str(port)], cwd=ROOT, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as response:
+                    body = response.read().decode()
+                    headers = response.headers
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert ">Log in</button>" in body and "no administrator yet" in body
+        assert headers["X-Frame-Options"] == "DENY"
+        assert (instance / "secret_key").exists()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_production_refuses_to_start_without_secret_key(tmp_path):
+    env = _env(tmp_path / "instance")
+    env["GEOLOGIN_ENV"] = "production"
+    result = subprocess.run(FLASK + ["users", "list"], cwd=ROOT, env=env, capture_output=True, text=True)
+    assert result.returncode != 0
+    assert "SECRET_KEY is not set" in result.stderr

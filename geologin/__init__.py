@@ -24,7 +24,8 @@ def create_app(test_config=None):
     load_config(app, test_config)
     _configure_logging(app)
 
-    from . import extensions, i18n, sessions, web
+    from . import encryption, extensions, i18n, plugins, sessions, web
+    encryption.init_app(app)
     extensions.db.init_app(app)
     from .models import alembic_render_item
     extensions.migrate.init_app(app, extensions.db, directory=str(Path(__file__).parent / "migrations"),
@@ -35,10 +36,13 @@ def create_app(test_config=None):
 
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
+    from .external import bp as external_bp
     from .home import bp as home_bp
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(admin_bp)
+    app.register_blueprint(external_bp)
+    plugins.init_app(app)
     web.init_app(app)
 
     from .cli import init_app as init_cli

@@ -5,6 +5,7 @@ from flask_login import current_user, login_required
 
 from . import audit, firstrun, users
 from .extensions import db
+from .external import login_widgets
 from .forms import LoginForm, SetupForm
 from .models import User
 from .passwords import hash_password, needs_rehash, verify_password
@@ -55,7 +56,8 @@ def login():
         flash(_("Invalid username or password."), "error")
         form.password.data = ""
     status = 400 if request.method == "POST" else 200
-    return render_template("login.html", form=form, needs_setup=not firstrun.admin_exists()), status
+    return render_template("login.html", form=form, needs_setup=not firstrun.admin_exists(),
+                           widgets=login_widgets()), status
 
 
 @bp.route("/logout", methods=["POST"])

@@ -29,6 +29,13 @@ DEFAULTS = {
     "SQLALCHEMY_ENGINE_OPTIONS": {"pool_pre_ping": True},
     "PUBLIC_URL": None,
     "ALLOW_INSECURE_HTTP": False,
+    "ENCRYPTION_KEY": None,  # Fernet key(s), comma-separated, newest first
+    "PLUGINS_FOLDER": None,  # None -> the plugins/ folder next to the geologin package
+    "DISABLED_PLUGINS": [],
+    "LOGIN_TRANSACTION_MINUTES": 10,
+    "HTTP_CONNECT_TIMEOUT": 5,
+    "HTTP_READ_TIMEOUT": 10,
+    "HTTP_MAX_RESPONSE_BYTES": 1024 * 1024,
     "DEFAULT_LOCALE": "en",
     "USERS_PER_PAGE": 25,
     "PASSWORD_MIN_LENGTH": 12,
@@ -46,6 +53,9 @@ DEFAULTS = {
     "SESSION_COOKIE_SECURE": None,  # None -> follow PUBLIC_URL's scheme
     "WTF_CSRF_TIME_LIMIT": None,  # the token lives as long as the session that holds it
 }
+
+
+_VERBATIM = {"SECRET_KEY", "PUBLIC_URL", "ENCRYPTION_KEY"}
 
 
 def _parse_env_value(raw):
@@ -70,7 +80,7 @@ def environment_overrides(environ=os.environ):
     for name, raw in environ.items():
         if name.startswith(ENV_PREFIX) and name != ENV_PREFIX + "INSTANCE":
             key = name[len(ENV_PREFIX):]
-            overrides[key] = raw if key in {"SECRET_KEY", "PUBLIC_URL"} else _parse_env_value(raw)
+            overrides[key] = raw if key in _VERBATIM else _parse_env_value(raw)
     if "DATABASE_URL" in overrides:
         overrides["SQLALCHEMY_DATABASE_URI"] = overrides.pop("DATABASE_URL")
     return overrides
@@ -115,7 +125,7 @@ def _ensure_secret_key(app):
     """Use the configured key; in development generate one into the instance folder; else refuse to start."""
     key = app.config.get("SECRET_KEY")
     if not key and is_development(app):
-        key = _instance_secret(app, "secret_key")
+        key = read_or_create_instance_secret(app, "secret_key", lambda: secrets.token_urlsafe(48))
         app.config["SECRET_KEY"] = key
     problem = weak_secret_key_reason(key)
     if problem:
@@ -142,13 +152,13 @@ def weak_secret_key_reason(key):
     return None
 
 
-def _instance_secret(app, filename):
+def read_or_create_instance_secret(app, filename, generate):
     """Read a generated secret from the instance folder, creating it (mode 0600) on first use."""
     path = Path(app.instance_path) / filename
     if path.exists():
         return path.read_text().strip()
     path.parent.mkdir(parents=True, exist_ok=True)
-    value = secrets.token_urlsafe(48)
+    value = generate()
     try:
         fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:  # another process created it first

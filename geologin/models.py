@@ -2,7 +2,7 @@
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator, func, select
+from sqlalchemy import DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, func, select
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -131,6 +131,91 @@ class SetupToken(db.Model):
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+
+
+class ProviderInstance(db.Model):
+    """A registered identity provider (one DHIS2 server, one OIDC issuer...). ``type`` names the plugin;
+    ``settings`` holds the plugin's plain settings as JSON, ``secrets`` its encrypted ones."""
+
+    __tablename__ = "provider_instances"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    slug: Mapped[str] = mapped_column(String(60), unique=True, nullable=False)
+    type: Mapped[str] = mapped_column(String(60), nullable=False)
+    label: Mapped[str] = mapped_column(String(120), nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    enabled: Mapped[bool] = mapped_column(default=True, nullable=False)
+    position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
+    allow_all_users: Mapped[bool] = mapped_column(default=False, nullable=False)
+    settings_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    secrets_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+
+    permissions: Mapped[list["UserProviderPermission"]] = relationship(
+        back_populates="provider", cascade="all, delete-orphan", passive_deletes=True)
+    identities: Mapped[list["ExternalIdentity"]] = relationship(
+        back_populates="provider", cascade="all, delete-orphan", passive_deletes=True)
+
+    @classmethod
+    def by_slug(cls, slug):
+        return db.session.scalar(select(cls).where(cls.slug == slug))
+
+    def __repr__(self):
+        return f"<ProviderInstance {self.slug!r} ({self.type})>"
+
+
+class UserProviderPermission(db.Model):
+    """This user may log in through this provider (unless the provider admits every active user)."""
+
+    __tablename__ = "user_provider_permissions"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_instances.id", ondelete="CASCADE"),
+                                             primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    user: Mapped[User] = relationship()
+    provider: Mapped[ProviderInstance] = relationship(back_populates="permissions")
+
+
+class ExternalIdentity(db.Model):
+    """The provider's stable id for a local user, bound at the first successful login so a different
+    account that later takes the same username cannot take over."""
+
+    __tablename__ = "external_identities"
+    __table_args__ = (UniqueConstraint("provider_id", "user_id"), UniqueConstraint("provider_id", "subject"))
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_instances.id", ondelete="CASCADE"),
+                                             nullable=False)
+    subject: Mapped[str] = mapped_column(String(255), nullable=False)
+    subject_scheme: Mapped[str] = mapped_column(String(40), nullable=False, default="sub")
+    external_username: Mapped[str | None] = mapped_column(String(255))
+    first_login_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    last_login_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    user: Mapped[User] = relationship()
+    provider: Mapped[ProviderInstance] = relationship(back_populates="identities")
+
+
+class LoginTransaction(db.Model):
+    """One external login in flight: kept server-side (so any node can finish it), keyed by a hash of
+    the OAuth ``state``, bound to the browser that started it, used once."""
+
+    __tablename__ = "login_transactions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of state
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_instances.id", ondelete="CASCADE"),
+                                             nullable=False)
+    browser_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    nonce: Mapped[str] = mapped_column(String(128), nullable=False)
+    code_verifier: Mapped[str] = mapped_column(String(128), nullable=False)
+    redirect_uri: Mapped[str] = mapped_column(String(2000), nullable=False)
+    next_url: Mapped[str | None] = mapped_column(String(2000))
+    data_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
 
 
 def alembic_render_item(type_, obj, autogen_context):

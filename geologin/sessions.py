@@ -55,6 +55,18 @@ def end_user_sessions(user, commit=True):
         db.session.commit()
 
 
+def end_user_sessions_via(user, provider_slug, commit=True):
+    """End the user's sessions that were opened through one identity provider."""
+    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id,
+                                                 UserSession.auth_method == provider_auth_method(provider_slug)))
+    if commit:
+        db.session.commit()
+
+
+def provider_auth_method(provider_slug):
+    return f"provider:{provider_slug}"
+
+
 def current_session_row():
     token = session.get(SESSION_TOKEN_KEY)
     return db.session.get(UserSession, _digest(token)) if token else None

@@ -16,6 +16,7 @@ from geologin.extensions import db
 TEST_DB = os.environ.get("GEOLOGIN_TEST_DB", "sqlite")
 TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
 STRONG_PASSWORD = "Correct-horse-battery-9"
+TEST_ENCRYPTION_KEY = "7TSaOKjj0yW2GIQqPJmHlmz9Xw2kqzn_p6s0sNqD5sA="
 
 
 def pytest_report_header(config):
@@ -36,6 +37,7 @@ def make_config(database_url, instance_path, **extra):
     config = {
         "TESTING": True,
         "SECRET_KEY": TEST_SECRET_KEY,
+        "ENCRYPTION_KEY": TEST_ENCRYPTION_KEY,
         "SQLALCHEMY_DATABASE_URI": database_url,
         "INSTANCE_PATH": str(instance_path),
         "PUBLIC_URL": "http://localhost",

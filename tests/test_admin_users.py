@@ -2,7 +2,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from conftest import STRONG_PASSWORD, AuthActions, csrf_from, post_form
+from tests.conftest import STRONG_PASSWORD, AuthActions, csrf_from, post_form
 from geologin.extensions import db
 from geologin.models import AuditEvent, User
 

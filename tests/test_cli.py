@@ -3,7 +3,7 @@ import json
 
 import pytest
 
-from conftest import STRONG_PASSWORD, AuthActions
+from tests.conftest import STRONG_PASSWORD, AuthActions
 from geologin.extensions import db
 from geologin.models import User
 

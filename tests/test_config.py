@@ -4,7 +4,7 @@ import stat
 
 import pytest
 
-from conftest import TEST_SECRET_KEY, AuthActions
+from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY, AuthActions
 from geologin import create_app
 from geologin.config import ConfigError, environment_overrides
 
@@ -18,6 +18,7 @@ def _app(tmp_path, monkeypatch, env=None, instance_config=None):
         if name.startswith("GEOLOGIN_") or name == "DATABASE_URL":
             monkeypatch.delenv(name)
     monkeypatch.setenv("GEOLOGIN_INSTANCE", str(instance))
+    monkeypatch.setenv("GEOLOGIN_ENCRYPTION_KEY", TEST_ENCRYPTION_KEY)
     for name, value in (env or {}).items():
         monkeypatch.setenv(name, value)
     return create_app()
@@ -47,6 +48,23 @@ def test_sec_31_development_generates_a_private_key_once(tmp_path, monkeypatch):
     assert len(first.config["SECRET_KEY"]) >= 32
     second = _app(tmp_path, monkeypatch, {"GEOLOGIN_ENV": "development"})
     assert second.config["SECRET_KEY"] == first.config["SECRET_KEY"]
+
+
+def test_development_generates_a_private_encryption_key(tmp_path, monkeypatch):
+    monkeypatch.delenv("GEOLOGIN_ENCRYPTION_KEY", raising=False)
+    app = _app(tmp_path, monkeypatch, {"GEOLOGIN_ENV": "development", "GEOLOGIN_ENCRYPTION_KEY": ""})
+    key_file = tmp_path / "inst" / "encryption_key"
+    assert stat.S_IMODE(key_file.stat().st_mode) == 0o600
+    with app.app_context():
+        from geologin.encryption import decrypt, encrypt
+        token = encrypt("s3cret")
+        assert "s3cret" not in token and decrypt(token) == "s3cret"
+
+
+@pytest.mark.parametrize("key, message", [("", "ENCRYPTION_KEY is not set"), ("not-a-key", "Fernet key")])
+def test_production_refuses_to_start_without_valid_encryption_key(tmp_path, monkeypatch, key, message):
+    with pytest.raises(ConfigError, match=message):
+        _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY, "GEOLOGIN_ENCRYPTION_KEY": key})
 
 
 def test_sec_31_cookie_signed_with_another_key_is_rejected(app_factory, make_user):

@@ -2,7 +2,7 @@
 import pytest
 from sqlalchemy import func, select
 
-from conftest import STRONG_PASSWORD, csrf_from, post_form
+from tests.conftest import STRONG_PASSWORD, csrf_from, post_form
 from geologin.extensions import db
 from geologin.models import AuditEvent, User
 
@@ -238,7 +238,7 @@ def test_change_own_password_needs_current_one(client, auth, make_user):
 def test_changing_password_ends_other_sessions(app, client, auth, make_user):
     make_user("amina")
     other = app.test_client()
-    from conftest import AuthActions
+    from tests.conftest import AuthActions
     AuthActions(other).login("amina")
     auth.login("amina")
     post_form(client, "/account/password", {

@@ -3,7 +3,7 @@ import pytest
 from argon2 import extract_parameters
 from argon2.low_level import Type
 
-from conftest import STRONG_PASSWORD
+from tests.conftest import STRONG_PASSWORD
 from geologin.extensions import db
 from geologin.models import User
 from geologin.passwords import hash_password, password_problems, verify_password

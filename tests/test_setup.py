@@ -3,7 +3,7 @@ import re
 
 from sqlalchemy import func, select
 
-from conftest import csrf_from
+from tests.conftest import csrf_from
 from geologin.extensions import db
 from geologin.models import User
 

@@ -1,5 +1,5 @@
 """Headers every page sends and the error pages (checklist items 9, 33 in part, 35)."""
-from conftest import TEST_SECRET_KEY
+from tests.conftest import TEST_SECRET_KEY
 
 
 def test_sec_09_every_page_forbids_framing(client):

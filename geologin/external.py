@@ -1,0 +1,220 @@
+"""Logging in through an identity provider. The core owns everything around the plugin's one job
+(turning a callback into an Identity): the login transaction (state, nonce, PKCE, browser binding,
+single use, expiry), matching the identity to a local user, binding, the session and the audit."""
+import hashlib
+import json
+import logging
+import secrets
+from datetime import timedelta
+from urllib.parse import urlsplit
+
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import lazy_gettext as _l
+from sqlalchemy import delete, select
+
+from . import audit, instances
+from .encryption import SecretUnreadable
+from .extensions import db
+from .models import ExternalIdentity, LoginTransaction, ProviderInstance, User, utcnow
+from .providers.base import CallbackContext, LoginFailure, LoginRequest
+from .redirects import safe_next
+from .sessions import provider_auth_method, start_session
+
+bp = Blueprint("external", __name__)
+logger = logging.getLogger("geologin.external")
+
+BROWSER_KEY = "browser"
+REMEMBER_COOKIE = "geologin_provider"
+
+# What the user reads for each reason code; the audit log keeps the detail.
+MESSAGES = {
+    "access_denied": _l("You did not authorize the login at %(label)s, so you are not logged in."),
+    "unknown_user": _l("User %(username)s does not exist here. An administrator must first create this user "
+                       "(and give it roles) before you can log in with it."),
+    "not_allowed": _l("User %(username)s is not allowed to log in through %(label)s. Ask an administrator "
+                      "to enable it."),
+    "inactive_user": _l("The account %(username)s is deactivated. Ask an administrator."),
+    "identity_mismatch": _l("The %(label)s account you used is not the one linked to %(username)s here. "
+                            "Ask an administrator to check the link."),
+    "state_invalid": _l("This login attempt expired or was not started in this browser. Please try again."),
+    "provider_error": _l("%(label)s sent an answer geologin cannot use. Please try again; if it keeps "
+                         "happening, tell an administrator."),
+    "provider_unavailable": _l("%(label)s cannot be reached right now. Please try again later, or log in "
+                               "another way."),
+    "not_configured": _l("Logging in through %(label)s is not set up correctly. Tell an administrator."),
+}
+
+
+def _digest(value):
+    return hashlib.sha256(value.encode()).hexdigest()
+
+
+def _browser_binding():
+    if BROWSER_KEY not in session:
+        session[BROWSER_KEY] = secrets.token_urlsafe(32)
+    return _digest(session[BROWSER_KEY])
+
+
+def _fail(reason, instance=None, *, username=None, detail=None):
+    label = instance.label if instance is not None else _l("the identity provider")
+    audit.record("login", audit.FAILURE, target=username, reason=reason, detail=detail, actor="",
+                 provider=instance.slug if instance is not None else None)
+    flash(MESSAGES[reason] % {"label": label, "username": username or "?"}, "error")
+    return redirect(url_for("auth.login"))
+
+
+def _transaction_ttl():
+    return timedelta(minutes=int(current_app.config["LOGIN_TRANSACTION_MINUTES"]))
+
+
+@bp.route("/auth/start", methods=["POST"])
+def start():
+    """Begin a login at the chosen instance (a CSRF-checked POST, never a bare GET)."""
+    slug = request.form.get("provider", "")
+    instance = ProviderInstance.by_slug(slug) if slug else None
+    if instance is None or not instance.enabled or instance not in instances.usable_instances():
+        flash(_l("Choose a server to log in with."), "error")
+        return redirect(url_for("auth.login"))
+    provider = instances.build_provider(instance)
+    redirect_uri = provider.redirect_uri()
+    if not redirect_uri:
+        return _fail("not_configured", instance, detail="PUBLIC_URL is not configured")
+    state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
+    login_request = LoginRequest(state=state, nonce=secrets.token_urlsafe(32),
+                                 code_challenge=create_s256_code_challenge(verifier), redirect_uri=redirect_uri)
+    try:
+        url = provider.authorization_url(login_request)
+    except LoginFailure as failure:
+        return _fail(failure.reason, instance, detail=failure.detail)
+    except SecretUnreadable as error:
+        return _fail("not_configured", instance, detail=str(error))
+    db.session.execute(delete(LoginTransaction).where(LoginTransaction.created_at < utcnow() - _transaction_ttl()))
+    db.session.add(LoginTransaction(
+        id=_digest(state), provider_id=instance.id, browser_hash=_browser_binding(), nonce=login_request.nonce,
+        code_verifier=verifier, redirect_uri=redirect_uri, next_url=safe_next(request.form.get("next")),
+        data_json=json.dumps(login_request.data),
+    ))
+    db.session.commit()
+    response = redirect(url)
+    response.set_cookie(REMEMBER_COOKIE, instance.slug, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
+
+
+def _pop_transaction(state):
+    """Take the transaction for ``state`` out of the store: whatever happens next, it cannot be reused."""
+    if not state or len(state) > 200:
+        return None
+    transaction = db.session.get(LoginTransaction, _digest(state))
+    if transaction is None:
+        return None
+    deleted = db.session.execute(delete(LoginTransaction).where(LoginTransaction.id == transaction.id)).rowcount
+    db.session.commit()
+    return transaction if deleted == 1 else None  # another request consumed it first
+
+
+def _callback(slug=None):
+    params = {key: request.args.get(key) for key in request.args}
+    transaction = _pop_transaction(params.get("state"))
+    url_instance = ProviderInstance.by_slug(slug) if slug else None
+    if transaction is None:
+        return _fail("state_invalid", url_instance, detail="unknown, reused or missing state")
+    instance = db.session.get(ProviderInstance, transaction.provider_id)
+    if transaction.created_at < utcnow() - _transaction_ttl():
+        return _fail("state_invalid", instance, detail="login transaction expired")
+    if session.get(BROWSER_KEY) is None or _digest(session[BROWSER_KEY]) != transaction.browser_hash:
+        return _fail("state_invalid", instance, detail="state belongs to another browser")
+    if slug is not None and slug != instance.slug:
+        return _fail("state_invalid", instance, detail=f"callback for {slug!r} on a transaction for {instance.slug!r}")
+    if urlsplit(transaction.redirect_uri).path != request.path:
+        return _fail("state_invalid", instance, detail="callback arrived on another redirect URI than was sent")
+    if not instance.enabled or instances.plugins().get(instance.type) is None:
+        return _fail("not_configured", instance, detail="instance disabled or its plugin missing")
+    provider = instances.build_provider(instance)
+    callback = CallbackContext(params=params, redirect_uri=transaction.redirect_uri, nonce=transaction.nonce,
+                               code_verifier=transaction.code_verifier, data=json.loads(transaction.data_json))
+    try:
+        identity = provider.complete_login(callback)
+    except LoginFailure as failure:
+        return _fail(failure.reason, instance, detail=failure.detail)
+    except SecretUnreadable as error:
+        return _fail("not_configured", instance, detail=str(error))
+    user, reason = match_identity(identity, instance)
+    if reason:
+        return _fail(reason, instance, username=identity.username,
+                     detail=f"external subject {identity.subject_scheme}:{identity.subject}")
+    start_session(user, provider_auth_method(instance.slug))
+    audit.record("login", target=user.username, actor=user.username, provider=instance.slug)
+    return redirect(safe_next(transaction.next_url) or url_for("home.index"))
+
+
+def match_identity(identity, instance):
+    """The local user ``identity`` may log in as, or a reason code. Exact username match, active,
+    allowed for this instance, and the provider's subject bound to this user (bound on first success)."""
+    user = User.by_username(identity.username) if identity.username else None
+    if user is None:
+        return None, "unknown_user"
+    if not user.active:
+        return None, "inactive_user"
+    if not instances.is_allowed(user, instance):
+        return None, "not_allowed"
+    binding = db.session.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == instance.id,
+                                                               ExternalIdentity.user_id == user.id))
+    if binding is not None and binding.subject_scheme == identity.subject_scheme:
+        if binding.subject != identity.subject:
+            return None, "identity_mismatch"
+    else:
+        holder = db.session.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == instance.id,
+                                                                  ExternalIdentity.subject == identity.subject,
+                                                                  ExternalIdentity.user_id != user.id))
+        if holder is not None:
+            return None, "identity_mismatch"
+        if binding is None:
+            binding = ExternalIdentity(user_id=user.id, provider_id=instance.id)
+            db.session.add(binding)
+        else:  # the server changed how it names accounts (an upgrade): nothing to compare, bind anew
+            audit.record("identity.rebind", target=user.username, provider=instance.slug, commit=False,
+                         actor="", detail=f"{binding.subject_scheme} -> {identity.subject_scheme}")
+        binding.subject, binding.subject_scheme = identity.subject, identity.subject_scheme
+    binding.external_username = identity.username
+    binding.last_login_at = utcnow()
+    db.session.commit()
+    return user, None
+
+
+@bp.route("/auth/<slug>/callback")
+def callback(slug):
+    return _no_referrer(_callback(slug))
+
+
+def _callback_by_state():
+    """A plugin-declared fixed callback path: the instance is found through the state parameter."""
+    return _no_referrer(_callback(None))
+
+
+def _no_referrer(response):
+    response.headers["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+def register_callback_paths(app, registry):
+    """Add each fixed callback path that an installed plugin declares (once, whoever declares it)."""
+    paths = sorted({path for plugin in registry.plugins.values() for path in plugin.provider.callback_paths})
+    for number, path in enumerate(paths):
+        app.add_url_rule(path, endpoint=f"external_fixed_callback_{number}", view_func=_callback_by_state)
+
+
+def login_widgets():
+    """Rendered login widgets of the enabled instances, one per plugin type, in the admins' order."""
+    by_type = {}
+    for instance in instances.usable_instances():
+        by_type.setdefault(instance.type, []).append(instance)
+    remembered = request.cookies.get(REMEMBER_COOKIE)
+    widgets = []
+    for type_name, group in by_type.items():
+        provider = instances.plugins().get(type_name)
+        template = provider.widget_template or "external_widget.html"
+        widgets.append(render_template(template, instances=group, provider=provider, remembered=remembered,
+                                       next=safe_next(request.args.get("next")) or ""))
+    return widgets

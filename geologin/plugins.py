@@ -1,0 +1,17 @@
+"""Loading provider plugins into the app: discovery, their templates, their fixed callback paths."""
+from flask import Blueprint
+
+from . import ROOT
+from .external import register_callback_paths
+from .providers.registry import discover
+
+
+def init_app(app):
+    folder = app.config.get("PLUGINS_FOLDER") or ROOT / "plugins"
+    registry = discover(folder, disabled=set(app.config.get("DISABLED_PLUGINS") or ()))
+    app.extensions["geologin.plugins"] = registry
+    for type_name, plugin in sorted(registry.plugins.items()):
+        if plugin.templates:
+            # Templates only: a plugin adds no routes of its own, so every route stays under core guards.
+            app.register_blueprint(Blueprint(f"plugin_{type_name}", __name__, template_folder=str(plugin.templates)))
+    register_callback_paths(app, registry)

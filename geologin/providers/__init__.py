@@ -1,0 +1,16 @@
+"""The plugin API: the only part of geologin that provider plugins import.
+
+A plugin subclasses :class:`Provider` (or :class:`OAuth2Provider`), declares its :class:`Setting` s, and
+returns an :class:`Identity` from ``complete_login`` or raises :class:`LoginFailure`. The core does the
+rest: instances, secrets, state, user matching, sessions and audit.
+"""
+from .base import (Check, CallbackContext, Identity, InstanceView, LoginFailure, LoginRequest, Provider,
+                   ProviderError, ProviderUnavailable, Setting, SettingsError)
+from .http import HttpClient, ResponseTooLarge
+from .oauth import OAuth2Provider
+
+__all__ = [
+    "CallbackContext", "Check", "HttpClient", "Identity", "InstanceView", "LoginFailure", "LoginRequest",
+    "OAuth2Provider", "Provider", "ProviderError", "ProviderUnavailable", "ResponseTooLarge", "Setting",
+    "SettingsError",
+]

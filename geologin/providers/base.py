@@ -1,0 +1,228 @@
+"""The provider contract: what a plugin declares, what it is given, and what it must hand back."""
+from dataclasses import dataclass, field
+from typing import Any, ClassVar, Mapping
+from urllib.parse import urlsplit
+
+from flask_babel import lazy_gettext as _l
+
+# Reasons a plugin may give; the core adds the user-matching ones (unknown_user, not_allowed, ...).
+ACCESS_DENIED = "access_denied"
+PROVIDER_ERROR = "provider_error"
+PROVIDER_UNAVAILABLE = "provider_unavailable"
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One plugin setting. The core turns it into an admin form field and a CLI option (``--name-with-
+    dashes``; secrets are read from standard input with ``--name-stdin``)."""
+
+    name: str
+    label: str
+    kind: str = "text"  # text | url | secret | choice | bool
+    required: bool = False
+    default: Any = None
+    help: str = ""
+    choices: tuple = ()  # ((value, label), ...) for kind="choice"
+
+    @property
+    def secret(self):
+        return self.kind == "secret"
+
+
+class SettingsError(ValueError):
+    """Settings were refused; ``errors`` maps a setting name to a message for the admin."""
+
+    def __init__(self, errors):
+        super().__init__("; ".join(f"{k}: {v}" for k, v in errors.items()))
+        self.errors = dict(errors)
+
+
+@dataclass(frozen=True)
+class Identity:
+    """Who the provider says logged in. ``subject`` is the provider's stable id for the account; the
+    scheme says what kind of id it is, so a change of scheme (a server upgrade) is not taken as a
+    different person."""
+
+    subject: str
+    username: str
+    subject_scheme: str = "sub"
+    display_name: str | None = None
+    email: str | None = None
+    claims: Mapping = field(default_factory=dict)
+
+
+class LoginFailure(Exception):
+    """The login cannot go on. ``reason`` is a reason code; ``detail`` goes to the audit log only (it may
+    contain what the server said, never secrets or tokens)."""
+
+    reason = PROVIDER_ERROR
+
+    def __init__(self, detail="", reason=None):
+        super().__init__(detail)
+        self.detail = detail
+        if reason:
+            self.reason = reason
+
+
+class ProviderError(LoginFailure):
+    """The server answered with an error or with something that is not a valid answer."""
+
+    reason = PROVIDER_ERROR
+
+
+class ProviderUnavailable(LoginFailure):
+    """The server did not answer usefully: refused, timed out, TLS or DNS failure, 5xx."""
+
+    reason = PROVIDER_UNAVAILABLE
+
+
+@dataclass(frozen=True)
+class LoginRequest:
+    """Everything the core prepared for one authorization request. ``data`` is the plugin's own scratch
+    space, stored with the login transaction and handed back at the callback."""
+
+    state: str
+    nonce: str
+    code_challenge: str
+    redirect_uri: str
+    code_challenge_method: str = "S256"
+    data: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CallbackContext:
+    """The callback's query parameters with what the core kept from the start of the login."""
+
+    params: Mapping[str, str]
+    redirect_uri: str
+    nonce: str
+    code_verifier: str
+    data: Mapping = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One line of a connection test: what was checked, whether it passed, and what was seen."""
+
+    name: str
+    ok: bool
+    message: str
+
+
+@dataclass(frozen=True)
+class InstanceView:
+    """A registered instance as a plugin sees it: plain settings and a way to read its secrets."""
+
+    slug: str
+    label: str
+    settings: Mapping[str, Any]
+    secret_reader: Any = field(repr=False, default=None)
+
+    def secret(self, name):
+        return self.secret_reader(name) if self.secret_reader else None
+
+
+class Provider:
+    """Base class of every provider plugin. Subclasses set the class attributes and implement
+    ``authorization_url`` and ``complete_login``; see docs/plugins.md."""
+
+    type: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    settings: ClassVar[tuple[Setting, ...]] = ()
+    # Extra fixed callback paths (e.g. those of a system being replaced); the core finds the instance
+    # through the state parameter when a callback arrives on one of them.
+    callback_paths: ClassVar[tuple[str, ...]] = ()
+    # Template (in the plugin's templates/ folder) of the login-page widget; it gets ``instances``.
+    widget_template: ClassVar[str | None] = None
+    # Template of the admin "Setup" page for one instance; it gets ``provider`` and ``setup``.
+    setup_template: ClassVar[str | None] = None
+
+    def __init__(self, instance, *, http, default_redirect_uri, allow_insecure_http=False, cache=None):
+        self.instance = instance
+        self.http = http
+        self.default_redirect_uri = default_redirect_uri
+        self.allow_insecure_http = allow_insecure_http
+        self.cache = cache if cache is not None else {}
+
+    @property
+    def slug(self):
+        return self.instance.slug
+
+    @property
+    def label(self):
+        return self.instance.label
+
+    def setting(self, name):
+        return self.instance.settings.get(name)
+
+    def secret(self, name):
+        return self.instance.secret(name)
+
+    # -- what plugins implement -------------------------------------------------------------------
+    @classmethod
+    def clean_settings(cls, values, *, allow_insecure_http=False):
+        """Normalise and validate plain settings; raise SettingsError. The default checks required
+        fields and that URLs are https (or http when the deployment allows it)."""
+        errors, cleaned = {}, {}
+        for setting in cls.settings:
+            if setting.secret:
+                continue
+            value = values.get(setting.name, setting.default)
+            if isinstance(value, str):
+                value = value.strip()
+            if setting.required and value in (None, ""):
+                errors[setting.name] = _l("This setting is required.")
+                continue
+            if setting.kind == "url" and value:
+                problem = url_problem(value, allow_insecure_http)
+                if problem:
+                    errors[setting.name] = problem
+            if setting.kind == "choice" and value not in {c[0] for c in setting.choices}:
+                errors[setting.name] = _l("Choose one of: %(choices)s.",
+                                          choices=", ".join(c[0] for c in setting.choices))
+            cleaned[setting.name] = value
+        if errors:
+            raise SettingsError(errors)
+        return cleaned
+
+    def redirect_uri(self):
+        """The redirect URI this instance sends to its server."""
+        return self.default_redirect_uri
+
+    def allowed_hosts(self):
+        """Hosts this instance may call: by default, those of its URL settings."""
+        return {urlsplit(self.setting(s.name)).netloc for s in self.settings
+                if s.kind == "url" and self.setting(s.name)}
+
+    def authorization_url(self, request):
+        raise NotImplementedError
+
+    def complete_login(self, callback):
+        raise NotImplementedError
+
+    def test_connection(self):
+        """Checks an admin can run from the setup page or ``providers test``."""
+        return []
+
+    def setup_context(self):
+        """Extra values for ``setup_template``."""
+        return {}
+
+    def admin_action(self, name, form):
+        """Handle a plugin-specific button on the setup page; return values for the template."""
+        raise LookupError(name)
+
+
+def url_problem(value, allow_insecure_http=False):
+    """Why ``value`` is not an acceptable server URL, or None."""
+    parts = urlsplit(value)
+    if parts.scheme not in {"https", "http"} or not parts.netloc:
+        return _l("Enter a full URL such as https://dhis2.example.org/.")
+    if parts.scheme == "http" and not allow_insecure_http:
+        return _l("Use https://. Plain http:// is refused outside development "
+                  "(GEOLOGIN_ALLOW_INSECURE_HTTP=1 allows it, for testing only).")
+    if parts.username or parts.password:
+        return _l("Do not put credentials in the URL.")
+    if parts.query or parts.fragment:
+        return _l("The URL cannot have a query (?…) or fragment (#…).")
+    return None

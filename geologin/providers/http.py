@@ -1,0 +1,110 @@
+"""The outbound HTTP client every plugin uses: connect and read timeouts, a response size cap, no
+redirects, only the instance's own hosts, pooled connections. Failures become LoginFailure subclasses."""
+import json
+import threading
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+
+from .base import ProviderError, ProviderUnavailable
+
+
+class ResponseTooLarge(ProviderError):
+    """The server sent more than the configured limit; reading stopped there."""
+
+
+class _CappedAdapter(HTTPAdapter):
+    """Reads at most ``max_bytes`` of a body, so a huge (or endless) answer cannot exhaust memory."""
+
+    def __init__(self, max_bytes, **kwargs):
+        self.max_bytes = max_bytes
+        super().__init__(**kwargs)
+
+    def send(self, request, stream=False, **kwargs):
+        response = super().send(request, stream=True, **kwargs)
+        declared = response.headers.get("Content-Length")
+        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+            response.close()
+            raise ResponseTooLarge(f"response of {declared} bytes from {urlsplit(request.url).netloc} "
+                                   f"is over the {self.max_bytes}-byte limit")
+        body = response.raw.read(self.max_bytes + 1, decode_content=True)
+        response.close()
+        if len(body) > self.max_bytes:
+            raise ResponseTooLarge(f"response from {urlsplit(request.url).netloc} is over the "
+                                   f"{self.max_bytes}-byte limit")
+        response._content = body
+        response._content_consumed = True
+        return response
+
+
+_local = threading.local()
+
+
+def _session(max_bytes):
+    """One pooled requests.Session per thread (Session is not guaranteed thread-safe)."""
+    sessions = getattr(_local, "sessions", None)
+    if sessions is None:
+        sessions = _local.sessions = {}
+    if max_bytes not in sessions:
+        session = requests.Session()
+        session.trust_env = False  # no proxies or netrc credentials picked up from the environment
+        adapter = _CappedAdapter(max_bytes, pool_connections=20, pool_maxsize=20, max_retries=0)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        sessions[max_bytes] = session
+    return sessions[max_bytes]
+
+
+class HttpClient:
+    """Calls to one instance's server. Never follows redirects and never retries (a code is used once)."""
+
+    def __init__(self, allowed_hosts, *, connect_timeout=5, read_timeout=10, max_bytes=1024 * 1024,
+                 verify=True):
+        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.timeout = (connect_timeout, read_timeout)
+        self.max_bytes = max_bytes
+        self.verify = verify
+
+    def request(self, method, url, **kwargs):
+        host = urlsplit(url).netloc.lower()
+        if host not in self.allowed_hosts:
+            raise ProviderError(f"refused to call {host or url!r}: not this provider's server")
+        kwargs.setdefault("timeout", self.timeout)
+        kwargs.setdefault("verify", self.verify)
+        kwargs["allow_redirects"] = False
+        try:
+            response = _session(self.max_bytes).request(method, url, **kwargs)
+        except ResponseTooLarge:
+            raise
+        except requests.exceptions.SSLError as error:
+            raise ProviderUnavailable(f"TLS error talking to {host}: {type(error).__name__}") from None
+        except requests.exceptions.Timeout:
+            raise ProviderUnavailable(f"{host} did not answer within {self.timeout[1]} s") from None
+        except requests.exceptions.ConnectionError:
+            raise ProviderUnavailable(f"cannot connect to {host}") from None
+        except requests.exceptions.RequestException as error:
+            raise ProviderUnavailable(f"request to {host} failed: {type(error).__name__}") from None
+        if response.status_code >= 500:
+            raise ProviderUnavailable(f"{host} answered HTTP {response.status_code}")
+        return response
+
+    def get(self, url, **kwargs):
+        return self.request("GET", url, **kwargs)
+
+    def post(self, url, **kwargs):
+        return self.request("POST", url, **kwargs)
+
+
+def json_object(response, what):
+    """The body of ``response`` as a JSON object, or ProviderError saying what was wrong."""
+    if not response.headers.get("Content-Type", "").split(";")[0].strip().endswith("json"):
+        raise ProviderError(f"{what}: expected JSON, got HTTP {response.status_code} "
+                            f"{response.headers.get('Content-Type', 'without a content type')}")
+    try:
+        data = json.loads(response.content)
+    except ValueError:
+        raise ProviderError(f"{what}: the body is not valid JSON") from None
+    if not isinstance(data, dict):
+        raise ProviderError(f"{what}: expected a JSON object, got {type(data).__name__}")
+    return data

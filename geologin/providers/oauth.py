@@ -1,0 +1,241 @@
+"""The shared OAuth 2 / OpenID Connect base for plugins: authorization URL with PKCE, the authorization
+response checks (error, code, RFC 9207 ``iss``), the code exchange, discovery, and id_token validation.
+A plugin says where its endpoints are and maps the result to an Identity; the security lives here."""
+import base64
+import time
+from urllib.parse import quote
+
+from authlib.common.urls import add_params_to_uri
+from authlib.oauth2.rfc7636 import create_s256_code_challenge  # noqa: F401  (re-exported for plugins)
+from authlib.oidc.core import CodeIDToken
+from joserfc import jwt
+from joserfc.errors import InvalidKeyIdError, JoseError
+from joserfc.jwk import KeySet
+
+from .base import ACCESS_DENIED, LoginFailure, Provider, ProviderError
+from .http import json_object
+
+# Asymmetric algorithms only: an HS256 token "signed" with the server's public key must never verify.
+SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
+ID_TOKEN_LEEWAY_SECONDS = 60
+METADATA_TTL_SECONDS = 600
+JWKS_REFETCH_INTERVAL_SECONDS = 60
+
+
+class OAuth2Provider(Provider):
+    """Authorization-code flow with PKCE S256 (and OpenID Connect when ``uses_openid()``).
+
+    Subclasses implement ``endpoints()`` (authorize/token/... URLs, maybe from ``metadata()``),
+    ``client_id()``, ``client_secret()`` and ``identity_from(tokens, claims)``."""
+
+    token_auth_method = "client_secret_basic"  # or "client_secret_post"
+
+    # -- what subclasses provide ------------------------------------------------------------------
+    def endpoints(self):
+        """A dict with ``authorization_endpoint`` and ``token_endpoint`` (and for OIDC ``issuer``,
+        ``jwks_uri``, optionally ``userinfo_endpoint``)."""
+        raise NotImplementedError
+
+    def client_id(self):
+        return self.setting("client_id")
+
+    def client_secret(self):
+        return self.secret("client_secret")
+
+    def scopes(self):
+        return []
+
+    def uses_openid(self):
+        return "openid" in self.scopes()
+
+    def identity_from(self, tokens, claims):
+        """Map the token response (and validated id_token claims, or None) to an Identity."""
+        raise NotImplementedError
+
+    def iss_parameter_required(self):
+        """RFC 9207: the server promised to send ``iss`` with every authorization response."""
+        return bool(self.endpoints().get("authorization_response_iss_parameter_supported"))
+
+    # -- the flow -----------------------------------------------------------------------------------
+    def authorization_url(self, request):
+        endpoints = self.endpoints()
+        params = {
+            "response_type": "code",
+            "client_id": self.client_id(),
+            "redirect_uri": request.redirect_uri,
+            "state": request.state,
+            "code_challenge": request.code_challenge,
+            "code_challenge_method": request.code_challenge_method,
+        }
+        if self.scopes():
+            params["scope"] = " ".join(self.scopes())
+        if self.uses_openid():
+            params["nonce"] = request.nonce
+        return add_params_to_uri(endpoints["authorization_endpoint"], params)
+
+    def complete_login(self, callback):
+        code = self.check_authorization_response(callback.params)
+        tokens = self.exchange_code(code, callback)
+        claims = None
+        if self.uses_openid():
+            if not isinstance(tokens.get("id_token"), str):
+                raise ProviderError("token response has no id_token although openid was asked")
+            claims = self.validate_id_token(tokens["id_token"], callback.nonce, tokens.get("access_token"))
+        return self.identity_from(tokens, claims)
+
+    def check_authorization_response(self, params):
+        """Return the code, or raise: the user denied, the server reported an error, or a mix-up."""
+        error = params.get("error")
+        if error:
+            description = params.get("error_description", "")
+            reason = ACCESS_DENIED if error == "access_denied" else None
+            raise LoginFailure(f"server returned error={error!r} {description!r}", reason=reason)
+        issuer = self.endpoints().get("issuer")
+        if "iss" in params:
+            if issuer is None or params["iss"] != issuer:
+                raise ProviderError(f"authorization response iss {params['iss']!r} is not {issuer!r} (mix-up)")
+        elif self.iss_parameter_required():
+            raise ProviderError("authorization response lacks the iss parameter the server promised")
+        code = params.get("code")
+        if not code:
+            raise ProviderError("authorization response has neither code nor error")
+        if len(code) > 4096:
+            raise ProviderError("authorization code is implausibly long")
+        return code
+
+    def exchange_code(self, code, callback):
+        """POST the code once (never retried) and return the token response as a dict."""
+        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": callback.redirect_uri,
+                "code_verifier": callback.code_verifier}
+        headers = {"Accept": "application/json"}
+        if self.token_auth_method == "client_secret_post":
+            form.update(client_id=self.client_id(), client_secret=self.client_secret())
+        else:
+            headers["Authorization"] = self.basic_auth_header()
+            form["client_id"] = self.client_id()
+        response = self.http.post(self.endpoints()["token_endpoint"], data=form, headers=headers)
+        if response.status_code == 401:
+            raise ProviderError("token endpoint rejected the client credentials (HTTP 401)")
+        if response.status_code != 200:
+            raise ProviderError(f"token endpoint answered HTTP {response.status_code}: "
+                                f"{_error_summary(response)}")
+        tokens = json_object(response, "token response")
+        if not isinstance(tokens.get("access_token"), str) or not tokens["access_token"]:
+            raise ProviderError("token response has no access_token")
+        if not isinstance(tokens.get("token_type"), str) or tokens["token_type"].lower() != "bearer":
+            raise ProviderError(f"token response has token_type {tokens.get('token_type')!r}, not Bearer")
+        if "expires_in" in tokens and (isinstance(tokens["expires_in"], bool)
+                                       or not isinstance(tokens["expires_in"], (int, float))):
+            raise ProviderError("token response has a non-numeric expires_in")
+        return tokens
+
+    def basic_auth_header(self):
+        return basic_auth(self.client_id(), self.client_secret())
+
+    # -- OpenID Connect ----------------------------------------------------------------------------
+    def discovery_url(self):
+        return None
+
+    def metadata(self, expected_issuer):
+        """Discovery document, cached; refused unless its ``issuer`` is exactly ``expected_issuer``."""
+        cached = self.cache.get("metadata")
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        response = self.http.get(self.discovery_url(), headers={"Accept": "application/json"})
+        if response.status_code != 200:
+            raise ProviderError(f"discovery document answered HTTP {response.status_code}")
+        metadata = json_object(response, "discovery document")
+        if metadata.get("issuer") != expected_issuer:
+            raise ProviderError(f"discovery issuer {metadata.get('issuer')!r} is not {expected_issuer!r}")
+        for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
+            if not isinstance(metadata.get(key), str):
+                raise ProviderError(f"discovery document lacks {key}")
+        self.cache["metadata"] = (time.monotonic() + METADATA_TTL_SECONDS, metadata)
+        return metadata
+
+    def jwks(self, force=False):
+        cached = self.cache.get("jwks")
+        now = time.monotonic()
+        if cached and (not force or now - cached[0] < JWKS_REFETCH_INTERVAL_SECONDS):
+            return cached[1]
+        response = self.http.get(self.endpoints()["jwks_uri"], headers={"Accept": "application/json"})
+        if response.status_code != 200:
+            raise ProviderError(f"JWKS answered HTTP {response.status_code}")
+        try:
+            key_set = KeySet.import_key_set(json_object(response, "JWKS"))
+        except (JoseError, ValueError, TypeError, KeyError) as error:
+            raise ProviderError(f"JWKS is not a valid key set: {type(error).__name__}") from None
+        self.cache["jwks"] = (now, key_set)
+        return key_set
+
+    def id_token_algorithms(self):
+        offered = self.endpoints().get("id_token_signing_alg_values_supported") or ["RS256"]
+        return [alg for alg in offered if alg in SIGNING_ALGORITHMS] or ["RS256"]
+
+    def validate_id_token(self, id_token, nonce, access_token=None):
+        """Signature (asymmetric only, keys from JWKS with one rate-limited refetch on an unknown
+        ``kid``), then iss, aud/azp, exp/iat with a small leeway, nonce, at_hash."""
+        algorithms = self.id_token_algorithms()
+        try:
+            try:
+                token = jwt.decode(id_token, self.jwks(), algorithms=algorithms)
+            except InvalidKeyIdError:
+                token = jwt.decode(id_token, self.jwks(force=True), algorithms=algorithms)
+        except InvalidKeyIdError:
+            raise ProviderError("id_token signed with a key the server does not publish") from None
+        except (JoseError, ValueError, TypeError, KeyError) as error:
+            raise ProviderError(f"id_token rejected: {type(error).__name__}: {error}") from None
+        params = {"nonce": nonce, "client_id": self.client_id()}
+        if access_token:
+            params["access_token"] = access_token
+        options = {"iss": {"essential": True, "values": [self.endpoints()["issuer"]]},
+                   "aud": {"essential": True}, "nonce": {"essential": True}}
+        claims = CodeIDToken(token.claims, token.header, options, params)
+        try:
+            claims.validate(leeway=ID_TOKEN_LEEWAY_SECONDS)
+            _check_audience(claims, self.client_id())
+        except (JoseError, ValueError, TypeError) as error:
+            raise ProviderError(f"id_token rejected: {type(error).__name__}: {error}") from None
+        if not isinstance(claims.get("sub"), str) or not claims["sub"]:
+            raise ProviderError("id_token has no sub")
+        return dict(claims)
+
+    def userinfo(self, access_token, id_token_claims=None):
+        """The userinfo endpoint's claims; refused when its ``sub`` is not the id_token's."""
+        endpoint = self.endpoints().get("userinfo_endpoint")
+        if not endpoint:
+            raise ProviderError("server has no userinfo endpoint")
+        response = self.http.get(endpoint, headers={"Authorization": f"Bearer {access_token}",
+                                                    "Accept": "application/json"})
+        if response.status_code != 200:
+            raise ProviderError(f"userinfo answered HTTP {response.status_code}")
+        info = json_object(response, "userinfo")
+        if id_token_claims is not None and info.get("sub") != id_token_claims.get("sub"):
+            raise ProviderError("userinfo sub differs from the id_token sub")
+        return info
+
+
+def _check_audience(claims, client_id):
+    audience = claims.get("aud")
+    audiences = [audience] if isinstance(audience, str) else audience
+    if not isinstance(audiences, list) or client_id not in audiences:
+        raise ValueError("aud does not contain the client id")
+    if len(audiences) > 1 and claims.get("azp") != client_id:
+        raise ValueError("several audiences and azp is not the client id")
+
+
+def basic_auth(username, password, form_encode=True):
+    """HTTP Basic credentials. RFC 6749 2.3.1 form-urlencodes them first; some servers (Spring Security
+    OAuth 2.x) compare them undecoded, hence ``form_encode=False``."""
+    if form_encode:
+        username, password = quote(username or "", safe=""), quote(password or "", safe="")
+    raw = f"{username or ''}:{password or ''}"
+    return "Basic " + base64.b64encode(raw.encode()).decode()
+
+
+def _error_summary(response):
+    try:
+        data = json_object(response, "error")
+    except ProviderError:
+        return "(not a JSON error)"
+    return f"error={data.get('error')!r} description={data.get('error_description')!r}"

@@ -30,7 +30,7 @@ DEFAULTS = {
     "PUBLIC_URL": None,
     "ALLOW_INSECURE_HTTP": False,
     "ENCRYPTION_KEY": None,  # Fernet key(s), comma-separated, newest first
-    "PLUGINS_FOLDER": None,  # None -> the plugins/ folder next to the geologin package
+    "PLUGINS_FOLDER": None,  # folders to scan (list, or os.pathsep-separated); None -> ./plugins
     "DISABLED_PLUGINS": [],
     "LOGIN_TRANSACTION_MINUTES": 10,
     "HTTP_CONNECT_TIMEOUT": 5,

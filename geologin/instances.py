@@ -13,7 +13,7 @@ from . import audit
 from .encryption import decrypt, encrypt, reencrypt
 from .extensions import db
 from .models import ExternalIdentity, ProviderInstance, User, UserProviderPermission
-from .providers.base import InstanceView, SettingsError
+from .providers.base import InstanceView, SettingsContext, SettingsError
 from .providers.http import HttpClient
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
@@ -81,11 +81,14 @@ def _validate_common(slug, label, existing=None):
     return errors
 
 
-def _clean(cls, settings, secrets, existing_secrets):
+def _clean(cls, slug, settings, secrets, existing_secrets):
     """Validate plugin settings and merge secrets (an empty new secret keeps the stored one)."""
     errors = {}
+    public_url = current_app.config.get("PUBLIC_URL")
+    context = SettingsContext(allow_insecure_http=_allow_insecure(), public_url=public_url,
+                              callback_url=_callback_url_for(slug) if public_url and slug else None)
     try:
-        cleaned = cls.clean_settings(settings, allow_insecure_http=_allow_insecure())
+        cleaned = cls.clean_settings(settings, context)
     except SettingsError as error:
         errors.update(error.errors)
         cleaned = {}
@@ -108,7 +111,7 @@ def create_instance(type_name, *, slug, label, description="", settings=None, se
                     allow_all_users=False, actor=None):
     cls = provider_class(type_name)
     errors = _validate_common(slug, label)
-    cleaned, stored, setting_errors = _clean(cls, settings or {}, secrets, {})
+    cleaned, stored, setting_errors = _clean(cls, slug, settings or {}, secrets, {})
     errors.update(setting_errors)
     if errors:
         raise InstanceError(errors)
@@ -133,7 +136,7 @@ def update_instance(instance, *, label=None, description=None, settings=None, se
     new_label = instance.label if label is None else label
     errors = _validate_common(instance.slug, new_label, existing=instance)
     merged = {**settings_of(instance), **(settings or {})}
-    cleaned, stored, setting_errors = _clean(cls, merged, secrets, _secrets_of(instance))
+    cleaned, stored, setting_errors = _clean(cls, instance.slug, merged, secrets, _secrets_of(instance))
     errors.update(setting_errors)
     if errors:
         raise InstanceError(errors)
@@ -196,10 +199,14 @@ def rotate_secrets():
 # -- building the plugin object ----------------------------------------------------------------------
 def callback_url(instance):
     """The instance's own callback URL, built from PUBLIC_URL only, never from request headers."""
+    return _callback_url_for(instance.slug)
+
+
+def _callback_url_for(slug):
     public_url = current_app.config.get("PUBLIC_URL")
     if not public_url:
         return None
-    return public_url + url_for("external.callback", slug=instance.slug, _external=False)
+    return public_url + url_for("external.callback", slug=slug, _external=False)
 
 
 def _cache_for(instance):

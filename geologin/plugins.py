@@ -1,4 +1,6 @@
 """Loading provider plugins into the app: discovery, their templates, their fixed callback paths."""
+import os
+
 from flask import Blueprint
 
 from . import ROOT
@@ -7,8 +9,10 @@ from .providers.registry import discover
 
 
 def init_app(app):
-    folder = app.config.get("PLUGINS_FOLDER") or ROOT / "plugins"
-    registry = discover(folder, disabled=set(app.config.get("DISABLED_PLUGINS") or ()))
+    folders = app.config.get("PLUGINS_FOLDER") or [ROOT / "plugins"]
+    if isinstance(folders, str):
+        folders = folders.split(os.pathsep)
+    registry = discover(folders, disabled=set(app.config.get("DISABLED_PLUGINS") or ()))
     app.extensions["geologin.plugins"] = registry
     for type_name, plugin in sorted(registry.plugins.items()):
         if plugin.templates:

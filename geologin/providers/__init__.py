@@ -5,12 +5,12 @@ returns an :class:`Identity` from ``complete_login`` or raises :class:`LoginFail
 rest: instances, secrets, state, user matching, sessions and audit.
 """
 from .base import (Check, CallbackContext, Identity, InstanceView, LoginFailure, LoginRequest, Provider,
-                   ProviderError, ProviderUnavailable, Setting, SettingsError)
+                   ProviderError, ProviderUnavailable, Setting, SettingsContext, SettingsError, url_problem)
 from .http import HttpClient, ResponseTooLarge
 from .oauth import OAuth2Provider
 
 __all__ = [
     "CallbackContext", "Check", "HttpClient", "Identity", "InstanceView", "LoginFailure", "LoginRequest",
     "OAuth2Provider", "Provider", "ProviderError", "ProviderUnavailable", "ResponseTooLarge", "Setting",
-    "SettingsError",
+    "SettingsContext", "SettingsError", "url_problem",
 ]

@@ -110,6 +110,15 @@ class Check:
 
 
 @dataclass(frozen=True)
+class SettingsContext:
+    """What ``clean_settings`` may need to know about the deployment."""
+
+    allow_insecure_http: bool = False
+    public_url: str | None = None  # e.g. https://login.example.org (no trailing slash)
+    callback_url: str | None = None  # this instance's own callback URL, when PUBLIC_URL is set
+
+
+@dataclass(frozen=True)
 class InstanceView:
     """A registered instance as a plugin sees it: plain settings and a way to read its secrets."""
 
@@ -160,9 +169,9 @@ class Provider:
 
     # -- what plugins implement -------------------------------------------------------------------
     @classmethod
-    def clean_settings(cls, values, *, allow_insecure_http=False):
-        """Normalise and validate plain settings; raise SettingsError. The default checks required
-        fields and that URLs are https (or http when the deployment allows it)."""
+    def clean_settings(cls, values, context):
+        """Normalise and validate plain settings (``context`` is a SettingsContext); raise SettingsError.
+        The default checks required fields, choices, and that URLs are https (or http when allowed)."""
         errors, cleaned = {}, {}
         for setting in cls.settings:
             if setting.secret:
@@ -174,7 +183,7 @@ class Provider:
                 errors[setting.name] = _l("This setting is required.")
                 continue
             if setting.kind == "url" and value:
-                problem = url_problem(value, allow_insecure_http)
+                problem = url_problem(value, context.allow_insecure_http)
                 if problem:
                     errors[setting.name] = problem
             if setting.kind == "choice" and value not in {c[0] for c in setting.choices}:

@@ -80,12 +80,13 @@ def _add(registry, provider, origin, templates):
     registry.plugins[provider.type] = LoadedPlugin(provider, origin, templates)
 
 
-def discover(folder, disabled=()):
-    """Load every plugin from ``folder`` and from entry points, collecting failures in ``broken``."""
+def discover(folders, disabled=()):
+    """Load every plugin from ``folders`` and from entry points, collecting failures in ``broken``."""
     registry = PluginRegistry()
-    folder = Path(folder) if folder else None
-    if folder and folder.is_dir():
-        for path in sorted(p for p in folder.iterdir() if (p / "__init__.py").is_file()):
+    paths = [p for folder in folders if Path(folder).is_dir()
+             for p in sorted(Path(folder).iterdir()) if (p / "__init__.py").is_file()]
+    if paths:
+        for path in paths:
             if path.name in disabled:
                 continue
             try:

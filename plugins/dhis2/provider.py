@@ -1,0 +1,232 @@
+"""DHIS2 specifics over geologin's shared OAuth base: where the endpoints are for each generation, how
+the generation is detected, and how a DHIS2 answer maps to an Identity."""
+import time
+from urllib.parse import urljoin, urlsplit
+
+from flask_babel import lazy_gettext as _l
+
+from geologin.providers import (Check, Identity, OAuth2Provider, ProviderError, ProviderUnavailable, Setting,
+                                SettingsError, url_problem)
+from geologin.providers.http import json_object
+from geologin.providers.oauth import basic_auth
+
+LEGACY = "legacy"
+OIDC = "oidc"
+AUTO = "auto"
+GENERATION_TTL_SECONDS = 300
+# Paths GeoPrism Registry used over its versions (1.0, 1.1, 1.2+); a DHIS2 already configured for it works.
+GEOPRISM_CALLBACK_PATHS = ("/cgrsession/ologin", "/api/cgrsession/ologin", "/api/session/ologin")
+
+
+class DHIS2Provider(OAuth2Provider):
+    type = "dhis2"
+    display_name = "DHIS2"
+    widget_template = "dhis2/widget.html"
+    setup_template = "dhis2/setup.html"
+    callback_paths = GEOPRISM_CALLBACK_PATHS
+    settings = (
+        Setting("base_url", _l("DHIS2 address"), kind="url", required=True,
+                help=_l("The address you open DHIS2 at, e.g. https://dhis2.example.org/ or "
+                        "https://example.org/dhis/.")),
+        Setting("client_id", _l("OAuth2 client ID"), required=True, default="geologin",
+                help=_l("The client ID of the OAuth2 client created for geologin in DHIS2.")),
+        Setting("client_secret", _l("OAuth2 client secret"), kind="secret", required=True,
+                help=_l("Stored encrypted; never shown again. Leave empty to keep the current one.")),
+        Setting("generation", _l("DHIS2 OAuth generation"), kind="choice", default=AUTO,
+                choices=((AUTO, _l("Detect automatically")), (LEGACY, _l("DHIS2 2.30 to 2.41 (/uaa)")),
+                         (OIDC, _l("DHIS2 2.42 and later (OpenID Connect)")))),
+        Setting("redirect_uri", _l("Redirect URI"), kind="url",
+                help=_l("Leave empty to use this provider's own callback URL. When DHIS2 is already set up for "
+                        "GeoPrism Registry, enter PUBLIC_URL/api/session/ologin (or the path it used).")),
+    )
+
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._generation = None  # fixed for one login by the transaction data
+
+    # -- settings -----------------------------------------------------------------------------------
+    @classmethod
+    def clean_settings(cls, values, context):
+        cleaned = super().clean_settings(values, context)
+        errors = {}
+        base_url = cleaned.get("base_url")
+        if base_url and not base_url.endswith("/"):
+            cleaned["base_url"] = base_url + "/"  # every endpoint is built under it, path included
+        redirect_uri = cleaned.get("redirect_uri") or None
+        cleaned["redirect_uri"] = redirect_uri
+        if redirect_uri and context.public_url:
+            allowed = [context.public_url + path for path in GEOPRISM_CALLBACK_PATHS]
+            if context.callback_url:
+                allowed.insert(0, context.callback_url)
+            if redirect_uri not in allowed:
+                errors["redirect_uri"] = _l("Use this provider's own callback URL or one of GeoPrism Registry's: "
+                                            "%(urls)s.", urls=", ".join(allowed))
+        elif redirect_uri and not context.public_url:
+            errors["redirect_uri"] = _l("Set GEOLOGIN_PUBLIC_URL first: redirect URIs are built from it.")
+        if errors:
+            raise SettingsError(errors)
+        return cleaned
+
+    def redirect_uri(self):
+        return self.setting("redirect_uri") or self.default_redirect_uri
+
+    # -- where things are ---------------------------------------------------------------------------
+    def base_url(self):
+        return self.setting("base_url")
+
+    def discovery_url(self):
+        return urljoin(self.base_url(), ".well-known/openid-configuration")
+
+    def generation(self):
+        """LEGACY or OIDC: as the admin forced it, else detected from the discovery document (cached)."""
+        forced = self.setting("generation") or AUTO
+        if self._generation:
+            return self._generation
+        if forced != AUTO:
+            return forced
+        cached = self.cache.get("generation")
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        response = self.http.get(self.discovery_url(), headers={"Accept": "application/json"})
+        if response.status_code == 200:
+            self.oidc_metadata()  # validates it
+            detected = OIDC
+        elif response.status_code == 404:
+            detected = LEGACY
+        else:
+            raise ProviderError(f"discovery document answered HTTP {response.status_code}")
+        self.cache["generation"] = (time.monotonic() + GENERATION_TTL_SECONDS, detected)
+        return detected
+
+    def oidc_metadata(self):
+        """DHIS2's issuer is its configured server.base.url, with or without the trailing slash."""
+        cached = self.cache.get("metadata")
+        if cached and cached[0] > time.monotonic():
+            return cached[1]
+        response = self.http.get(self.discovery_url(), headers={"Accept": "application/json"})
+        if response.status_code != 200:
+            raise ProviderError(f"discovery document answered HTTP {response.status_code}")
+        issuer = json_object(response, "discovery document").get("issuer")
+        base = self.base_url()
+        expected = issuer if issuer in (base, base.rstrip("/")) else base
+        return self.metadata(expected)
+
+    def endpoints(self):
+        if self.generation() == OIDC:
+            return self.oidc_metadata()
+        base = self.base_url()
+        return {"authorization_endpoint": urljoin(base, "uaa/oauth/authorize"),
+                "token_endpoint": urljoin(base, "uaa/oauth/token")}
+
+    def scopes(self):
+        # Never "email": DHIS2 fails the token request for users without an email address.
+        return ["openid", "username"] if self.generation() == OIDC else []
+
+    def basic_auth_header(self):
+        # Spring Security OAuth 2 (legacy) compares the Basic credentials without URL-decoding them.
+        return basic_auth(self.client_id(), self.client_secret(), form_encode=self.generation() == OIDC)
+
+    # -- the login --------------------------------------------------------------------------------
+    def authorization_url(self, request):
+        request.data["generation"] = self.generation()
+        return super().authorization_url(request)
+
+    def complete_login(self, callback):
+        self._generation = callback.data.get("generation") or None
+        return super().complete_login(callback)
+
+    def identity_from(self, tokens, claims):
+        if claims is not None:
+            username = claims.get("username") or claims["sub"]
+            if not isinstance(username, str) or not username:
+                raise ProviderError("id_token username claim is not a string")
+            return Identity(subject=claims["sub"], subject_scheme="dhis2-sub", username=username,
+                            email=_str(claims.get("email")), claims=claims)
+        return self.identity_from_me(tokens["access_token"])
+
+    def identity_from_me(self, access_token):
+        response = self.http.get(urljoin(self.base_url(), "api/me"),
+                                 headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"})
+        if response.status_code != 200:
+            raise ProviderError(f"/api/me answered HTTP {response.status_code}")
+        me = json_object(response, "/api/me")
+        credentials = me.get("userCredentials") if isinstance(me.get("userCredentials"), dict) else {}
+        username = me.get("username") or credentials.get("username")  # up to 2.37: only userCredentials
+        uid = me.get("id")
+        if not isinstance(username, str) or not username:
+            raise ProviderError("/api/me has no username")
+        if not isinstance(uid, str) or not uid:
+            raise ProviderError("/api/me has no user id")
+        name = " ".join(p for p in (_str(me.get("firstName")), _str(me.get("surname"))) if p)
+        return Identity(subject=uid, subject_scheme="dhis2-uid", username=username, display_name=name or None,
+                        email=_str(me.get("email")),
+                        claims={k: me[k] for k in ("id", "username", "firstName", "surname") if k in me})
+
+    # -- administration -----------------------------------------------------------------------------
+    def test_connection(self):
+        checks = []
+        try:
+            generation = self.generation()
+        except (ProviderError, ProviderUnavailable) as failure:
+            return [Check(_l("Server reachable"), False, failure.detail)]
+        version = self._version()
+        checks.append(Check(_l("Server reachable"), True,
+                            _l("DHIS2 answers at %(url)s%(version)s.", url=self.base_url(),
+                               version=f" (version {version})" if version else "")))
+        checks.append(Check(_l("OAuth generation"), True,
+                            _l("2.42+ (OpenID Connect), issuer %(issuer)s", issuer=self.endpoints()["issuer"])
+                            if generation == OIDC else _l("legacy (/uaa), DHIS2 2.30 to 2.41")))
+        checks.append(self._credentials_check())
+        return checks
+
+    def _version(self):
+        try:
+            response = self.http.get(urljoin(self.base_url(), "api/loginConfig"),
+                                     headers={"Accept": "application/json"})
+            if response.status_code == 200:
+                value = json_object(response, "loginConfig").get("apiVersion")
+                return value if isinstance(value, str) else None
+        except (ProviderError, ProviderUnavailable):
+            pass
+        return None
+
+    def _credentials_check(self):
+        """Exchange a code that cannot exist: right credentials -> invalid_grant, wrong ones -> 401."""
+        name = _l("Client credentials")
+        try:
+            response = self.http.post(self.endpoints()["token_endpoint"],
+                                      data={"grant_type": "authorization_code", "code": "geologin-probe",
+                                            "redirect_uri": self.redirect_uri() or "", "client_id": self.client_id()},
+                                      headers={"Authorization": self.basic_auth_header(),
+                                               "Accept": "application/json"})
+        except (ProviderError, ProviderUnavailable) as failure:
+            return Check(name, False, failure.detail)
+        if response.status_code == 401:
+            return Check(name, False, _l("DHIS2 rejected the client ID or secret (HTTP 401)."))
+        try:
+            error = json_object(response, "token endpoint").get("error")
+        except ProviderError:
+            error = None
+        if response.status_code == 400 and error == "invalid_grant":
+            return Check(name, True, _l("DHIS2 accepts the client ID and secret."))
+        return Check(name, False, _l("Unexpected answer from the token endpoint: HTTP %(status)s %(error)s",
+                                     status=response.status_code, error=error or ""))
+
+    def setup_context(self):
+        redirect_uri = self.redirect_uri()
+        return {"redirect_uri": redirect_uri, "client_id": self.client_id(), "base_url": self.base_url(),
+                "generation": self.setting("generation") or AUTO,
+                "redirect_host_note": urlsplit(redirect_uri).scheme if redirect_uri else None}
+
+    def admin_action(self, name, form):
+        if name != "bcrypt":
+            raise LookupError(name)
+        import bcrypt
+
+        hashed = bcrypt.hashpw(self.client_secret().encode(), bcrypt.gensalt(rounds=10)).decode()
+        return {"bcrypt_hash": hashed}
+
+
+def _str(value):
+    return value if isinstance(value, str) and value else None

@@ -11,6 +11,7 @@ from urllib.parse import urlsplit
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
 from flask_babel import lazy_gettext as _l
+from markupsafe import Markup
 from sqlalchemy import delete, select
 
 from . import audit, instances
@@ -215,6 +216,6 @@ def login_widgets():
     for type_name, group in by_type.items():
         provider = instances.plugins().get(type_name)
         template = provider.widget_template or "external_widget.html"
-        widgets.append(render_template(template, instances=group, provider=provider, remembered=remembered,
-                                       next=safe_next(request.args.get("next")) or ""))
+        widgets.append(Markup(render_template(template, instances=group, provider=provider, remembered=remembered,
+                                              next=safe_next(request.args.get("next")) or "")))
     return widgets

@@ -5,7 +5,7 @@ import json
 import re
 import threading
 
-from flask import current_app, url_for
+from flask import current_app
 from flask_babel import gettext as _
 from sqlalchemy import delete, func, select
 
@@ -206,7 +206,8 @@ def _callback_url_for(slug):
     public_url = current_app.config.get("PUBLIC_URL")
     if not public_url:
         return None
-    return public_url + url_for("external.callback", slug=slug, _external=False)
+    # Built from the URL map without a request, so the CLI gets the same answer as a web page.
+    return public_url + current_app.url_map.bind("localhost").build("external.callback", {"slug": slug})
 
 
 def _cache_for(instance):

@@ -1,66 +1,7 @@
 """Fixtures: fake DHIS2 servers run as real subprocesses on free loopback ports."""
-import pathlib
-import select
-import subprocess
-import sys
-import tempfile
-import time
-
 import pytest
-import requests
 
-ROOT = pathlib.Path(__file__).resolve().parents[2]
-SERVER = ROOT / "plugins" / "dhis2" / "fake_dhis2.py"
-SECRET = "0123456789abcdef0123456789abcdef0123"
-CALLBACK = "http://127.0.0.1:8765/auth/dhis2/callback"
-OTHER_CALLBACK = "https://geologin.example.org/auth/dhis2/callback"
-
-
-class FakeServer:
-    """One ``fake_dhis2.py`` process; ``url`` is its DHIS2 base URL without trailing slash."""
-
-    def __init__(self, *args, timeout=20):
-        self.stderr = tempfile.TemporaryFile()
-        cmd = [sys.executable, str(SERVER), "--host", "127.0.0.1", "--port", "0", "--quiet", *args]
-        self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.stderr,
-                                     text=True)
-        deadline = time.monotonic() + timeout
-        line = ""
-        while time.monotonic() < deadline:
-            ready, _, _ = select.select([self.proc.stdout], [], [], 0.2)
-            if ready:
-                line = self.proc.stdout.readline()
-                break
-            if self.proc.poll() is not None:
-                break
-        prefix = "fake-dhis2 listening on "
-        if not line.startswith(prefix):
-            self.stop()
-            self.stderr.seek(0)
-            raise RuntimeError(f"fake DHIS2 did not start: {line!r}\n"
-                               f"{self.stderr.read().decode(errors='replace')}")
-        self.url = line[len(prefix):].strip().rstrip("/")
-        self.origin = "/".join(self.url.split("/")[:3])
-
-    def control(self, what, payload=None, method="POST"):
-        resp = requests.request(method, f"{self.origin}/__fake__/{what}", json=payload, timeout=5)
-        resp.raise_for_status()
-        return resp.json()
-
-    def reset(self):
-        return self.control("reset")
-
-    def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
-
+from tests.fakes import CALLBACK, OTHER_CALLBACK, SECRET, FakeServer  # noqa: F401
 
 SERVERS = {
     # name: command-line arguments

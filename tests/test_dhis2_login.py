@@ -1,0 +1,642 @@
+"""The whole "Log in with DHIS2" journey against fake DHIS2 servers running as real processes, for both
+OAuth generations, every failure reason code, and checklist items 1-15, 46-49, 52-55."""
+import json
+import logging
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+import pytest
+from sqlalchemy import select
+
+from geologin import instances
+from geologin.extensions import db
+from geologin.models import AuditEvent, ExternalIdentity, LoginTransaction, User
+from tests.conftest import AuthActions, csrf_from
+from tests.fakes import SECRET, Dhis2User, FakeServer
+
+PUBLIC = "http://127.0.0.1:8080"  # Spring Authorization Server refuses "localhost" redirect URIs
+SLUGS = ("legacy", "oidc", "other", "gpr")
+GPR_PATH = "/api/session/ologin"
+REDIRECT_URIS = [f"{PUBLIC}/auth/{slug}/callback" for slug in SLUGS] + [PUBLIC + GPR_PATH]
+ALICE = ("alice", "Alice-pass-123")
+ALICE_UID = "xE7jOejl9FI"
+
+
+@pytest.fixture(scope="session")
+def dhis2_servers():
+    """Fake DHIS2 processes by version, started once per run and reset for each test."""
+    started = {}
+
+    def get(version, base_path=None):
+        key = (version, base_path)
+        if key not in started:
+            args = ["--version", version, "--client", f"geologin:{SECRET}:{','.join(REDIRECT_URIS)}"]
+            started[key] = FakeServer(*args, *(["--base-path", base_path] if base_path else []))
+        started[key].reset()
+        return started[key]
+
+    yield get
+    for server in started.values():
+        server.stop()
+
+
+@pytest.fixture
+def legacy(dhis2_servers):
+    return dhis2_servers("2.40.3", "/dhis")
+
+
+@pytest.fixture
+def oidc(dhis2_servers):
+    return dhis2_servers("2.42.5")
+
+
+@pytest.fixture
+def app(app_factory):
+    return app_factory(ALLOW_INSECURE_HTTP=True, PUBLIC_URL=PUBLIC)
+
+
+def register(app, server, slug, *, label=None, allow=(), allow_all=False, **settings):
+    with app.app_context():
+        instance = instances.create_instance(
+            "dhis2", slug=slug, label=label or f"DHIS2 {slug}", allow_all_users=allow_all,
+            settings={"base_url": server.url + "/", "client_id": "geologin", **settings},
+            secrets={"client_secret": settings.pop("secret", SECRET)}, actor="test")
+        if allow:
+            instances.allow([User.by_username(name) for name in allow], instance, actor="test")
+        return instance.id
+
+
+def start(client, slug, next=None):
+    """Click "Log in with DHIS2" on the login page; return where geologin sends the browser."""
+    token = csrf_from(client.get("/login"))
+    data = {"csrf_token": token, "provider": slug, **({"next": next} if next else {})}
+    response = client.post("/auth/start", data=data)
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    return response.headers["Location"]
+
+
+def back_to_geologin(client, location):
+    """The browser arrives at geologin's callback with what DHIS2 put in the redirect."""
+    parts = urlsplit(location)
+    assert f"{parts.scheme}://{parts.netloc}" == PUBLIC, location
+    return client.get(parts.path + ("?" + parts.query if parts.query else ""))
+
+
+def login_via_dhis2(client, slug, user=ALICE, approve=True, next=None):
+    location = Dhis2User(*user).authorize(start(client, slug, next), approve=approve)
+    return back_to_geologin(client, location)
+
+
+def flashed_error(client):
+    html = client.get("/login").get_data(as_text=True)
+    return html.split('class="flash flash-error"', 1)[1].split("</p>", 1)[0] if "flash-error" in html else ""
+
+
+def logged_in_as(client):
+    response = client.get("/")
+    return response.status_code == 200 and response.get_data(as_text=True).split("Logged in as ")[1].split("<")[0]
+
+
+def last_login_event(app):
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login")
+                                   .order_by(AuditEvent.id.desc())).first()
+        return event.outcome, event.reason_code, event.provider, event.target, event.detail
+
+
+# -- the journey ------------------------------------------------------------------------------------
+def test_legacy_dhis2_login_logs_in_the_matching_user(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    response = login_via_dhis2(client, "legacy")
+    assert response.status_code == 302 and response.headers["Location"] == "/"
+    assert logged_in_as(client) == "alice"
+    assert last_login_event(app)[:4] == ("success", None, "legacy", "alice")
+    with app.app_context():
+        binding = db.session.scalars(select(ExternalIdentity)).one()
+        assert (binding.subject, binding.subject_scheme, binding.external_username) == (ALICE_UID, "dhis2-uid",
+                                                                                      "alice")
+
+
+def test_oidc_dhis2_login_logs_in_the_matching_user(app, client, oidc, make_user):
+    make_user("alice", password=None)
+    register(app, oidc, "oidc", allow=["alice"])
+    response = login_via_dhis2(client, "oidc", next="/account/password")
+    assert response.headers["Location"] == "/account/password"
+    assert logged_in_as(client) == "alice"
+    assert last_login_event(app)[:4] == ("success", None, "oidc", "alice")
+
+
+@pytest.mark.parametrize("version", ["2.34.7", "2.37.9", "2.41.1", "2.42.0", "2.43.0"])
+def test_every_dhis2_shape_works(app, client, dhis2_servers, make_user, version):
+    """2.34 (UUID tokens), 2.37 (username only in userCredentials), 2.41.1, 2.42.0 (no username claim:
+    the username is sub), 2.43 (new login path)."""
+    server = dhis2_servers(version)
+    make_user("alice", password=None)
+    register(app, server, "other", allow=["alice"])
+    login_via_dhis2(client, "other")
+    assert logged_in_as(client) == "alice"
+
+
+def test_generation_can_be_forced(app, client, oidc, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, oidc, "oidc", allow=["alice"], generation="oidc")
+    register(app, legacy, "legacy", allow=["alice"], generation="legacy")
+    assert "/oauth2/authorize?" in start(client, "oidc")
+    assert "/dhis/uaa/oauth/authorize?" in start(client, "legacy")
+    # Forcing the wrong generation gives a clear failure, not a crash.
+    with app.app_context():
+        instances.update_instance(db.session.get(instances.ProviderInstance, 2), settings={"generation": "oidc"})
+    client.post("/auth/start", data={"csrf_token": csrf_from(client.get("/login")), "provider": "legacy"})
+    assert "cannot use" in flashed_error(client)
+
+
+def test_login_page_one_server_goes_straight_there(app, client, legacy, make_user):
+    register(app, legacy, "legacy", label="Ministry DHIS2")
+    html = client.get("/login").get_data(as_text=True)
+    assert "Log in with DHIS2" in html
+    assert '<select' not in html and 'name="provider" value="legacy"' in html
+
+
+def test_login_page_several_servers_offers_a_labelled_select_in_admin_order(app, client, legacy, oidc):
+    register(app, legacy, "legacy", label="Ministry (2.40)")
+    register(app, oidc, "oidc", label="Malaria programme (2.42)")
+    html = client.get("/login").get_data(as_text=True)
+    assert '<label for="dhis2-server">DHIS2 server</label>' in html
+    assert html.index("Ministry (2.40)") < html.index("Malaria programme (2.42)")
+    with app.app_context():
+        instances.move_instance(instances.ProviderInstance.by_slug("oidc"), -1)
+    html = client.get("/login").get_data(as_text=True)
+    assert html.index("Malaria programme (2.42)") < html.index("Ministry (2.40)")
+
+
+def test_login_page_remembers_the_chosen_server(app, client, legacy, oidc):
+    register(app, legacy, "legacy")
+    register(app, oidc, "oidc")
+    start(client, "oidc")
+    html = client.get("/login").get_data(as_text=True)
+    assert '<option value="oidc" selected>' in html and '<option value="legacy">' in html
+
+
+def test_disabled_server_is_not_offered(app, client, legacy):
+    register(app, legacy, "legacy")
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), enabled=False)
+    assert "Log in with DHIS2" not in client.get("/login").get_data(as_text=True)
+    client.post("/auth/start", data={"csrf_token": csrf_from(client.get("/login")), "provider": "legacy"})
+    assert "Choose a server" in client.get("/login").get_data(as_text=True)
+
+
+def test_geoprism_registry_redirect_uri_works_unchanged(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "gpr", allow=["alice"], redirect_uri=PUBLIC + GPR_PATH)
+    authorization = start(client, "gpr")
+    assert parse_qs(urlsplit(authorization).query)["redirect_uri"] == [PUBLIC + GPR_PATH]
+    location = Dhis2User(*ALICE).authorize(authorization)
+    assert urlsplit(location).path == GPR_PATH
+    back_to_geologin(client, location)
+    assert logged_in_as(client) == "alice"
+
+
+# -- every reason code -----------------------------------------------------------------------------
+def test_reason_access_denied(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    login_via_dhis2(client, "legacy", approve=False)
+    assert client.get("/").status_code == 302
+    assert "You did not authorize" in flashed_error(client)
+    assert last_login_event(app)[:3] == ("failure", "access_denied", "legacy")
+
+
+def test_reason_unknown_user(app, client, legacy):
+    register(app, legacy, "legacy", allow_all=True)
+    login_via_dhis2(client, "legacy")
+    assert "User alice does not exist here" in flashed_error(client)
+    assert last_login_event(app)[:4] == ("failure", "unknown_user", "legacy", "alice")
+
+
+def test_reason_not_allowed(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy")
+    login_via_dhis2(client, "legacy")
+    assert "is not allowed to log in through DHIS2 legacy" in flashed_error(client)
+    assert last_login_event(app)[:4] == ("failure", "not_allowed", "legacy", "alice")
+    assert client.get("/").status_code == 302
+
+
+def test_allow_all_users_setting(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow_all=True)
+    login_via_dhis2(client, "legacy")
+    assert logged_in_as(client) == "alice"
+
+
+def test_reason_inactive_user(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    with app.app_context():
+        User.by_username("alice").active = False
+        db.session.commit()
+    login_via_dhis2(client, "legacy")
+    assert "deactivated" in flashed_error(client)
+    assert last_login_event(app)[:2] == ("failure", "inactive_user")
+
+
+def test_sec_14_reason_identity_mismatch_after_account_recreated(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    login_via_dhis2(client, "legacy")
+    AuthActions(client).logout()
+    # At DHIS2 the account is deleted and a new one takes the username: another person.
+    legacy.control("users", {"username": "alice", "password": "Alice-pass-123", "uid": "NewPerson01",
+                             "firstName": "Not", "surname": "Alice"})
+    login_via_dhis2(client, "legacy")
+    assert client.get("/").status_code == 302
+    assert "not the one linked to alice" in flashed_error(client)
+    assert last_login_event(app)[:2] == ("failure", "identity_mismatch")
+    # An admin unlinks; the next login binds the new account.
+    with app.app_context():
+        instances.unlink(User.by_username("alice"), instances.ProviderInstance.by_slug("legacy"), actor="test")
+    login_via_dhis2(client, "legacy")
+    assert logged_in_as(client) == "alice"
+
+
+def test_sec_14_renamed_account_cannot_take_over_a_bound_user(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    make_user("mallory", password=None)
+    register(app, legacy, "legacy", allow=["alice", "mallory"])
+    login_via_dhis2(client, "legacy")  # binds alice's DHIS2 uid to local alice
+    AuthActions(client).logout()
+    # A DHIS2 admin renames alice's account to "mallory", the name of another local user.
+    legacy.control("users", {"uid": ALICE_UID, "username": "mallory", "password": "Alice-pass-123"})
+    login_via_dhis2(client, "legacy", user=("mallory", "Alice-pass-123"))
+    assert client.get("/").status_code == 302
+    assert last_login_event(app)[:2] == ("failure", "identity_mismatch")
+
+
+def test_sec_14_username_match_is_exact(app, client, legacy, make_user):
+    make_user("Alice", password=None)
+    register(app, legacy, "legacy", allow_all=True)
+    login_via_dhis2(client, "legacy")
+    assert last_login_event(app)[:2] == ("failure", "unknown_user")
+
+
+def test_sec_14_permission_on_server_a_grants_nothing_on_server_b(app, client, legacy, oidc, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    register(app, oidc, "oidc")
+    login_via_dhis2(client, "oidc")
+    assert last_login_event(app)[:3] == ("failure", "not_allowed", "oidc")
+    assert client.get("/").status_code == 302
+
+
+@pytest.mark.parametrize("mode", ["html", "array", "missing_access_token", "wrong_token_type"])
+def test_sec_48_reason_provider_error_for_nonsense_token_answers(app, client, legacy, make_user, mode):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    legacy.control("behaviour", {"token": mode})
+    login_via_dhis2(client, "legacy")
+    assert client.get("/").status_code == 302
+    assert "sent an answer geologin cannot use" in flashed_error(client)
+    assert last_login_event(app)[:2] == ("failure", "provider_error")
+
+
+@pytest.mark.parametrize("mode", ["html", "array", "missing_access_token", "wrong_token_type"])
+def test_sec_48_nonsense_profile_answers(app, client, legacy, make_user, mode):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    legacy.control("behaviour", {"me": mode})
+    login_via_dhis2(client, "legacy")
+    assert last_login_event(app)[:2] == ("failure", "provider_error")
+
+
+def test_sec_47_reason_provider_unavailable_on_5xx(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    legacy.control("behaviour", {"token": "500"})
+    login_via_dhis2(client, "legacy")
+    assert "cannot be reached right now" in flashed_error(client)
+    assert last_login_event(app)[:2] == ("failure", "provider_unavailable")
+
+
+def test_sec_47_server_down_gives_clear_page_and_password_login_still_works(app, client, make_user):
+    server = FakeServer("--version", "2.40.3", "--client", f"geologin:{SECRET}:{','.join(REDIRECT_URIS)}")
+    make_user("alice")
+    register(app, server, "legacy", allow=["alice"])
+    authorization = start(client, "legacy")
+    location = Dhis2User(*ALICE).authorize(authorization)
+    server.stop()  # DHIS2 goes down between the authorization and the code exchange
+    response = back_to_geologin(client, location)
+    assert response.status_code == 302
+    assert "cannot be reached right now" in flashed_error(client)
+    assert last_login_event(app)[:2] == ("failure", "provider_unavailable")
+    assert AuthActions(client).login("alice").status_code == 302
+    assert logged_in_as(client) == "alice"
+
+
+def test_sec_46_stalled_server_times_out_as_unavailable(app, client, legacy, make_user):
+    app.config["HTTP_READ_TIMEOUT"] = 1
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    legacy.control("behaviour", {"token": "stall", "stall_seconds": 5})
+    login_via_dhis2(client, "legacy")
+    assert last_login_event(app)[:2] == ("failure", "provider_unavailable")
+    assert "did not answer within 1 s" in last_login_event(app)[4]
+
+
+def test_sec_49_huge_answer_is_cut_and_refused(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    legacy.control("behaviour", {"token": "huge", "huge_bytes": 20_000_000})
+    login_via_dhis2(client, "legacy")
+    outcome, reason, _, _, detail = last_login_event(app)
+    assert (outcome, reason) == ("failure", "provider_error")
+    assert "over the 1048576-byte limit" in detail
+
+
+# -- state, PKCE, mix-up (items 1-5) -----------------------------------------------------------------
+def _query(url):
+    return {k: v[0] for k, v in parse_qs(urlsplit(url).query).items()}
+
+
+def test_sec_01_state_random_bound_single_use_and_expiring(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    first, second = _query(start(client, "legacy"))["state"], _query(start(client, "legacy"))["state"]
+    assert first != second and len(first) >= 43  # 32 random bytes, base64url
+    # Replayed: the first callback uses it up.
+    location = Dhis2User(*ALICE).authorize(start(client, "legacy"))
+    back_to_geologin(client, location)
+    assert logged_in_as(client) == "alice"
+    AuthActions(client).logout()
+    back_to_geologin(client, location)
+    assert client.get("/").status_code == 302
+    assert last_login_event(app)[:2] == ("failure", "state_invalid")
+    # Missing and made-up states.
+    for query in ["code=abc", "code=abc&state=made-up", "error=access_denied"]:
+        client.get(f"/auth/legacy/callback?{query}")
+        assert last_login_event(app)[:2] == ("failure", "state_invalid")
+    # Expired.
+    location = Dhis2User(*ALICE).authorize(start(client, "legacy"))
+    app.config["LOGIN_TRANSACTION_MINUTES"] = 0
+    back_to_geologin(client, location)
+    assert client.get("/").status_code == 302
+    assert "expired" in last_login_event(app)[4]
+
+
+def test_sec_01_state_from_another_browser_is_rejected(app, client, legacy, make_user):
+    """Login CSRF: an attacker's authorization response fed to a victim's browser logs nobody in."""
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    attacker = app.test_client()
+    location = Dhis2User(*ALICE).authorize(start(attacker, "legacy"))
+    victim = client
+    victim.get("/login")
+    back_to_geologin(victim, location)
+    assert victim.get("/").status_code == 302
+    assert last_login_event(app)[4] == "state belongs to another browser"
+    back_to_geologin(attacker, location)  # the state was used up by the rejected attempt
+    assert attacker.get("/").status_code == 302
+
+
+def test_sec_02_pkce_s256_fresh_for_every_request(app, client, legacy, oidc):
+    register(app, legacy, "legacy")
+    register(app, oidc, "oidc")
+    seen = set()
+    for slug in ["legacy", "oidc", "oidc"]:
+        query = _query(start(client, slug))
+        assert query["code_challenge_method"] == "S256"
+        assert len(query["code_challenge"]) == 43
+        seen.add(query["code_challenge"])
+    assert len(seen) == 3
+    with app.app_context():
+        verifiers = list(db.session.scalars(select(LoginTransaction.code_verifier)))
+        assert len(set(verifiers)) == 3 and all(len(v) >= 43 for v in verifiers)
+
+
+def test_sec_03_code_injection_into_another_session_fails(app, client, oidc, make_user):
+    """The victim's code (bound to the victim's PKCE verifier) is injected into the attacker's own,
+    valid, login transaction: the exchange fails and nobody is logged in."""
+    make_user("alice", password=None)
+    make_user("bob", password=None)
+    register(app, oidc, "oidc", allow=["alice", "bob"])
+    victim = app.test_client()
+    victim_code = _query(Dhis2User(*ALICE).authorize(start(victim, "oidc")))["code"]
+    attacker = client
+    attacker_state = _query(start(attacker, "oidc"))["state"]
+    attacker.get(f"/auth/oidc/callback?{urlencode({'code': victim_code, 'state': attacker_state})}")
+    assert attacker.get("/").status_code == 302
+    assert last_login_event(app)[:2] == ("failure", "provider_error")
+
+
+def test_sec_04_callback_for_another_server_is_rejected(app, client, legacy, oidc, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    register(app, oidc, "oidc", allow=["alice"])
+    location = Dhis2User(*ALICE).authorize(start(client, "legacy"))
+    query = urlsplit(location).query
+    client.get(f"/auth/oidc/callback?{query}")  # delivered to the other server's callback
+    assert client.get("/").status_code == 302
+    outcome, reason, provider, _, detail = last_login_event(app)
+    assert (outcome, reason, provider) == ("failure", "state_invalid", "legacy")
+    assert "transaction for 'legacy'" in detail
+
+
+def test_sec_04_iss_parameter_different_from_issuer_is_rejected(app, client, oidc, make_user):
+    make_user("alice", password=None)
+    register(app, oidc, "oidc", allow=["alice"])
+    location = Dhis2User(*ALICE).authorize(start(client, "oidc"))
+    back_to_geologin(client, location + "&" + urlencode({"iss": "https://attacker.example/"}))
+    assert client.get("/").status_code == 302
+    assert "mix-up" in last_login_event(app)[4]
+
+
+def test_sec_05_callback_on_another_redirect_uri_is_rejected(app, client, legacy, make_user):
+    """A legacy server sends neither iss nor id_token: the redirect URI itself must match."""
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    location = Dhis2User(*ALICE).authorize(start(client, "legacy"))
+    client.get(f"{GPR_PATH}?{urlsplit(location).query}")
+    assert client.get("/").status_code == 302
+    assert "another redirect URI" in last_login_event(app)[4]
+
+
+def test_sec_06_redirect_uri_comes_from_configuration_not_request_headers(app, client, legacy):
+    register(app, legacy, "legacy")
+    token = csrf_from(client.get("/login"))
+    response = client.post("/auth/start", data={"csrf_token": token, "provider": "legacy"},
+                           headers={"X-Forwarded-Host": "evil.example", "X-Forwarded-Proto": "https",
+                                    "Forwarded": "host=evil.example;proto=https"})
+    redirect_uri = _query(response.headers["Location"])["redirect_uri"]
+    assert redirect_uri == f"{PUBLIC}/auth/legacy/callback"
+
+
+def test_sec_07_external_login_next_is_validated(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    response = login_via_dhis2(client, "legacy", next="//evil.example/")
+    assert response.headers["Location"] == "/"
+
+
+def test_sec_08_callback_sends_no_referrer_and_redirects_at_once(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    response = login_via_dhis2(client, "legacy")
+    assert response.status_code == 302 and response.headers["Referrer-Policy"] == "no-referrer"
+    assert response.get_data(as_text=True).count("<script") == 0 and "http" not in response.headers.get(
+        "Content-Security-Policy", "").replace("'self'", "")
+    failed = client.get("/auth/legacy/callback?error=access_denied&state=x")
+    assert failed.status_code == 302 and failed.headers["Referrer-Policy"] == "no-referrer"
+
+
+def test_sec_10_starting_a_login_is_a_csrf_checked_post(app, client, legacy):
+    register(app, legacy, "legacy")
+    assert client.get("/auth/start?provider=legacy").status_code == 405
+    assert client.post("/auth/start", data={"provider": "legacy"}).status_code == 400
+    with app.app_context():
+        assert db.session.scalars(select(LoginTransaction)).first() is None
+
+
+def test_sec_11_error_responses_use_up_the_state_and_are_logged(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    for query, reason, message in [
+        ({"error": "access_denied", "error_description": "User denied access"}, "access_denied", "did not authorize"),
+        ({"error": "server_error", "error_description": "Oops"}, "provider_error", "cannot use"),
+        ({}, "provider_error", "cannot use"),  # neither code nor error
+    ]:
+        state = _query(start(client, "legacy"))["state"]
+        response = client.get("/auth/legacy/callback?" + urlencode({**query, "state": state}))
+        assert response.status_code == 302
+        assert message in flashed_error(client)
+        assert last_login_event(app)[:2] == ("failure", reason)
+        client.get("/auth/legacy/callback?" + urlencode({"code": "abcdef", "state": state}))
+        assert last_login_event(app)[:2] == ("failure", "state_invalid")  # used up
+
+
+def test_sec_12_only_code_flow_and_no_token_in_any_url(app, client, legacy, oidc, make_user, monkeypatch):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    register(app, oidc, "oidc", allow=["alice"])
+    tokens = _capture_tokens(monkeypatch)
+    locations = []
+    for slug in ["legacy", "oidc"]:
+        authorization = start(client, slug)
+        assert _query(authorization)["response_type"] == "code"
+        locations.append(authorization)
+        locations.append(login_via_dhis2(client, slug).headers["Location"])
+        AuthActions(client).logout()
+    assert len(tokens) == 2
+    for token in tokens:
+        for value in (token["access_token"], token.get("id_token"), token.get("refresh_token")):
+            assert not value or all(value not in location for location in locations)
+
+
+def test_sec_13_http_server_refused_unless_allowed(app_factory, legacy):
+    strict = app_factory(ALLOW_INSECURE_HTTP=False, PUBLIC_URL=PUBLIC)
+    with strict.app_context(), pytest.raises(instances.InstanceError) as refused:
+        instances.create_instance("dhis2", slug="plain", label="Plain", settings={"base_url": legacy.url},
+                                  secrets={"client_secret": SECRET})
+    assert "Use https://" in str(refused.value.errors["base_url"])
+
+
+def test_sec_15_no_token_in_the_session_cookie(app, client, oidc, make_user, monkeypatch):
+    make_user("alice", password=None)
+    register(app, oidc, "oidc", allow=["alice"])
+    tokens = _capture_tokens(monkeypatch)
+    login_via_dhis2(client, "oidc")
+    with client.session_transaction() as session:
+        stored = json.dumps(dict(session))
+        assert set(session) <= {"sid", "_user_id", "_fresh", "_id", "csrf_token", "_permanent"}
+    assert tokens and tokens[0]["access_token"] not in stored and tokens[0]["id_token"] not in stored
+
+
+# -- what reaches the server (items 45, 52) ----------------------------------------------------------
+def test_sec_52_code_exchanged_once_and_never_retried(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    location = Dhis2User(*ALICE).authorize(start(client, "legacy"))
+    back_to_geologin(client, location)
+    back_to_geologin(client, location)
+    token_calls = [r for r in legacy.control("log", method="GET") if r["path"].endswith("/uaa/oauth/token")]
+    assert len(token_calls) == 1
+    legacy.control("behaviour", {"token": "500"})
+    client.post("/logout", data={"csrf_token": csrf_from(client.get("/"))})
+    back_to_geologin(client, Dhis2User(*ALICE).authorize(start(client, "legacy")))
+    token_calls = [r for r in legacy.control("log", method="GET") if r["path"].endswith("/uaa/oauth/token")]
+    assert len(token_calls) == 2  # the failed exchange was not retried
+
+
+def test_sec_45_no_redirect_followed_from_the_server(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    location = Dhis2User(*ALICE).authorize(start(client, "legacy"))
+    app.config["PUBLIC_URL"] = PUBLIC
+    with app.app_context():
+        provider = instances.build_provider(instances.ProviderInstance.by_slug("legacy"))
+        assert provider.http.allowed_hosts == {urlsplit(legacy.url).netloc}
+    # /api/me without a token answers 302 to the login page at DHIS2: not followed, refused.
+    response = provider.http.get(legacy.url + "/api/me")
+    assert response.status_code == 302
+    back_to_geologin(client, location)
+    assert logged_in_as(client) == "alice"
+
+
+# -- audit and logs (items 53-55) ----------------------------------------------------------------------
+def _capture_tokens(monkeypatch):
+    from geologin.providers.oauth import OAuth2Provider
+
+    captured = []
+    real = OAuth2Provider.exchange_code
+
+    def exchange(self, code, callback):
+        tokens = real(self, code, callback)
+        captured.append(dict(tokens, code=code))
+        return tokens
+
+    monkeypatch.setattr(OAuth2Provider, "exchange_code", exchange)
+    return captured
+
+
+def test_sec_54_no_secret_code_or_token_in_logs_or_audit(app, client, legacy, oidc, make_user, monkeypatch,
+                                                         caplog):
+    caplog.set_level(logging.DEBUG)
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    register(app, oidc, "oidc", allow=["alice"])
+    tokens = _capture_tokens(monkeypatch)
+    for slug in ["legacy", "oidc"]:
+        login_via_dhis2(client, slug)
+        AuthActions(client).logout()
+    with app.app_context():
+        rows = json.dumps([e.as_dict() for e in db.session.scalars(select(AuditEvent))])
+        stored = json.dumps([(i.settings_json, i.secrets_json) for i in instances.ordered_instances()])
+    haystack = caplog.text + rows
+    assert len(tokens) == 2 and SECRET not in haystack and SECRET not in stored
+    for token in tokens:
+        for key in ("code", "access_token", "id_token", "refresh_token"):
+            if token.get(key):
+                assert token[key] not in haystack, key
+
+
+def test_sec_53_login_events_carry_time_actor_ip_and_server(app, client, legacy, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    login_via_dhis2(client, "legacy")
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login")).one()
+        assert (event.outcome, event.actor, event.client_ip, event.provider) == ("success", "alice", "127.0.0.1",
+                                                                                 "legacy")
+        assert event.created_at.tzinfo is not None
+
+
+def test_sec_55_crlf_in_provider_username_cannot_forge_log_lines(app, client, legacy, caplog):
+    register(app, legacy, "legacy", allow_all=True)
+    forged = "eve\r\n2026-01-01 INFO geologin.audit: audit event=login outcome=success actor=admin"
+    legacy.control("users", {"username": forged, "password": "Eve-pass-12345", "uid": "EveUid00001"})
+    with caplog.at_level(logging.INFO, logger="geologin.audit"):
+        login_via_dhis2(client, "legacy", user=(forged, "Eve-pass-12345"))
+    assert last_login_event(app)[1] == "unknown_user"
+    target = last_login_event(app)[3]
+    assert "\r" not in target and "\n" not in target and "\\r\\n" in target
+    assert all("\n" not in record.getMessage() for record in caplog.records)
+    assert "User eve" in flashed_error(client)

@@ -36,6 +36,8 @@ DEFAULTS = {
     "HTTP_CONNECT_TIMEOUT": 5,
     "HTTP_READ_TIMEOUT": 10,
     "HTTP_MAX_RESPONSE_BYTES": 1024 * 1024,
+    "HTTP_MAX_CONCURRENT_PER_SERVER": 8,  # calls in flight to one identity server
+    "HTTP_QUEUE_TIMEOUT": 1.0,  # seconds to wait for a free slot before "server unavailable"
     "DEFAULT_LOCALE": "en",
     "USERS_PER_PAGE": 25,
     "PASSWORD_MIN_LENGTH": 12,

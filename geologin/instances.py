@@ -235,7 +235,9 @@ def build_provider(instance):
                    allow_insecure_http=_allow_insecure(), cache=_cache_for(instance))
     provider.http = HttpClient(provider.allowed_hosts(), connect_timeout=config["HTTP_CONNECT_TIMEOUT"],
                                read_timeout=config["HTTP_READ_TIMEOUT"],
-                               max_bytes=config["HTTP_MAX_RESPONSE_BYTES"])
+                               max_bytes=config["HTTP_MAX_RESPONSE_BYTES"],
+                               max_concurrent=config["HTTP_MAX_CONCURRENT_PER_SERVER"],
+                               queue_timeout=config["HTTP_QUEUE_TIMEOUT"])
     return provider
 
 

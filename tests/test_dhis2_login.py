@@ -640,3 +640,64 @@ def test_sec_55_crlf_in_provider_username_cannot_forge_log_lines(app, client, le
     assert "\r" not in target and "\n" not in target and "\\r\\n" in target
     assert all("\n" not in record.getMessage() for record in caplog.records)
     assert "User eve" in flashed_error(client)
+
+
+# -- the id_token of 2.42+ (what DHIS2 sends; the generic OIDC plugin has its own suite) -------------
+@pytest.mark.parametrize("fault", ["bad_sig", "wrong_iss", "wrong_aud", "no_sub", "expired", "wrong_nonce",
+                                   "alg_none", "hs256_pubkey", "unknown_kid"])
+def test_id_token_failing_any_check_is_provider_error(app, client, oidc, make_user, fault):
+    make_user("alice", password=None)
+    register(app, oidc, "oidc", allow=["alice"])
+    oidc.control("behaviour", {"id_token": fault})
+    login_via_dhis2(client, "oidc")
+    assert client.get("/").status_code == 302
+    assert last_login_event(app)[:2] == ("failure", "provider_error")
+
+
+@pytest.mark.parametrize("fault", ["no_kid", "clock_ahead", "just_expired"])
+def test_sec_51_small_clock_skew_and_absent_kid_are_accepted(app, client, oidc, make_user, fault):
+    make_user("alice", password=None)
+    register(app, oidc, "oidc", allow=["alice"])
+    oidc.control("behaviour", {"id_token": fault})
+    login_via_dhis2(client, "oidc")
+    assert logged_in_as(client) == "alice"
+
+
+def test_signing_key_rotated_by_a_dhis2_restart_is_fetched_once(app, client, oidc, make_user):
+    make_user("alice", password=None)
+    register(app, oidc, "oidc", allow=["alice"])
+    login_via_dhis2(client, "oidc")
+    AuthActions(client).logout()
+    oidc.control("rotate-keys")  # DHIS2 without a keystore makes a new key at every restart
+    login_via_dhis2(client, "oidc")
+    assert logged_in_as(client) == "alice"
+    jwks_calls = [r for r in oidc.control("log", method="GET") if r["path"].endswith("/oauth2/jwks")]
+    assert len(jwks_calls) == 2
+
+
+def test_sec_50_stalled_server_holds_only_a_few_workers(app, legacy, make_user):
+    """Six logins hit a DHIS2 whose token endpoint stalls: at most two wait on it (the per-server cap),
+    the rest fail fast as unavailable, and a password login meanwhile is served at once."""
+    import threading
+    import time
+
+    app.config.update(HTTP_MAX_CONCURRENT_PER_SERVER=2, HTTP_QUEUE_TIMEOUT=0.2, HTTP_READ_TIMEOUT=10)
+    make_user("alice")
+    register(app, legacy, "legacy", allow=["alice"])
+    browsers = [app.test_client() for _ in range(6)]
+    locations = [Dhis2User(*ALICE).authorize(start(browser, "legacy")) for browser in browsers]
+    legacy.control("behaviour", {"token": "stall", "stall_seconds": 3})
+    threads = [threading.Thread(target=back_to_geologin, args=pair) for pair in zip(browsers, locations)]
+    for thread in threads:
+        thread.start()
+    time.sleep(0.5)
+    assert AuthActions(app.test_client()).login("alice").status_code == 302
+    assert any(thread.is_alive() for thread in threads)  # served while the stalled logins still wait
+    for thread in threads:
+        thread.join(20)
+    with app.app_context():
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login",
+                                                             AuditEvent.provider == "legacy")).all()
+    outcomes = sorted((e.outcome, e.reason_code or "") for e in events)
+    assert outcomes == [("failure", "provider_unavailable")] * 4 + [("success", "")] * 2
+    assert all("busy" in e.detail for e in events if e.outcome == "failure")

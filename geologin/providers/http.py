@@ -39,6 +39,16 @@ class _CappedAdapter(HTTPAdapter):
 
 
 _local = threading.local()
+_gates = {}
+_gates_lock = threading.Lock()
+
+
+def _gate(host, limit):
+    """A per-server cap on calls in flight: a stalled server can hold at most ``limit`` workers."""
+    with _gates_lock:
+        if (host, limit) not in _gates:
+            _gates[(host, limit)] = threading.BoundedSemaphore(limit)
+        return _gates[(host, limit)]
 
 
 def _session(max_bytes):
@@ -60,11 +70,13 @@ class HttpClient:
     """Calls to one instance's server. Never follows redirects and never retries (a code is used once)."""
 
     def __init__(self, allowed_hosts, *, connect_timeout=5, read_timeout=10, max_bytes=1024 * 1024,
-                 verify=True):
+                 verify=True, max_concurrent=8, queue_timeout=1.0):
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.timeout = (connect_timeout, read_timeout)
         self.max_bytes = max_bytes
         self.verify = verify
+        self.max_concurrent = max_concurrent
+        self.queue_timeout = queue_timeout
 
     def request(self, method, url, **kwargs):
         host = urlsplit(url).netloc.lower()
@@ -73,6 +85,9 @@ class HttpClient:
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("verify", self.verify)
         kwargs["allow_redirects"] = False
+        gate = _gate(host, self.max_concurrent)
+        if not gate.acquire(timeout=self.queue_timeout):
+            raise ProviderUnavailable(f"{host} is busy: {self.max_concurrent} requests to it are already waiting")
         try:
             response = _session(self.max_bytes).request(method, url, **kwargs)
         except ResponseTooLarge:
@@ -85,6 +100,8 @@ class HttpClient:
             raise ProviderUnavailable(f"cannot connect to {host}") from None
         except requests.exceptions.RequestException as error:
             raise ProviderUnavailable(f"request to {host} failed: {type(error).__name__}") from None
+        finally:
+            gate.release()
         if response.status_code >= 500:
             raise ProviderUnavailable(f"{host} answered HTTP {response.status_code}")
         return response

@@ -154,10 +154,16 @@ class OAuth2Provider(Provider):
         return metadata
 
     def jwks(self, force=False):
+        """The server's key set, cached. ``force`` refetches (an unknown ``kid``: keys were rotated), but
+        at most once a minute, so forged tokens with random kids cannot make us hammer the server."""
         cached = self.cache.get("jwks")
         now = time.monotonic()
-        if cached and (not force or now - cached[0] < JWKS_REFETCH_INTERVAL_SECONDS):
-            return cached[1]
+        if cached and not force:
+            return cached
+        if cached and force:
+            if now - self.cache.get("jwks_forced_at", -JWKS_REFETCH_INTERVAL_SECONDS) < JWKS_REFETCH_INTERVAL_SECONDS:
+                return cached
+            self.cache["jwks_forced_at"] = now
         response = self.http.get(self.endpoints()["jwks_uri"], headers={"Accept": "application/json"})
         if response.status_code != 200:
             raise ProviderError(f"JWKS answered HTTP {response.status_code}")
@@ -165,7 +171,7 @@ class OAuth2Provider(Provider):
             key_set = KeySet.import_key_set(json_object(response, "JWKS"))
         except (JoseError, ValueError, TypeError, KeyError) as error:
             raise ProviderError(f"JWKS is not a valid key set: {type(error).__name__}") from None
-        self.cache["jwks"] = (now, key_set)
+        self.cache["jwks"] = key_set
         return key_set
 
     def id_token_algorithms(self):

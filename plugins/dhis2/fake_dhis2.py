@@ -141,7 +141,9 @@ FAULT_TARGETS = ("token", "me", "userinfo", "discovery", "jwks")
 FAULT_MODES = ("500", "html", "array", "missing_access_token", "wrong_token_type",
                "stall", "huge", "refuse-nothing")
 ID_TOKEN_FAULTS = ("bad_sig", "wrong_iss", "wrong_aud", "no_sub", "expired", "wrong_nonce",
-                   "alg_none", "hs256_pubkey", "unknown_kid", "no_kid")
+                   "alg_none", "hs256_pubkey", "unknown_kid", "no_kid",
+                   # a server clock 30 s fast, and a token that expired 30 s ago: within a client's leeway
+                   "clock_ahead", "just_expired")
 # keys that "missing_access_token" removes / "wrong_token_type" turns into numbers
 IDENTITY_KEYS = {
     "token": ("access_token",),
@@ -1387,7 +1389,11 @@ def faulty_id_token(claims: dict, mode: str) -> str:
         claims.update(iat=now - 7200, exp=now - 3600, auth_time=now - 7300)
     elif mode == "wrong_nonce":
         claims["nonce"] = "wrong-" + make_uid()
-    if mode in ("wrong_iss", "wrong_aud", "no_sub", "expired", "wrong_nonce"):
+    elif mode == "clock_ahead":
+        claims.update(iat=now + 30, auth_time=now + 30, exp=now + 1830)
+    elif mode == "just_expired":
+        claims.update(iat=now - 1830, auth_time=now - 1830, exp=now - 30)
+    if mode in ("wrong_iss", "wrong_aud", "no_sub", "expired", "wrong_nonce", "clock_ahead", "just_expired"):
         return sign_jwt(claims)
     if mode == "no_kid":
         return sign_jwt(claims, {"alg": "RS256", "typ": "JWT"})

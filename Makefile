@@ -6,7 +6,7 @@ PORT   ?= 5000
 FLASK  := $(BIN)/flask --app wsgi
 DEV_ENV := GEOLOGIN_ENV=development GEOLOGIN_ALLOW_INSECURE_HTTP=1
 
-.PHONY: run test install install-test migrate clean
+.PHONY: run test demo install install-test migrate clean
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ migrate: install
 ## Serve on http://127.0.0.1:$(PORT) with SQLite in instance/ (development settings).
 run: migrate
 	@$(DEV_ENV) $(FLASK) setup-link --if-needed --base-url http://127.0.0.1:$(PORT)
-	$(DEV_ENV) $(FLASK) run --host 127.0.0.1 --port $(PORT)
+	$(DEV_ENV) GEOLOGIN_PUBLIC_URL=$${GEOLOGIN_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(FLASK) run --host 127.0.0.1 --port $(PORT)
+
+## geologin with two fake DHIS2 servers (2.40 and 2.42) and seeded users; prints what to click.
+demo: install
+	$(BIN)/python scripts/demo.py
 
 ## Run the test suite on SQLite, then on PostgreSQL when GEOLOGIN_TEST_DATABASE_URL is set.
 test: install-test

@@ -1,0 +1,93 @@
+"""`make demo`: geologin plus two fake DHIS2 servers (a legacy 2.40 and a 2.42) on this machine, with
+seeded users, so anyone can click through "Log in with DHIS2". Not for production; data is thrown away."""
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+PORT = int(os.environ.get("PORT", "5000"))
+PUBLIC_URL = f"http://127.0.0.1:{PORT}"
+INSTANCE = ROOT / "instance" / "demo"
+SERVERS = [  # slug, label, version, port
+    ("moh-legacy", "Ministry of Health (DHIS2 2.40)", "2.40.3", PORT + 81),
+    ("malaria", "Malaria programme (DHIS2 2.42)", "2.42.5", PORT + 82),
+]
+CLIENT_SECRET = secrets.token_hex(18)  # 36 characters, like the DHIS2 Settings app makes
+
+
+def start_fake(slug, version, port):
+    callback = f"{PUBLIC_URL}/auth/{slug}/callback"
+    process = subprocess.Popen(
+        [sys.executable, str(ROOT / "plugins" / "dhis2" / "fake_dhis2.py"), "--port", str(port), "--version",
+         version, "--quiet", "--client", f"geologin:{CLIENT_SECRET}:{callback}"],
+        stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline().strip()
+    if "listening on" not in line:
+        raise SystemExit(f"fake DHIS2 {version} did not start on port {port}")
+    return process, line.rsplit(" ", 1)[-1]
+
+
+def seed(urls):
+    from geologin import create_app, instances, users
+    from geologin.extensions import db
+
+    app = create_app()
+    with app.app_context():
+        admin_password = secrets.token_urlsafe(12)
+        users.create_user("demo-admin", display_name="Demo administrator", password=admin_password,
+                          is_admin=True, actor="demo")
+        alice = users.create_user("alice", display_name="Alice (both servers)", actor="demo")
+        bob = users.create_user("bob", display_name="Bob (2.40 server only)", actor="demo")
+        users.create_user("admin", display_name="DHIS2 admin, not enabled anywhere", actor="demo")
+        created = []
+        for (slug, label, version, _), url in zip(SERVERS, urls):
+            created.append(instances.create_instance(
+                "dhis2", slug=slug, label=label, description=f"Fake DHIS2 {version} on this machine",
+                settings={"base_url": url, "client_id": "geologin"}, secrets={"client_secret": CLIENT_SECRET},
+                actor="demo"))
+        instances.allow([alice, bob], created[0], actor="demo")
+        instances.allow([alice], created[1], actor="demo")
+        db.session.commit()
+    return admin_password
+
+
+def main():
+    shutil.rmtree(INSTANCE, ignore_errors=True)
+    env = {**os.environ, "GEOLOGIN_ENV": "development", "GEOLOGIN_INSTANCE": str(INSTANCE),
+           "GEOLOGIN_PUBLIC_URL": PUBLIC_URL, "GEOLOGIN_ALLOW_INSECURE_HTTP": "1"}
+    os.environ.update(env)
+    flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+    fakes = [start_fake(slug, version, port) for slug, _, version, port in SERVERS]
+    try:
+        admin_password = seed([url for _, url in fakes])
+        print(f"""
+geologin demo: open {PUBLIC_URL}/login
+
+  Log in with DHIS2 -> pick a server -> sign in at the fake DHIS2 -> Authorize:
+    alice / Alice-pass-123   allowed on both servers          -> logged in
+    bob   / Bob-pass-123     allowed on the 2.40 server only  -> refused on the 2.42 one
+    admin / district         exists locally but not enabled   -> "not allowed"
+  Click "Deny" at DHIS2 to see that message too.
+
+  Administrator (password login): demo-admin / {admin_password}
+    Identity providers -> Setup -> Test connection; Users -> alice -> linked accounts.
+
+  Fake DHIS2 servers: {", ".join(url for _, url in fakes)}
+  Press Ctrl-C to stop everything. The demo's data lives in {INSTANCE} and is reset at each start.
+""", flush=True)
+        subprocess.run(flask + ["run", "--host", "127.0.0.1", "--port", str(PORT)], cwd=ROOT, env=env)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for process, _ in fakes:
+            process.terminate()
+
+
+if __name__ == "__main__":
+    main()

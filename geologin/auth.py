@@ -1,7 +1,7 @@
 """Logging in and out with a local password, and the first-run setup page."""
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user, login_required
+from flask_login import current_user
 
 from . import audit, firstrun, users
 from .extensions import db

@@ -1,4 +1,5 @@
-"""The ``flask --app wsgi ...`` commands for automation: users, audit and the first-run setup link.
+"""The ``flask --app wsgi ...`` commands for automation: users (and their identity-provider permissions),
+audit and the first-run setup link; ``cli_providers`` adds the ``providers`` commands.
 Errors exit non-zero with a one-line message and change nothing."""
 import json
 import os
@@ -9,9 +10,9 @@ from flask import current_app
 from flask.cli import AppGroup, with_appcontext
 from sqlalchemy import select
 
-from . import audit, firstrun, users
+from . import audit, firstrun, instances, users
 from .extensions import db
-from .models import AuditEvent, User
+from .models import AuditEvent, ProviderInstance, User
 
 users_cli = AppGroup("users", help="Manage local users.")
 audit_cli = AppGroup("audit", help="Read the audit trail.")
@@ -32,6 +33,13 @@ def _get_user(name):
     if user is None:
         raise click.ClickException(f"No user named {name!r}.")
     return user
+
+
+def _get_instance(slug):
+    instance = ProviderInstance.by_slug(slug)
+    if instance is None:
+        raise click.ClickException(f"No identity provider called {slug!r}.")
+    return instance
 
 
 def _service(call, *args, **kwargs):
@@ -146,6 +154,84 @@ def users_delete(name, yes):
     click.echo(f"Deleted {name}.")
 
 
+def _names_and_slug(args, from_file):
+    """``NAME... SLUG`` (the last argument is the slug) plus names from ``--from-file``, one a line
+    (blank lines and # comments skipped), without duplicates, in order."""
+    if not args:
+        raise click.UsageError("Missing argument 'SLUG'.")
+    *names, slug = args
+    if from_file is not None:
+        names += [line.split("#", 1)[0].strip() for line in from_file]
+    names = list(dict.fromkeys(n for n in (n.strip() for n in names) if n))
+    if not names:
+        raise click.UsageError("Give at least one user NAME before SLUG, or --from-file.")
+    return names, slug
+
+
+def _known_users(names):
+    """The users called ``names``; each unknown name is reported on standard error."""
+    known, unknown = [], []
+    for name in names:
+        user = User.by_username(name)
+        (known if user is not None else unknown).append(user or name)
+    for name in unknown:
+        click.echo(f"No user named {name!r}.", err=True)
+    return known, unknown
+
+
+def _unknown_error(unknown):
+    return click.ClickException(f"{len(unknown)} unknown user name(s) skipped; the others were applied.")
+
+
+_from_file = click.option("--from-file", type=click.File("r", encoding="utf-8"), default=None,
+                          help="Also read user names from FILE, one a line (# comments; - is standard input).")
+
+
+@users_cli.command("allow")
+@click.argument("args", nargs=-1, metavar="[NAME]... SLUG")
+@_from_file
+def users_allow(args, from_file):
+    """Let the users NAME... log in through identity provider SLUG."""
+    names, slug = _names_and_slug(args, from_file)
+    instance = _get_instance(slug)
+    known, unknown = _known_users(names)
+    added = instances.allow(known, instance, actor=CLI_ACTOR)
+    click.echo(f"allowed {len(added)} user(s) for {instance.slug} ({len(known) - len(added)} already allowed)")
+    if instance.allow_all_users:
+        click.echo(f"Note: {instance.slug} currently admits every active user anyway.")
+    if unknown:
+        raise _unknown_error(unknown)
+
+
+@users_cli.command("disallow")
+@click.argument("args", nargs=-1, metavar="NAME... SLUG")
+@_from_file
+def users_disallow(args, from_file):
+    """Stop the users NAME... logging in through SLUG; their sessions from it end."""
+    names, slug = _names_and_slug(args, from_file)
+    instance = _get_instance(slug)
+    known, unknown = _known_users(names)
+    removed = instances.disallow(known, instance, actor=CLI_ACTOR)
+    click.echo(f"disallowed {len(removed)} user(s) for {instance.slug} ({len(known) - len(removed)} were not allowed)")
+    if instance.allow_all_users:
+        click.echo(f"Note: {instance.slug} currently admits every active user anyway.")
+    if unknown:
+        raise _unknown_error(unknown)
+
+
+@users_cli.command("unlink")
+@click.argument("name")
+@click.argument("slug")
+def users_unlink(name, slug):
+    """Forget the external account bound to NAME at SLUG, so the next login through SLUG binds afresh."""
+    user = _get_user(name)
+    instance = _get_instance(slug)
+    if instances.unlink(user, instance, actor=CLI_ACTOR):
+        click.echo(f"Unlinked {user.username} from {instance.slug}; their next login through it binds again.")
+    else:
+        click.echo(f"{user.username} has no account bound at {instance.slug}.")
+
+
 @audit_cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 @click.option("--limit", default=50, show_default=True, type=click.IntRange(1, 100000),
@@ -191,3 +277,5 @@ def init_app(app):
     app.cli.add_command(users_cli)
     app.cli.add_command(audit_cli)
     app.cli.add_command(setup_link)
+    from .cli_providers import init_app as init_providers_cli
+    init_providers_cli(app)

@@ -135,9 +135,12 @@ def update_instance(instance, *, label=None, description=None, settings=None, se
     cls = provider_class(instance.type)
     new_label = instance.label if label is None else label
     errors = _validate_common(instance.slug, new_label, existing=instance)
-    merged = {**settings_of(instance), **(settings or {})}
-    cleaned, stored, setting_errors = _clean(cls, instance.slug, merged, secrets, _secrets_of(instance))
-    errors.update(setting_errors)
+    if settings or secrets:
+        merged = {**settings_of(instance), **(settings or {})}
+        cleaned, stored, setting_errors = _clean(cls, instance.slug, merged, secrets, _secrets_of(instance))
+        errors.update(setting_errors)
+    else:  # enabling, disabling or relabelling never re-judges settings saved under older rules
+        cleaned, stored = settings_of(instance), _secrets_of(instance)
     if errors:
         raise InstanceError(errors)
     before = {"label": instance.label, "description": instance.description,

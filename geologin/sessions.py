@@ -9,7 +9,7 @@ from flask_login import login_user, logout_user
 from sqlalchemy import delete
 
 from .extensions import db, login_manager
-from .models import User, UserSession, utcnow
+from .models import UserSession, utcnow
 
 SESSION_TOKEN_KEY = "sid"
 _TOUCH_INTERVAL = timedelta(seconds=60)

@@ -6,7 +6,7 @@ from urllib.parse import urljoin, urlsplit
 from flask_babel import lazy_gettext as _l
 
 from geologin.providers import (Check, Identity, OAuth2Provider, ProviderError, ProviderUnavailable, Setting,
-                                SettingsError, url_problem)
+                                SettingsError)
 from geologin.providers.http import json_object
 from geologin.providers.oauth import basic_auth
 
@@ -167,6 +167,7 @@ class DHIS2Provider(OAuth2Provider):
     def test_connection(self):
         checks = []
         try:
+            self.http.get(self.discovery_url(), headers={"Accept": "application/json"})  # any answer will do
             generation = self.generation()
         except (ProviderError, ProviderUnavailable) as failure:
             return [Check(_l("Server reachable"), False, failure.detail)]

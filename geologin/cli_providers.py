@@ -1,0 +1,392 @@
+"""The ``flask --app wsgi providers ...`` commands: register, inspect, test and remove identity providers.
+Each plugin's settings become the options of ``providers add TYPE`` (see ``setting_options``). Secrets are
+write-only: they are read from standard input, stored encrypted, and never printed.
+Errors exit non-zero with a one-line message and change nothing."""
+import json
+import sys
+
+import click
+from flask import current_app
+from flask.cli import AppGroup, ScriptInfo, with_appcontext
+
+from . import audit, instances
+from .cli import CLI_ACTOR, _get_instance
+from .encryption import SecretUnreadable
+from .extensions import db
+from .providers import Check, LoginFailure
+
+providers_cli = AppGroup("providers", help="Manage identity providers (DHIS2 servers and other plugins).")
+TRUE_WORDS = {"1", "true", "yes", "on"}
+FALSE_WORDS = {"0", "false", "no", "off"}
+
+
+# -- helpers -------------------------------------------------------------------------------------------
+def _read_secret_stdin(name):
+    """First line of standard input, without its line ending."""
+    secret = sys.stdin.readline().rstrip("\r\n")
+    if not secret:
+        raise click.ClickException(f"No {name} on standard input.")
+    return secret
+
+
+def _service(call, *args, names=None, **kwargs):
+    """Run an ``instances`` call; an InstanceError becomes one line naming the options at fault."""
+    try:
+        return call(*args, **kwargs)
+    except instances.InstanceError as error:
+        db.session.rollback()
+        names = names or {}
+        raise click.ClickException("; ".join(f"{names.get(field, field)}: {str(message).rstrip('.')}"
+                                             for field, message in error.errors.items()) + ".") from None
+
+
+def _registry(ctx):
+    """The plugin registry of the app the command runs against (loaded if need be, e.g. for --help)."""
+    app = current_app._get_current_object() if current_app else ctx.ensure_object(ScriptInfo).load_app()
+    return app.extensions["geologin.plugins"]
+
+
+def _option_name(setting):
+    dashed = setting.name.replace("_", "-")
+    return f"--{dashed}-stdin" if setting.secret else f"--{dashed}"
+
+
+def _secret_names(instance):
+    """Secret settings the plugin declares (plus any stored for a plugin no longer installed)."""
+    cls = instances.plugins().get(instance.type)
+    declared = [s.name for s in cls.settings if s.secret] if cls else []
+    stored = sorted(json.loads(instance.secrets_json or "{}"))
+    return declared + [n for n in stored if n not in declared]
+
+
+def _row(instance):
+    return {
+        "slug": instance.slug,
+        "type": instance.type,
+        "label": instance.label,
+        "enabled": instance.enabled,
+        "allow_all_users": instance.allow_all_users,
+        "position": instance.position,
+        "installed": instances.plugins().get(instance.type) is not None,
+        # Whether each secret is stored; never its value.
+        "secrets": {name: instances.has_secret(instance, name) for name in _secret_names(instance)},
+    }
+
+
+def _flags(row):
+    return [flag for flag, on in (("disabled", not row["enabled"]), ("all-users", row["allow_all_users"]),
+                                  ("plugin-missing", not row["installed"])) if on]
+
+
+# -- options generated from a plugin's settings -----------------------------------------------------------
+def setting_options(settings):
+    """The click options for a plugin's ``Setting`` s: ``base_url`` -> ``--base-url``, a choice ->
+    ``click.Choice``, a bool -> ``--x/--no-x``, a secret -> the flag ``--x-stdin`` (the value is read from
+    standard input, never taken from the command line). Options left out are None, so the plugin's own
+    defaults apply."""
+    options = []
+    for setting in settings:
+        text = " ".join(p for p in (str(setting.label) + ".", str(setting.help or "")) if p.strip(". "))
+        shown_default = None if setting.default in (None, "") else str(setting.default)
+        if setting.secret:
+            options.append(click.Option([_option_name(setting), setting.name], is_flag=True, default=False,
+                                        help=f"Read the {setting.label} from the first line of standard input "
+                                             "(stored encrypted, never shown)."))
+        elif setting.kind == "bool":
+            dashed = setting.name.replace("_", "-")
+            options.append(click.Option([f"--{dashed}/--no-{dashed}", setting.name], default=None, help=text,
+                                        show_default=shown_default))
+        else:
+            if setting.kind == "choice":
+                kind = click.Choice([str(value) for value, _ in setting.choices])
+                text += " " + "; ".join(f"{value}: {label}" for value, label in setting.choices) + "."
+            else:
+                kind = click.STRING
+            options.append(click.Option([_option_name(setting), setting.name], type=kind, help=text,
+                                        required=setting.required and setting.default is None,
+                                        show_default=shown_default))
+    return options
+
+
+def _add_command(type_name, cls):
+    """``providers add TYPE``: the common options, then the plugin's own."""
+    option_names = {"slug": "--slug", "label": "--label", "description": "--description", "type": "TYPE",
+                    **{s.name: _option_name(s) for s in cls.settings}}
+
+    @with_appcontext
+    def add(slug, label, description, disabled, allow_all_users, **values):
+        secret_flags = [s for s in cls.settings if s.secret and values.get(s.name)]
+        if len(secret_flags) > 1:
+            raise click.UsageError("Only one secret can be read from standard input per call: "
+                                   f"{' and '.join(_option_name(s) for s in secret_flags)} cannot be combined. "
+                                   "Set the others afterwards with `providers edit SLUG --secret-stdin NAME`.")
+        secrets = {s.name: _read_secret_stdin(s.name) for s in secret_flags}
+        settings = {s.name: values[s.name] for s in cls.settings if not s.secret and values.get(s.name) is not None}
+        instance = _service(instances.create_instance, type_name, slug=slug, label=label,
+                            description=description, settings=settings, secrets=secrets, enabled=not disabled,
+                            allow_all_users=allow_all_users, actor=CLI_ACTOR, names=option_names)
+        click.echo(f"Created {type_name} provider {instance.slug}"
+                   f"{'' if instance.enabled else ' (disabled)'}. Register this redirect URI at the server: "
+                   f"{instances.build_provider(instance).redirect_uri() or '(set PUBLIC_URL first)'}")
+
+    params = [
+        click.Option(["--slug"], required=True, help="Short name used in URLs, e.g. moh-dhis2 (cannot change)."),
+        click.Option(["--label"], required=True, help="What users see on the login page."),
+        click.Option(["--description"], default="", help="A note for administrators."),
+        click.Option(["--disabled"], is_flag=True, help="Create it disabled (not offered on the login page)."),
+        click.Option(["--allow-all-users"], is_flag=True,
+                     help="Every active user may log in through it (default: only users allowed one by one)."),
+        *setting_options(cls.settings),
+    ]
+    return click.Command(type_name, callback=add, params=params,
+                         help=f"Register a {cls.display_name or type_name} identity provider.",
+                         short_help=f"Register a {cls.display_name or type_name} identity provider.")
+
+
+class PluginTypeGroup(click.Group):
+    """One subcommand per installed provider plugin, read from the app's plugin registry when asked."""
+
+    def list_commands(self, ctx):
+        return _registry(ctx).types()
+
+    def get_command(self, ctx, name):
+        registry = _registry(ctx)
+        cls = registry.get(name)
+        return _add_command(name, cls) if cls else None
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else None
+        if name and not name.startswith("-") and not ctx.resilient_parsing and self.get_command(ctx, name) is None:
+            registry = _registry(ctx)
+            if name in registry.broken:
+                raise click.ClickException(f"The {name} plugin failed to load: {registry.broken[name]}")
+            raise click.ClickException(f"No installed provider plugin is called {name!r} "
+                                       f"(installed: {', '.join(registry.types()) or 'none'}).")
+        return super().resolve_command(ctx, args)
+
+
+providers_cli.add_command(PluginTypeGroup(
+    "add", help="Register an identity provider of type TYPE (one of the installed plugins below).\n\n"
+                "Secrets are read from standard input, e.g.\n\n"
+                "printf '%s\\n' \"$SECRET\" | flask --app wsgi providers add dhis2 --slug moh --label 'MoH DHIS2' "
+                "--base-url https://dhis2.example.org/ --client-id geologin --client-secret-stdin",
+    short_help="Register an identity provider.", subcommand_metavar="TYPE [ARGS]..."))
+
+
+# -- the other commands ---------------------------------------------------------------------------------
+def _parse_set(cls, pairs):
+    settings = {}
+    known = {s.name: s for s in cls.settings} if cls else {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep:
+            raise click.UsageError(f"--set takes NAME=VALUE, got {pair!r}.")
+        setting = known.get(name)
+        if setting is None:
+            plain = ", ".join(s.name for s in known.values() if not s.secret)
+            raise click.ClickException(f"No setting called {name!r} (settings: {plain or 'none'}).")
+        if setting.secret:
+            raise click.ClickException(f"{name} is a secret: use --secret-stdin {name} and give it on "
+                                       "standard input.")
+        if setting.kind == "bool":
+            if value.strip().lower() not in TRUE_WORDS | FALSE_WORDS:
+                raise click.ClickException(f"{name}: use true or false.")
+            value = value.strip().lower() in TRUE_WORDS
+        settings[name] = value
+    return settings
+
+
+@providers_cli.command("edit")
+@click.argument("slug")
+@click.option("--label", default=None, help="What users see on the login page.")
+@click.option("--description", default=None, help="A note for administrators.")
+@click.option("--enable/--disable", "enabled", default=None, help="Offer it on the login page, or not.")
+@click.option("--allow-all-users/--allowed-users-only", "allow_all_users", default=None,
+              help="Every active user may use it / only users allowed with `users allow`.")
+@click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE",
+              help="Change a plugin setting (repeatable); settings not named keep their value.")
+@click.option("--secret-stdin", "secret_name", default=None, metavar="NAME",
+              help="Replace secret NAME with the first line of standard input.")
+def providers_edit(slug, label, description, enabled, allow_all_users, pairs, secret_name):
+    """Change provider SLUG (the slug itself never changes)."""
+    instance = _get_instance(slug)
+    cls = instances.plugins().get(instance.type)
+    settings = _parse_set(cls, pairs)
+    secrets = {}
+    if secret_name is not None:
+        secret_name = secret_name.replace("-", "_")
+        declared = [s.name for s in cls.settings if s.secret] if cls else []
+        if secret_name not in declared:
+            raise click.ClickException(f"{instance.slug} has no secret called {secret_name!r} "
+                                       f"(secrets: {', '.join(declared) or 'none'}).")
+        secrets[secret_name] = _read_secret_stdin(secret_name)
+    names = {"label": "--label", "type": "type", **{s: f"--secret-stdin {s}" for s in secrets}}
+    changed = _service(instances.update_instance, instance, label=label, description=description,
+                       settings=settings, secrets=secrets, enabled=enabled, allow_all_users=allow_all_users,
+                       actor=CLI_ACTOR, names=names)
+    click.echo(f"Updated {instance.slug}: {', '.join(changed)}." if changed
+               else f"Nothing changed for {instance.slug}.")
+
+
+@providers_cli.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def providers_list(as_json):
+    """List identity providers in the order users see them."""
+    rows = [_row(i) for i in instances.ordered_instances()]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    if not rows:
+        click.echo("No identity providers.")
+        return
+    slug_width = max(len(r["slug"]) for r in rows)
+    type_width = max(len(r["type"]) for r in rows)
+    for r in rows:
+        click.echo(f"{r['position']:>3}  {r['slug']:<{slug_width}}  {r['type']:<{type_width}}  {r['label']}  "
+                   f"{' '.join(_flags(r))}".rstrip())
+
+
+@providers_cli.command("show")
+@click.argument("slug")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
+def providers_show(slug, as_json):
+    """Show provider SLUG, with the redirect URI to register at its server."""
+    instance = _get_instance(slug)
+    row = _row(instance)
+    row["description"] = instance.description
+    row["settings"] = instances.settings_of(instance)
+    row["redirect_uri"] = None
+    row["setup"] = {}
+    if row["installed"]:
+        provider = instances.build_provider(instance)
+        row["redirect_uri"] = provider.redirect_uri()
+        secret_names = set(row["secrets"])
+        try:
+            setup = provider.setup_context()
+        except (LoginFailure, SecretUnreadable):
+            setup = {}
+        row["setup"] = {k: v for k, v in setup.items() if k not in secret_names}
+    row["allowed_users"] = [u.username for u in instances.allowed_users(instance)]
+    if as_json:
+        click.echo(json.dumps(row, indent=2, default=str))
+        return
+    click.echo(f"{row['slug']}  ({row['type']}{'' if row['installed'] else ', plugin not installed'})")
+    click.echo(f"  label: {row['label']}")
+    if row["description"]:
+        click.echo(f"  description: {row['description']}")
+    click.echo(f"  position: {row['position']}")
+    click.echo(f"  enabled: {'yes' if row['enabled'] else 'no'}")
+    click.echo(f"  who may use it: {'every active user' if row['allow_all_users'] else 'allowed users only'}"
+               f" ({len(row['allowed_users'])} allowed one by one)")
+    for name, value in row["settings"].items():
+        click.echo(f"  {name}: {'-' if value in (None, '') else value}")
+    for name, stored in row["secrets"].items():
+        click.echo(f"  {name}: {'(stored)' if stored else '(not set)'}")
+    click.echo(f"  redirect URI to register at the server: {row['redirect_uri'] or '(set PUBLIC_URL first)'}")
+
+
+def _run_checks(instance):
+    try:
+        checks = list(instances.build_provider(instance).test_connection())
+    except SecretUnreadable as error:
+        checks = [Check("Stored secrets", False, str(error))]
+    except LoginFailure as failure:
+        checks = [Check("Connection test", False, failure.detail or type(failure).__name__)]
+    return checks
+
+
+@providers_cli.command("test")
+@click.argument("slug")
+def providers_test(slug):
+    """Check that SLUG's server is reachable and accepts the client credentials (exit 0 only then)."""
+    instance = _get_instance(slug)
+    if instances.plugins().get(instance.type) is None:
+        raise click.ClickException(f"The {instance.type} plugin of {instance.slug} is not installed.")
+    checks = _run_checks(instance)
+    for check in checks:
+        click.echo(f"{'ok' if check.ok else 'FAILED':<6}  {check.name}: {check.message}")
+    if not checks:
+        raise click.ClickException(f"The {instance.type} plugin has no connection test; nothing was checked.")
+    failed = [str(c.name) for c in checks if not c.ok]
+    if failed:
+        raise click.ClickException(f"{instance.slug}: check failed: {', '.join(failed)}.")
+    click.echo(f"{instance.slug}: all {len(checks)} checks passed.")
+
+
+@providers_cli.command("remove")
+@click.argument("slug")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def providers_remove(slug, yes):
+    """Remove SLUG, with its per-user permissions and bound identities."""
+    instance = _get_instance(slug)
+    if not yes:
+        click.confirm(f"Remove {instance.slug}? Its permissions and bound identities are deleted too.", abort=True)
+    instances.delete_instance(instance, actor=CLI_ACTOR)
+    click.echo(f"Removed {slug}.")
+
+
+@providers_cli.command("types")
+def providers_types():
+    """List the installed provider plugins (and those that failed to load)."""
+    registry = instances.plugins()
+    names = registry.types()
+    width = max((len(n) for n in names), default=0)
+    display = {n: registry.get(n).display_name or n for n in names}
+    display_width = max((len(d) for d in display.values()), default=0)
+    for name in names:
+        click.echo(f"{name:<{width}}  {display[name]:<{display_width}}  {registry.plugins[name].origin}")
+    if not names:
+        click.echo("No provider plugins are installed.")
+    for name, error in sorted(registry.broken.items()):
+        click.echo(f"broken: {name}: {error}")
+
+
+def _set_enabled(slug, enabled):
+    instance = _get_instance(slug)
+    word = "enabled" if enabled else "disabled"
+    if instance.enabled == enabled:
+        click.echo(f"{instance.slug} is already {word}.")
+        return
+    _service(instances.update_instance, instance, enabled=enabled, actor=CLI_ACTOR)
+    click.echo(f"{instance.slug} is {word}.")
+
+
+@providers_cli.command("enable")
+@click.argument("slug")
+def providers_enable(slug):
+    """Offer SLUG on the login page."""
+    _set_enabled(slug, True)
+
+
+@providers_cli.command("disable")
+@click.argument("slug")
+def providers_disable(slug):
+    """Stop offering SLUG (logins through it are refused)."""
+    _set_enabled(slug, False)
+
+
+@providers_cli.command("move")
+@click.argument("slug")
+@click.argument("direction", type=click.Choice(["up", "down"]))
+def providers_move(slug, direction):
+    """Move SLUG one place up or down in the order users see."""
+    instance = _get_instance(slug)
+    instances.move_instance(instance, -1 if direction == "up" else 1, actor=CLI_ACTOR)
+    click.echo("Order: " + ", ".join(i.slug for i in instances.ordered_instances()))
+
+
+@providers_cli.command("rotate-keys")
+def providers_rotate_keys():
+    """Re-encrypt every stored secret under the first ENCRYPTION_KEY (then older keys can go)."""
+    try:
+        count = instances.rotate_secrets()
+    except SecretUnreadable as error:
+        db.session.rollback()
+        raise click.ClickException(f"{error}; nothing was changed.") from None
+    audit.record("provider.rotate_keys", actor=CLI_ACTOR, detail=f"{count} secret(s)")
+    click.echo(f"Re-encrypted {count} secret(s) under the first ENCRYPTION_KEY.")
+
+
+def init_app(app):
+    app.cli.add_command(providers_cli)

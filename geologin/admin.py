@@ -2,12 +2,17 @@
 hook, so a new route cannot be added unprotected."""
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
+from flask_babel import lazy_gettext as _l
 from flask_login import current_user
+from flask_wtf import FlaskForm
+from wtforms import SelectMultipleField
 
-from . import users
+from . import instances, users
+from .admin_providers import bp as providers_bp
 from .extensions import db, login_manager
 from .forms import SetPasswordForm, UserCreateForm, UserEditForm
-from .models import User
+from .models import ProviderInstance, User
+from .setting_fields import choice
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -30,6 +35,29 @@ def _user_or_404(user_id):
 
 def _actor():
     return current_user.username
+
+
+class UserProvidersForm(FlaskForm):
+    """The user screen's checkboxes: the identity providers this user may log in through."""
+
+    provider_ids = SelectMultipleField(_l("Identity providers"), coerce=int)
+
+
+def _providers_form(user, formdata=None):
+    form = UserProvidersForm(formdata=formdata, data=None if formdata else
+                             {"provider_ids": sorted(instances.allowed_instance_ids(user))})
+    form.provider_ids.choices = [choice(i.id, i.label) for i in instances.ordered_instances()]
+    return form
+
+
+def _user_page(user, form, providers_form=None, status=200):
+    """The user screen: the details form, the identity providers ticked for them, their linked accounts."""
+    return render_template(
+        "admin/user_edit.html", user=user, form=form,
+        providers_form=providers_form or _providers_form(user),
+        provider_instances={i.id: i for i in instances.ordered_instances()},
+        identities=instances.identities_of(user),
+    ), status
 
 
 @bp.route("/")
@@ -81,7 +109,32 @@ def user_edit(user_id):
             flash(_("Changes saved.") if changed else _("Nothing changed."), "info")
             return redirect(url_for("admin.user_edit", user_id=user.id))
     status = 400 if request.method == "POST" else 200
-    return render_template("admin/user_edit.html", user=user, form=form), status
+    return _user_page(user, form, status=status)
+
+
+@bp.route("/users/<int:user_id>/providers", methods=["POST"])
+def user_providers(user_id):
+    user = _user_or_404(user_id)
+    providers_form = _providers_form(user, formdata=request.form)
+    if providers_form.validate_on_submit():
+        instances.set_user_permissions(user, providers_form.provider_ids.data or [], actor=_actor())
+        flash(_("Identity providers of %(name)s saved.", name=user.username), "info")
+        return redirect(url_for("admin.user_edit", user_id=user.id))
+    return _user_page(user, UserEditForm(formdata=None, obj=user), providers_form, status=400)
+
+
+@bp.route("/users/<int:user_id>/identities/<int:provider_id>/unlink", methods=["POST"])
+def user_unlink(user_id, provider_id):
+    user = _user_or_404(user_id)
+    instance = db.session.get(ProviderInstance, provider_id)
+    if instance is None:
+        abort(404)
+    if instances.unlink(user, instance, actor=_actor()):
+        flash(_("The %(label)s account is no longer linked to %(name)s; their next login through it links "
+                "the account it comes from.", label=instance.label, name=user.username), "info")
+    else:
+        flash(_("%(name)s has no linked %(label)s account.", name=user.username, label=instance.label), "error")
+    return redirect(url_for("admin.user_edit", user_id=user.id))
 
 
 @bp.route("/users/<int:user_id>/password", methods=["GET", "POST"])
@@ -133,3 +186,7 @@ def user_delete(user_id):
         flash(_("User %(name)s deleted.", name=user.username), "info")
         return redirect(url_for("admin.users"))
     return render_template("admin/user_delete.html", user=user)
+
+
+# Identity-provider screens, nested so require_admin guards them too (endpoints admin.providers.*).
+bp.register_blueprint(providers_bp)

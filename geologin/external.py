@@ -13,6 +13,7 @@ from flask import Blueprint, current_app, flash, redirect, render_template, requ
 from flask_babel import lazy_gettext as _l
 from markupsafe import Markup
 from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 
 from . import audit, instances
 from .encryption import SecretUnreadable
@@ -153,6 +154,14 @@ def _callback(slug=None):
 def match_identity(identity, instance):
     """The local user ``identity`` may log in as, or a reason code. Exact username match, active,
     allowed for this instance, and the provider's subject bound to this user (bound on first success)."""
+    try:
+        return _match_identity(identity, instance)
+    except IntegrityError:  # a simultaneous first login bound the account first: judge against its row
+        db.session.rollback()
+        return _match_identity(identity, instance)
+
+
+def _match_identity(identity, instance):
     user = User.by_username(identity.username) if identity.username else None
     if user is None:
         return None, "unknown_user"

@@ -15,6 +15,7 @@ from .extensions import db
 from .models import ExternalIdentity, ProviderInstance, User, UserProviderPermission
 from .providers.base import InstanceView, SettingsContext, SettingsError
 from .providers.http import HttpClient
+from .sessions import end_sessions_via_provider, end_user_sessions_via
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
 _caches = {}
@@ -155,6 +156,8 @@ def update_instance(instance, *, label=None, description=None, settings=None, se
     changed += sorted(name for name, value in (secrets or {}).items() if value)  # names only, never values
     if not changed:
         return []
+    if before["enabled"] and not after["enabled"]:
+        end_sessions_via_provider(instance.slug, commit=False)
     for key, value in after.items():
         setattr(instance, key, value)
     instance.settings_json = json.dumps(cleaned, sort_keys=True)
@@ -169,6 +172,7 @@ def update_instance(instance, *, label=None, description=None, settings=None, se
 def delete_instance(instance, *, actor=None):
     slug = instance.slug
     _forget_cache(instance)
+    end_sessions_via_provider(slug, commit=False)
     db.session.delete(instance)
     audit.record("provider.delete", target=slug, provider=slug, actor=actor, commit=False)
     db.session.commit()
@@ -275,7 +279,6 @@ def allow(users, instance, *, actor=None):
 
 def disallow(users, instance, *, actor=None):
     """Withdraw the permission; sessions that came through this instance end at their next request."""
-    from .sessions import end_user_sessions_via
 
     removed = []
     for user in users:

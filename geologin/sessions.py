@@ -63,6 +63,13 @@ def end_user_sessions_via(user, provider_slug, commit=True):
         db.session.commit()
 
 
+def end_sessions_via_provider(provider_slug, commit=True):
+    """End every session opened through one identity provider (disabled or removed)."""
+    db.session.execute(delete(UserSession).where(UserSession.auth_method == provider_auth_method(provider_slug)))
+    if commit:
+        db.session.commit()
+
+
 def provider_auth_method(provider_slug):
     return f"provider:{provider_slug}"
 

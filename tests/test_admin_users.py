@@ -24,46 +24,80 @@ def _user_count(app):
         return db.session.scalar(select(func.count()).select_from(User))
 
 
-ADMIN_PAGES = ["/admin/", "/admin/users", "/admin/users/new", "/admin/users/{id}", "/admin/users/{id}/password",
-               "/admin/users/{id}/delete"]
-ADMIN_POSTS = ["/admin/users/new", "/admin/users/{id}", "/admin/users/{id}/password",
-               "/admin/users/{id}/deactivate", "/admin/users/{id}/activate", "/admin/users/{id}/delete"]
-
-
 def _every_admin_rule(app):
+    """Every rule of the admin blueprint, nested blueprints (admin.providers.*) included."""
     return [rule for rule in app.url_map.iter_rules() if rule.endpoint.startswith("admin.")]
 
 
-def test_sec_42_route_walk_covers_every_admin_rule(app):
-    """If a new admin route appears, the lists above must grow with it."""
-    listed = {p.replace("{id}", "<int:user_id>") for p in ADMIN_PAGES + ADMIN_POSTS}
-    assert {rule.rule for rule in _every_admin_rule(app)} == listed
+@pytest.fixture
+def admin_objects(app, make_user):
+    """Objects to fill every admin URL with: a user and an identity provider the walk must not change."""
+    from geologin import instances
 
-
-def test_sec_42_anonymous_gets_login_redirect_on_every_admin_url(app, client, make_user):
     target = make_user("target")
+    with app.app_context():
+        instance = instances.create_instance(
+            "dhis2", slug="walk", label="Walk", settings={"base_url": "https://dhis2.example.org/",
+                                                          "client_id": "geologin"},
+            secrets={"client_secret": "walk-secret-0123456789"}, actor="test")
+        return {"user_id": target, "slug": instance.slug, "provider_id": instance.id, "name": "bcrypt"}
+
+
+def _admin_requests(app, values):
+    """(method, url) for every method of every admin rule, the rule's arguments taken from ``values``."""
+    from flask import url_for
+
+    requests = []
+    with app.test_request_context():
+        for rule in _every_admin_rule(app):
+            missing = rule.arguments - set(values)
+            assert not missing, f"the route walk has no value for {sorted(missing)} in {rule.rule}"
+            url = url_for(rule.endpoint, **{arg: values[arg] for arg in rule.arguments})
+            requests += [(rule.endpoint, method, url) for method in sorted(rule.methods - {"HEAD", "OPTIONS"})]
+    return requests
+
+
+def _unchanged(app, objects):
+    from geologin.models import ProviderInstance
+
+    with app.app_context():
+        instance = ProviderInstance.by_slug(objects["slug"])
+        return (_user(app, "target").active and instance is not None and instance.enabled
+                and instance.label == "Walk")
+
+
+def test_sec_42_route_walk_covers_every_admin_rule(app, admin_objects):
+    """Every URL under /admin belongs to the admin blueprint (so require_admin guards it), and the walk
+    below requests every method of every one of them, nested blueprints included."""
+    under_admin = {rule.rule for rule in app.url_map.iter_rules() if rule.rule.startswith("/admin")}
+    assert under_admin == {rule.rule for rule in _every_admin_rule(app)}
+    walked = {(endpoint, method) for endpoint, method, _ in _admin_requests(app, admin_objects)}
+    expected = {(rule.endpoint, method) for rule in _every_admin_rule(app)
+                for method in rule.methods - {"HEAD", "OPTIONS"}}
+    assert walked == expected
+    assert any(endpoint.startswith("admin.providers.") for endpoint, _ in walked)
+
+
+def test_sec_42_anonymous_gets_login_redirect_on_every_admin_url(app, client, admin_objects):
     token = csrf_from(client.get("/login"))  # a valid token, so CSRF is not what stops the request
-    for rule in _every_admin_rule(app):
-        url = rule.rule.replace("<int:user_id>", str(target))
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            response = client.open(url, method=method, data={"csrf_token": token, "username": "x"})
-            assert response.status_code == 302, (method, url)
-            assert response.headers["Location"].startswith("/login?next="), (method, url)
-    assert _user(app, "target").active
+    for _, method, url in _admin_requests(app, admin_objects):
+        response = client.open(url, method=method, data={"csrf_token": token, "username": "x",
+                                                          "direction": "up", "usernames": "target"})
+        assert response.status_code == 302, (method, url)
+        assert response.headers["Location"].startswith("/login?next="), (method, url)
+    assert _unchanged(app, admin_objects)
 
 
-def test_sec_42_non_admin_gets_403_on_every_admin_url(app, client, auth, make_user):
-    target = make_user("target")
+def test_sec_42_non_admin_gets_403_on_every_admin_url(app, client, auth, make_user, admin_objects):
     make_user("plain")
     auth.login("plain")
     token = csrf_from(client.get("/account/password"))
-    for rule in _every_admin_rule(app):
-        url = rule.rule.replace("<int:user_id>", str(target))
-        for method in sorted(rule.methods - {"HEAD", "OPTIONS"}):
-            response = client.open(url, method=method, data={"csrf_token": token, "username": "x",
-                                                              "password": STRONG_PASSWORD})
-            assert response.status_code == 403, (method, url)
-    assert _user(app, "target").active and _user_count(app) == 2
+    for _, method, url in _admin_requests(app, admin_objects):
+        response = client.open(url, method=method, data={"csrf_token": token, "username": "x",
+                                                          "password": STRONG_PASSWORD, "direction": "up",
+                                                          "usernames": "plain"})
+        assert response.status_code == 403, (method, url)
+    assert _unchanged(app, admin_objects) and _user_count(app) == 2
 
 
 def test_users_list_search_and_pagination(app, admin_client, make_user):

@@ -108,6 +108,11 @@ class Check:
     ok: bool
     message: str
 
+    def __post_init__(self):
+        # Plain text: a lazy gettext string formatted with what a server said would render as markup.
+        object.__setattr__(self, "name", str(self.name))
+        object.__setattr__(self, "message", str(self.message))
+
 
 @dataclass(frozen=True)
 class SettingsContext:

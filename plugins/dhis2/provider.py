@@ -31,7 +31,7 @@ class DHIS2Provider(OAuth2Provider):
         Setting("client_id", _l("OAuth2 client ID"), required=True, default="geologin",
                 help=_l("The client ID of the OAuth2 client created for geologin in DHIS2.")),
         Setting("client_secret", _l("OAuth2 client secret"), kind="secret", required=True,
-                help=_l("Stored encrypted; never shown again. Leave empty to keep the current one.")),
+                help=_l("Stored encrypted and never shown again.")),
         Setting("generation", _l("DHIS2 OAuth generation"), kind="choice", default=AUTO,
                 choices=((AUTO, _l("Detect automatically")), (LEGACY, _l("DHIS2 2.30 to 2.41 (/uaa)")),
                          (OIDC, _l("DHIS2 2.42 and later (OpenID Connect)")))),
@@ -225,6 +225,8 @@ class DHIS2Provider(OAuth2Provider):
             raise LookupError(name)
         import bcrypt
 
+        if not self.client_secret():
+            return {"error": _l("No client secret is stored yet.")}
         hashed = bcrypt.hashpw(self.client_secret().encode(), bcrypt.gensalt(rounds=10)).decode()
         return {"bcrypt_hash": hashed}
 

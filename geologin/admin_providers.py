@@ -1,0 +1,375 @@
+"""Administrators' screens for identity-provider instances: list, add, edit, reorder, delete, the setup
+page (what to register at the server, connection test, plugin actions) and who may use each instance.
+
+This blueprint is nested in the admin blueprint (see admin.py), so the admin guard runs before every
+route here. All changes go through instances.py, which the CLI uses too."""
+import logging
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, lazy_gettext as _l, ngettext
+from flask_login import current_user
+from flask_wtf import FlaskForm
+from sqlalchemy import func, select
+from wtforms import BooleanField, SelectMultipleField, StringField, TextAreaField
+from wtforms.validators import DataRequired, Length
+
+from . import audit, instances, setting_fields, users
+from .encryption import SecretUnreadable
+from .extensions import db
+from .models import ProviderInstance, User, UserProviderPermission
+from .providers.base import Check, LoginFailure
+from .setting_fields import MarkRequired
+
+bp = Blueprint("providers", __name__, url_prefix="/providers")
+logger = logging.getLogger("geologin.admin")
+
+BULK_MAX_LINES = 10000
+UNKNOWN_SHOWN = 20
+
+
+def _strip(value):
+    return value.strip() if isinstance(value, str) else value
+
+
+class ProviderEditForm(FlaskForm):
+    label = StringField(_l("Label"), validators=[MarkRequired()], filters=[_strip],
+                        description=_l("What users see on the login page, e.g. “Ministry of Health DHIS2”."))
+    description = TextAreaField(_l("Description"), validators=[Length(max=2000)], filters=[_strip],
+                                description=_l("For administrators: what this server is and who uses it."))
+    enabled = BooleanField(_l("Enabled"), default=True,
+                           description=_l("When off, the login page does not offer it and nobody can log in "
+                                          "through it."))
+    allow_all_users = BooleanField(_l("Every active local user may use it"), default=False,
+                                   description=_l("When off, only the users allowed one by one may log in "
+                                                  "through it."))
+
+
+class ProviderCreateForm(ProviderEditForm):
+    slug = StringField(_l("Slug"), validators=[MarkRequired()], filters=[_strip],
+                       description=_l("Part of the redirect URI; cannot be changed later. Lowercase letters, "
+                                      "digits and dashes, e.g. moh-dhis2."),
+                       render_kw={"autocapitalize": "none", "spellcheck": "false"})
+
+
+class BulkAllowForm(FlaskForm):
+    usernames = TextAreaField(_l("Usernames, one per line"),
+                              validators=[DataRequired(_l("Enter at least one username."))],
+                              description=_l("Exact usernames (case matters). Unknown names are reported; "
+                                             "the others are allowed."),
+                              render_kw={"rows": 8, "autocapitalize": "none", "spellcheck": "false"})
+
+
+class DisallowForm(FlaskForm):
+    user_ids = SelectMultipleField(_l("Users"), coerce=int, validate_choice=False)
+
+
+# -- helpers ---------------------------------------------------------------------------------------------
+def _actor():
+    return current_user.username
+
+
+def _instance_or_404(slug):
+    instance = ProviderInstance.by_slug(slug)
+    if instance is None:
+        abort(404)
+    return instance
+
+
+def _plugin_or_flash(instance):
+    """The plugin class of ``instance``, or None after flashing why it cannot be used."""
+    cls = instances.plugins().get(instance.type)
+    if cls is None:
+        flash(_("The plugin %(type)s of %(label)s is not installed, so it cannot be edited or tested; you "
+                "can still delete it.", type=instance.type, label=instance.label), "error")
+    return cls
+
+
+def _redirect_preview(slug):
+    """The callback URL an instance with ``slug`` gets, in parts (``before``, ``slug`` or None while it is
+    not a valid slug, ``after``) so the page can show a placeholder; None when PUBLIC_URL is not set."""
+    public_url = current_app.config.get("PUBLIC_URL")
+    if not public_url:
+        return None
+    marker = "geologin-slug-marker"
+    before, after = url_for("external.callback", slug=marker).split(marker, 1)
+    valid = bool(slug and instances.SLUG.match(slug))
+    return {"before": public_url + before, "slug": slug if valid else None, "after": after}
+
+
+def _apply_errors(form, cls, errors):
+    for name, message in setting_fields.put_errors(form, cls.settings, errors).items():
+        target = getattr(form, name, None) if name in ("slug", "label", "description") else None
+        (target.errors if target is not None else form.form_errors).append(str(message))
+
+
+def _counts():
+    rows = db.session.execute(select(UserProviderPermission.provider_id, func.count())
+                              .group_by(UserProviderPermission.provider_id))
+    return dict(rows.all())
+
+
+# -- list, add, edit, delete, reorder --------------------------------------------------------------------
+@bp.route("", endpoint="index")
+def providers_list():
+    registry = instances.plugins()
+    return render_template("admin/providers.html", instances=instances.ordered_instances(), registry=registry,
+                           counts=_counts(), broken=registry.broken)
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    registry = instances.plugins()
+    type_name = request.args.get("type")
+    if not type_name:
+        types = [registry.get(t) for t in registry.types()]
+        status = 400 if request.method == "POST" else 200
+        return render_template("admin/providers_new.html", types=types, broken=registry.broken), status
+    cls = registry.get(type_name)
+    if cls is None:
+        abort(404)
+    form = setting_fields.with_setting_fields(ProviderCreateForm, cls.settings)()
+    if form.validate_on_submit():
+        plain, secrets = setting_fields.read_settings(form, cls.settings)
+        try:
+            instance = instances.create_instance(
+                type_name, slug=form.slug.data, label=form.label.data, description=form.description.data,
+                settings=plain, secrets=secrets, enabled=form.enabled.data,
+                allow_all_users=form.allow_all_users.data, actor=_actor())
+        except instances.InstanceError as error:
+            db.session.rollback()
+            _apply_errors(form, cls, error.errors)
+        else:
+            flash(_("Identity provider %(label)s created. Now register geologin at the server as shown here.",
+                    label=instance.label), "info")
+            return redirect(url_for("admin.providers.setup", slug=instance.slug))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/providers_form.html", form=form, plugin=cls, instance=None,
+                           settings=setting_fields.setting_fields(form, cls.settings),
+                           preview=_redirect_preview(form.slug.data)), status
+
+
+@bp.route("/<slug>/edit", methods=["GET", "POST"])
+def edit(slug):
+    instance = _instance_or_404(slug)
+    cls = _plugin_or_flash(instance)
+    if cls is None:
+        return redirect(url_for("admin.providers.index"))
+    stored = {s.name for s in cls.settings if s.secret and instances.has_secret(instance, s.name)}
+    form_class = setting_fields.with_setting_fields(ProviderEditForm, cls.settings,
+                                                    values=instances.settings_of(instance), stored_secrets=stored)
+    form = form_class(obj=instance)
+    if form.validate_on_submit():
+        plain, secrets = setting_fields.read_settings(form, cls.settings)
+        try:
+            changed = instances.update_instance(
+                instance, label=form.label.data, description=form.description.data, settings=plain,
+                secrets=secrets, enabled=form.enabled.data, allow_all_users=form.allow_all_users.data,
+                actor=_actor())
+        except instances.InstanceError as error:
+            db.session.rollback()
+            _apply_errors(form, cls, error.errors)
+        else:
+            flash(_("Changes saved.") if changed else _("Nothing changed."), "info")
+            return redirect(url_for("admin.providers.setup", slug=instance.slug))
+    status = 400 if request.method == "POST" else 200
+    return render_template("admin/providers_form.html", form=form, plugin=cls, instance=instance,
+                           settings=setting_fields.setting_fields(form, cls.settings),
+                           preview=_redirect_preview(instance.slug)), status
+
+
+@bp.route("/<slug>/delete", methods=["GET", "POST"])
+def delete(slug):
+    instance = _instance_or_404(slug)
+    if request.method == "POST":  # CSRF is checked for every POST by CSRFProtect
+        label = instance.label
+        instances.delete_instance(instance, actor=_actor())
+        flash(_("Identity provider %(label)s deleted.", label=label), "info")
+        return redirect(url_for("admin.providers.index"))
+    return render_template("admin/providers_delete.html", instance=instance,
+                           allowed=len(instances.allowed_users(instance)),
+                           identities=len(instance.identities))
+
+
+@bp.route("/<slug>/move", methods=["POST"])
+def move(slug):
+    instance = _instance_or_404(slug)
+    offsets = {"up": -1, "down": 1}
+    direction = request.form.get("direction")
+    if direction not in offsets:
+        abort(400)
+    instances.move_instance(instance, offsets[direction], actor=_actor())
+    return redirect(url_for("admin.providers.index"))
+
+
+# -- setup page: what to register at the server, connection test, plugin actions --------------------------
+def _setup_page(instance, *, checks=None, action_result=None, action_error=None, status=200):
+    cls = _plugin_or_flash(instance)
+    if cls is None:
+        return redirect(url_for("admin.providers.index"))
+    provider = instances.build_provider(instance)
+    setup, setup_error = {}, None
+    try:
+        setup = provider.setup_context()
+    except (LoginFailure, SecretUnreadable) as error:
+        setup_error = getattr(error, "detail", None) or str(error)
+    return render_template(
+        "admin/providers_setup.html", instance=instance, plugin=cls, provider=provider, setup=setup,
+        setup_error=setup_error, checks=checks, action_result=action_result, action_error=action_error,
+        callback_url=instances.callback_url(instance), redirect_uri=provider.redirect_uri(),
+        allowed=len(instances.allowed_users(instance)), summary=_summary(instance, cls),
+    ), status
+
+
+def _summary(instance, cls):
+    """The instance's settings for display: plain values as text, secrets only as stored or not."""
+    values = instances.settings_of(instance)
+    rows = []
+    for setting in cls.settings:
+        value = values.get(setting.name)
+        if setting.kind == "bool":
+            text = _("yes") if value else _("no")
+        elif setting.kind == "choice":
+            text = dict(setting.choices).get(value, value)
+        else:
+            text = value
+        rows.append({"label": setting.label, "secret": setting.secret, "value": text or _("(not set)"),
+                     "stored": setting.secret and instances.has_secret(instance, setting.name)})
+    return rows
+
+
+@bp.route("/<slug>/setup")
+def setup(slug):
+    return _setup_page(_instance_or_404(slug))
+
+
+def _run_checks(provider):
+    """The plugin's connection test; whatever the server (or the plugin) does, a list of Checks."""
+    try:
+        checks = list(provider.test_connection())
+    except LoginFailure as failure:
+        checks = [Check(_("Connection test"), False, failure.detail or failure.reason)]
+    except SecretUnreadable as error:
+        checks = [Check(_("Stored secret"), False, str(error))]
+    except Exception as error:  # a plugin bug must not turn the admin's test into a server error
+        logger.exception("connection test of a provider plugin failed")
+        checks = [Check(_("Connection test"), False,
+                        _("The plugin failed unexpectedly (%(error)s); details are in the server log.",
+                          error=type(error).__name__))]
+    return checks or [Check(_("Connection test"), False, _("This plugin has no connection test."))]
+
+
+@bp.route("/<slug>/test", methods=["POST"])
+def test(slug):
+    instance = _instance_or_404(slug)
+    if instances.plugins().get(instance.type) is None:
+        return _setup_page(instance)
+    checks = _run_checks(instances.build_provider(instance))
+    ok = all(check.ok for check in checks)
+    audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=instance.slug,
+                 provider=instance.slug, actor=_actor(),
+                 detail="; ".join(f"{check.name}: {'ok' if check.ok else 'failed'}" for check in checks))
+    return _setup_page(instance, checks=checks)
+
+
+@bp.route("/<slug>/action/<name>", methods=["POST"])
+def action(slug, name):
+    instance = _instance_or_404(slug)
+    if instances.plugins().get(instance.type) is None:
+        return _setup_page(instance)
+    provider = instances.build_provider(instance)
+    result, problem = None, None
+    try:
+        result = provider.admin_action(name, request.form)
+    except LookupError:
+        abort(404)
+    except LoginFailure as failure:
+        problem = failure.detail or failure.reason
+    except SecretUnreadable as error:
+        problem = str(error)
+    except Exception as error:
+        logger.exception("admin action %r of a provider plugin failed", name)
+        problem = _("The plugin failed unexpectedly (%(error)s); details are in the server log.",
+                    error=type(error).__name__)
+    audit.record("provider.action", audit.FAILURE if problem else audit.SUCCESS, target=instance.slug,
+                 provider=instance.slug, actor=_actor(), detail=f"action={name}")
+    return _setup_page(instance, action_result=result or {}, action_error=problem)
+
+
+# -- who may use an instance ----------------------------------------------------------------------------
+def _users_page(instance, *, bulk_form=None, status=200):
+    query = (request.args.get("q") or "").strip()[:200]
+    statement = (users.search_users(query)
+                 .join(UserProviderPermission, UserProviderPermission.user_id == User.id)
+                 .where(UserProviderPermission.provider_id == instance.id))
+    page = db.paginate(statement, per_page=int(current_app.config["USERS_PER_PAGE"]), error_out=False,
+                       max_per_page=200)
+    return render_template("admin/providers_users.html", instance=instance, page=page, query=query,
+                           bulk_form=bulk_form or BulkAllowForm(formdata=None),
+                           disallow_form=DisallowForm(formdata=None)), status
+
+
+@bp.route("/<slug>/users", endpoint="users")
+def users_list(slug):
+    return _users_page(_instance_or_404(slug))
+
+
+def _parse_usernames(text):
+    names, seen = [], set()
+    for line in text.splitlines():
+        name = line.strip()
+        if name and name not in seen:
+            seen.add(name)
+            names.append(name)
+    return names
+
+
+def _users_named(names):
+    found = {}
+    for start in range(0, len(names), 500):
+        chunk = names[start:start + 500]
+        found.update((u.username, u) for u in db.session.scalars(select(User).where(User.username.in_(chunk))))
+    return found
+
+
+@bp.route("/<slug>/users/allow", methods=["POST"])
+def users_allow(slug):
+    instance = _instance_or_404(slug)
+    form = BulkAllowForm()
+    if form.validate_on_submit():
+        names = _parse_usernames(form.usernames.data)
+        if not names:
+            form.usernames.errors.append(_("Enter at least one username."))
+        elif len(names) > BULK_MAX_LINES:
+            form.usernames.errors.append(_("At most %(n)d usernames at once.", n=BULK_MAX_LINES))
+        else:
+            found = _users_named(names)
+            unknown = [name for name in names if name not in found]
+            added = instances.allow([found[name] for name in names if name in found], instance, actor=_actor())
+            already = len(found) - len(added)
+            flash(ngettext("Allowed: %(num)d user.", "Allowed: %(num)d users.", len(added)) +
+                  (" " + ngettext("%(num)d was already allowed.", "%(num)d were already allowed.", already)
+                   if already else ""), "info")
+            if unknown:  # flashes live in the session cookie: keep the message short
+                shown = ", ".join(n if len(n) <= 60 else n[:59] + "…" for n in unknown[:UNKNOWN_SHOWN])
+                if len(unknown) > UNKNOWN_SHOWN:
+                    shown += " " + _("and %(n)d more", n=len(unknown) - UNKNOWN_SHOWN)
+                flash(ngettext("Unknown, nothing done: %(names)s (%(num)d name).",
+                               "Unknown, nothing done: %(names)s (%(num)d names).", len(unknown), names=shown),
+                      "error")
+            return redirect(url_for("admin.providers.users", slug=instance.slug))
+    return _users_page(instance, bulk_form=form, status=400)
+
+
+@bp.route("/<slug>/users/disallow", methods=["POST"])
+def users_disallow(slug):
+    instance = _instance_or_404(slug)
+    form = DisallowForm()
+    if form.validate_on_submit() and form.user_ids.data:
+        chosen = list(db.session.scalars(select(User).where(User.id.in_(form.user_ids.data[:BULK_MAX_LINES]))))
+        removed = instances.disallow(chosen, instance, actor=_actor())
+        flash(ngettext("%(num)d user may no longer log in through %(label)s.",
+                       "%(num)d users may no longer log in through %(label)s.", len(removed), label=instance.label),
+              "info")
+    else:
+        flash(_("Tick the users to disallow first."), "error")
+    return redirect(url_for("admin.providers.users", slug=instance.slug, q=request.args.get("q") or None))

@@ -701,3 +701,24 @@ def test_sec_50_stalled_server_holds_only_a_few_workers(app, legacy, make_user):
     outcomes = sorted((e.outcome, e.reason_code or "") for e in events)
     assert outcomes == [("failure", "provider_unavailable")] * 4 + [("success", "")] * 2
     assert all("busy" in e.detail for e in events if e.outcome == "failure")
+
+
+def test_sec_28_withdrawing_permission_or_disabling_the_server_ends_sessions_opened_through_it(
+        app, client, legacy, make_user):
+    make_user("alice")
+    register(app, legacy, "legacy", allow=["alice"])
+    login_via_dhis2(client, "legacy")
+    password_browser = app.test_client()
+    AuthActions(password_browser).login("alice")
+    with app.app_context():
+        instances.disallow([User.by_username("alice")], instances.ProviderInstance.by_slug("legacy"), actor="t")
+    assert client.get("/").status_code == 302  # the DHIS2 session ended
+    assert password_browser.get("/").status_code == 200  # the password session did not
+    with app.app_context():
+        instances.allow([User.by_username("alice")], instances.ProviderInstance.by_slug("legacy"), actor="t")
+    login_via_dhis2(client, "legacy")
+    assert logged_in_as(client) == "alice"
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), enabled=False, actor="t")
+    assert client.get("/").status_code == 302
+    assert password_browser.get("/").status_code == 200

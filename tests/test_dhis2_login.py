@@ -145,7 +145,7 @@ def test_generation_can_be_forced(app, client, oidc, legacy, make_user):
     assert "/dhis/uaa/oauth/authorize?" in start(client, "legacy")
     # Forcing the wrong generation gives a clear failure, not a crash.
     with app.app_context():
-        instances.update_instance(db.session.get(instances.ProviderInstance, 2), settings={"generation": "oidc"})
+        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), settings={"generation": "oidc"})
     client.post("/auth/start", data={"csrf_token": csrf_from(client.get("/login")), "provider": "legacy"})
     assert "cannot use" in flashed_error(client)
 

@@ -187,20 +187,26 @@ _from_file = click.option("--from-file", type=click.File("r", encoding="utf-8"),
                           help="Also read user names from FILE, one a line (# comments; - is standard input).")
 
 
+def _change_permissions(args, from_file, change, summary):
+    """Apply ``change`` (instances.allow or disallow) to the named users; unknown names exit 1 afterwards."""
+    names, slug = _names_and_slug(args, from_file)
+    instance = _get_instance(slug)
+    known, unknown = _known_users(names)
+    changed = change(known, instance, actor=CLI_ACTOR)
+    click.echo(summary.format(changed=len(changed), slug=instance.slug, unchanged=len(known) - len(changed)))
+    if instance.allow_all_users:
+        click.echo(f"Note: {instance.slug} currently admits every active user anyway.")
+    if unknown:
+        raise _unknown_error(unknown)
+
+
 @users_cli.command("allow")
 @click.argument("args", nargs=-1, metavar="[NAME]... SLUG")
 @_from_file
 def users_allow(args, from_file):
     """Let the users NAME... log in through identity provider SLUG."""
-    names, slug = _names_and_slug(args, from_file)
-    instance = _get_instance(slug)
-    known, unknown = _known_users(names)
-    added = instances.allow(known, instance, actor=CLI_ACTOR)
-    click.echo(f"allowed {len(added)} user(s) for {instance.slug} ({len(known) - len(added)} already allowed)")
-    if instance.allow_all_users:
-        click.echo(f"Note: {instance.slug} currently admits every active user anyway.")
-    if unknown:
-        raise _unknown_error(unknown)
+    _change_permissions(args, from_file, instances.allow,
+                        "allowed {changed} user(s) for {slug} ({unchanged} already allowed)")
 
 
 @users_cli.command("disallow")
@@ -208,15 +214,8 @@ def users_allow(args, from_file):
 @_from_file
 def users_disallow(args, from_file):
     """Stop the users NAME... logging in through SLUG; their sessions from it end."""
-    names, slug = _names_and_slug(args, from_file)
-    instance = _get_instance(slug)
-    known, unknown = _known_users(names)
-    removed = instances.disallow(known, instance, actor=CLI_ACTOR)
-    click.echo(f"disallowed {len(removed)} user(s) for {instance.slug} ({len(known) - len(removed)} were not allowed)")
-    if instance.allow_all_users:
-        click.echo(f"Note: {instance.slug} currently admits every active user anyway.")
-    if unknown:
-        raise _unknown_error(unknown)
+    _change_permissions(args, from_file, instances.disallow,
+                        "disallowed {changed} user(s) for {slug} ({unchanged} were not allowed)")
 
 
 @users_cli.command("unlink")

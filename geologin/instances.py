@@ -279,7 +279,6 @@ def allow(users, instance, *, actor=None):
 
 def disallow(users, instance, *, actor=None):
     """Withdraw the permission; sessions that came through this instance end at their next request."""
-
     removed = []
     for user in users:
         row = db.session.get(UserProviderPermission, (user.id, instance.id))

@@ -3,6 +3,7 @@ seeded users, so anyone can click through "Log in with DHIS2". Not for productio
 import os
 import secrets
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -12,7 +13,7 @@ sys.path.insert(0, str(ROOT))
 
 PORT = int(os.environ.get("PORT", "5000"))
 PUBLIC_URL = f"http://127.0.0.1:{PORT}"
-INSTANCE = ROOT / "instance" / "demo"
+INSTANCE = Path(os.environ.get("DEMO_INSTANCE", ROOT / "instance" / "demo"))  # wiped at every start
 SERVERS = [  # slug, label, version, port
     ("moh-legacy", "Ministry of Health (DHIS2 2.40)", "2.40.3", PORT + 81),
     ("malaria", "Malaria programme (DHIS2 2.42)", "2.42.5", PORT + 82),
@@ -56,7 +57,12 @@ def seed(urls):
     return admin_password
 
 
+def _stop(signum, frame):
+    raise KeyboardInterrupt
+
+
 def main():
+    signal.signal(signal.SIGTERM, _stop)  # so the fake servers and geologin stop with us
     shutil.rmtree(INSTANCE, ignore_errors=True)
     env = {**os.environ, "GEOLOGIN_ENV": "development", "GEOLOGIN_INSTANCE": str(INSTANCE),
            "GEOLOGIN_PUBLIC_URL": PUBLIC_URL, "GEOLOGIN_ALLOW_INSECURE_HTTP": "1"}
@@ -64,6 +70,7 @@ def main():
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
     subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     fakes = [start_fake(slug, version, port) for slug, _, version, port in SERVERS]
+    children = [process for process, _ in fakes]
     try:
         admin_password = seed([url for _, url in fakes])
         print(f"""
@@ -81,12 +88,16 @@ geologin demo: open {PUBLIC_URL}/login
   Fake DHIS2 servers: {", ".join(url for _, url in fakes)}
   Press Ctrl-C to stop everything. The demo's data lives in {INSTANCE} and is reset at each start.
 """, flush=True)
-        subprocess.run(flask + ["run", "--host", "127.0.0.1", "--port", str(PORT)], cwd=ROOT, env=env)
+        children.append(subprocess.Popen(flask + ["run", "--host", "127.0.0.1", "--port", str(PORT)], cwd=ROOT,
+                                         env=env))
+        children[-1].wait()
     except KeyboardInterrupt:
         pass
     finally:
-        for process, _ in fakes:
+        for process in children:
             process.terminate()
+        for process in children:
+            process.wait(10)
 
 
 if __name__ == "__main__":

@@ -126,11 +126,12 @@ def test_oidc_dhis2_login_logs_in_the_matching_user(app, client, oidc, make_user
     assert last_login_event(app)[:4] == ("success", None, "oidc", "alice")
 
 
-@pytest.mark.parametrize("version", ["2.34.7", "2.37.9", "2.41.1", "2.42.0", "2.43.0"])
-def test_every_dhis2_shape_works(app, client, dhis2_servers, make_user, version):
-    """2.34 (UUID tokens), 2.37 (username only in userCredentials), 2.41.1, 2.42.0 (no username claim:
-    the username is sub), 2.43 (new login path)."""
-    server = dhis2_servers(version)
+@pytest.mark.parametrize("version, base_path", [("2.34.7", None), ("2.37.9", None), ("2.41.1", None),
+                                               ("2.42.0", "/dhis"), ("2.43.0", None)])
+def test_every_dhis2_shape_works(app, client, dhis2_servers, make_user, version, base_path):
+    """2.34 (UUID tokens), 2.37 (username only in userCredentials), 2.41.1, 2.42.0 under a path (no
+    username claim: the username is sub), 2.43 (new login path)."""
+    server = dhis2_servers(version, base_path)
     make_user("alice", password=None)
     register(app, server, "other", allow=["alice"])
     login_via_dhis2(client, "other")

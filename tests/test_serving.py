@@ -68,3 +68,31 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
     result = subprocess.run(FLASK + ["users", "list"], cwd=ROOT, env=env, capture_output=True, text=True)
     assert result.returncode != 0
     assert "SECRET_KEY is not set" in result.stderr
+
+
+@pytest.mark.skipif(TEST_DB != "sqlite", reason="the demo runs on the embedded SQLite default")
+def test_make_demo_serves_two_fake_dhis2_servers_and_says_what_to_click(tmp_path):
+    port = _free_port()
+    demo = subprocess.Popen([sys.executable, "scripts/demo.py"], cwd=ROOT, env={**_env(tmp_path), "PORT": str(port), "DEMO_INSTANCE": str(tmp_path / "demo")},
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        output = ""
+        deadline = time.monotonic() + 30
+        while "Press Ctrl-C" not in output and time.monotonic() < deadline and demo.poll() is None:
+            output += demo.stdout.readline()
+        assert "alice / Alice-pass-123" in output and "demo-admin / " in output
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2) as response:
+                    body = response.read().decode()
+                break
+            except OSError:
+                if time.monotonic() > deadline or demo.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        assert "Ministry of Health (DHIS2 2.40)" in body and "Malaria programme (DHIS2 2.42)" in body
+    finally:
+        demo.terminate()
+        demo.wait(timeout=15)
+    with pytest.raises(OSError):  # geologin and the fake servers stopped with the demo
+        urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2)

@@ -35,6 +35,8 @@ demo: install
 
 ## Run the test suite on SQLite, then on PostgreSQL when GEOLOGIN_TEST_DATABASE_URL is set.
 test: install-test
+	@if [ -n "$$CI" ] && [ -z "$$GEOLOGIN_TEST_REDIS_URL" ]; then \
+		echo "GEOLOGIN_TEST_REDIS_URL is not set: CI must run the Redis tests (see .ci/run)."; exit 1; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 	@if [ -n "$$GEOLOGIN_TEST_DATABASE_URL" ]; then \
 		echo "== The database tests again, on PostgreSQL ($$GEOLOGIN_TEST_DATABASE_URL)"; \

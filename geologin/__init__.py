@@ -24,13 +24,14 @@ def create_app(test_config=None):
     load_config(app, test_config)
     _configure_logging(app)
 
-    from . import encryption, extensions, i18n, plugins, sessions, web
+    from . import encryption, extensions, i18n, plugins, sessions, throttle, web
     encryption.init_app(app)
     extensions.db.init_app(app)
     from .models import alembic_render_item
     extensions.migrate.init_app(app, extensions.db, directory=str(Path(__file__).parent / "migrations"),
                                 render_as_batch=True, compare_type=True, render_item=alembic_render_item)
     extensions.csrf.init_app(app)
+    throttle.init_app(app)
     i18n.init_app(app)
     sessions.init_app(app)
 

@@ -1,5 +1,8 @@
 """Administrators' screens for local users. Every route here is admin-only through one before_request
 hook, so a new route cannot be added unprotected."""
+from datetime import timedelta
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
@@ -12,6 +15,8 @@ from .admin_providers import bp as providers_bp
 from .extensions import db, login_manager
 from .forms import SetPasswordForm, UserCreateForm, UserEditForm
 from .models import ProviderInstance, User
+from .redirects import safe_next
+from .sessions import login_age
 from .setting_fields import choice
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -23,7 +28,19 @@ def require_admin():
         return login_manager.unauthorized()
     if not current_user.is_admin:
         abort(403)
+    fresh = timedelta(minutes=int(current_app.config["ADMIN_FRESH_LOGIN_MINUTES"]))
+    # A form opened while the login was fresh may still be sent for another hour, so nothing typed is lost.
+    if login_age() > (fresh if request.method == "GET" else fresh + timedelta(hours=1)):
+        target = request.full_path if request.method == "GET" else request.referrer
+        return redirect(url_for("auth.reauth", next=safe_next(_local_path(target)) or url_for("admin.users")))
     return None
+
+
+def _local_path(url):
+    if not url:
+        return None
+    parts = urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
 
 
 def _user_or_404(user_id):

@@ -1,16 +1,17 @@
 """Logging in and out with a local password, and the first-run setup page."""
 from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
-from flask_login import current_user
+from flask_babel import ngettext
+from flask_login import current_user, login_required
 
-from . import audit, firstrun, users
+from . import audit, firstrun, throttle, users
 from .extensions import db
 from .external import login_widgets
-from .forms import LoginForm, SetupForm
-from .models import User
+from .forms import LoginForm, ReauthForm, SetupForm
+from .models import ProviderInstance, User
 from .passwords import hash_password, needs_rehash, verify_password
 from .redirects import safe_next
-from .sessions import end_session, start_session
+from .sessions import current_session_row, end_session, start_session
 
 bp = Blueprint("auth", __name__)
 
@@ -34,14 +35,22 @@ def _password_login_failure(username):
 
 
 @bp.route("/login", methods=["GET", "POST"])
+@throttle.limit_attempts
 def login():
     if current_user.is_authenticated and request.method == "GET":
         return _landing(request.args.get("next"))
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
+    status = 400 if request.method == "POST" else 200
     if form.validate_on_submit():
-        user, reason = _password_login_failure(form.username.data)
+        username = form.username.data
+        wait = throttle.locked_for(username)
+        if wait:
+            audit.record("login", audit.FAILURE, target=username, reason="locked_out", actor="")
+            flash(_lockout_message(wait), "error")
+            return _login_page(form, 429, {"Retry-After": str(wait)})
+        user, reason = _password_login_failure(username)
         # Verify (or burn the same time on a dummy hash) whatever the reason, so timing reveals nothing.
         matches = verify_password(user.password_hash if user else None, form.password.data)
         if reason is None and not matches:
@@ -49,15 +58,60 @@ def login():
         if reason is None:
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(form.password.data)
+            throttle.record_success(username)
             start_session(user, "password")
             audit.record("login", target=user.username, actor=user.username)
             return _landing(form.next.data)
-        audit.record("login", audit.FAILURE, target=form.username.data, reason=reason, actor="")
+        audit.record("login", audit.FAILURE, target=username, reason=reason, actor="")
+        locked = throttle.record_failure(username)
+        if locked:
+            audit.record("lockout", audit.FAILURE, target=username, actor="", detail=f"locked for {locked} s")
         flash(_("Invalid username or password."), "error")
-        form.password.data = ""
-    status = 400 if request.method == "POST" else 200
+    return _login_page(form, status)
+
+
+def _lockout_message(seconds):
+    minutes = max(1, -(-seconds // 60))
+    return ngettext("Too many failed attempts. Try again in %(num)d minute.",
+                    "Too many failed attempts. Try again in %(num)d minutes.", minutes)
+
+
+def _login_page(form, status, headers=None):
+    form.password.data = ""
     return render_template("login.html", form=form, needs_setup=not firstrun.admin_exists(),
-                           widgets=login_widgets()), status
+                           widgets=login_widgets()), status, headers or {}
+
+
+@bp.route("/reauth", methods=["GET", "POST"])
+@login_required
+@throttle.limit_attempts
+def reauth():
+    """Confirm it is still you before administration: your password again, or your identity provider."""
+    user = current_user._get_current_object()
+    form = ReauthForm()
+    if request.method == "GET":
+        form.next.data = safe_next(request.args.get("next")) or ""
+    row = current_session_row()
+    provider_slug = row.auth_method.split(":", 1)[1] if row and row.auth_method.startswith("provider:") else None
+    provider = ProviderInstance.by_slug(provider_slug) if provider_slug else None
+    can_use_password = user.has_password and user.password_login_allowed
+    if can_use_password and form.validate_on_submit():
+        wait = throttle.locked_for(user.username)
+        if wait:
+            flash(_lockout_message(wait), "error")
+            return render_template("reauth.html", form=form, provider=provider, can_use_password=True), 429
+        if verify_password(user.password_hash, form.password.data):
+            throttle.record_success(user.username)
+            start_session(user, "password")
+            audit.record("reauth", target=user.username, actor=user.username)
+            return _landing(form.next.data)
+        audit.record("reauth", audit.FAILURE, target=user.username, actor=user.username, reason="bad_password")
+        if throttle.record_failure(user.username):
+            audit.record("lockout", audit.FAILURE, target=user.username, actor="")
+        form.password.errors.append(_("This is not your password."))
+    status = 400 if request.method == "POST" else 200
+    return render_template("reauth.html", form=form, provider=provider, can_use_password=can_use_password,
+                           next=form.next.data), status
 
 
 @bp.route("/logout", methods=["POST"])

@@ -47,6 +47,19 @@ DEFAULTS = {
     "ARGON2_TIME_COST": 2,
     "ARGON2_PARALLELISM": 1,
     "SETUP_TOKEN_HOURS": 24,
+    "REDIS_URL": None,  # shared storage for rate limits and lockouts across workers and nodes
+    # Per client IP, over the password form, external-login starts and callbacks together. An office
+    # behind one NAT address logs many people in: keep it generous; the per-account lockout stops guessing.
+    "LOGIN_RATE_LIMIT": "60 per minute",
+    # Keycloak's defaults: after 30 failures, each further one adds a minute of wait, up to 15 minutes;
+    # the failure count is forgotten 12 hours after the first failure.
+    "LOCKOUT_MAX_FAILURES": 30,
+    "LOCKOUT_WAIT_INCREMENT_SECONDS": 60,
+    "LOCKOUT_MAX_WAIT_SECONDS": 900,
+    "LOCKOUT_FAILURE_RESET_SECONDS": 12 * 3600,
+    "HSTS_MAX_AGE": 365 * 24 * 3600,  # sent when PUBLIC_URL is https
+    "TRUSTED_PROXIES": 0,  # how many reverse proxies in front set X-Forwarded-*; 0 = trust none
+    "ADMIN_FRESH_LOGIN_MINUTES": 30,  # admin pages need a login (or re-authentication) this recent
     "SESSION_IDLE_MINUTES": 60,
     "SESSION_ABSOLUTE_HOURS": 12,
     "SESSION_COOKIE_NAME": "geologin_session",

@@ -1,5 +1,7 @@
 """The Flask extensions, created unbound here and bound to an app in ``create_app`` (init_app style)."""
 from flask_babel import Babel
+from flask_limiter import Limiter
+from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
@@ -20,3 +22,5 @@ migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
+# No default limits: geologin limits only its login entry points (see throttle.py).
+limiter = Limiter(key_func=get_remote_address, default_limits=[])

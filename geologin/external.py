@@ -15,7 +15,7 @@ from markupsafe import Markup
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 
-from . import audit, instances
+from . import audit, instances, throttle
 from .encryption import SecretUnreadable
 from .extensions import db
 from .models import ExternalIdentity, LoginTransaction, ProviderInstance, User, utcnow
@@ -71,6 +71,7 @@ def _transaction_ttl():
 
 
 @bp.route("/auth/start", methods=["POST"])
+@throttle.limit_attempts
 def start():
     """Begin a login at the chosen instance (a CSRF-checked POST, never a bare GET)."""
     slug = request.form.get("provider", "")
@@ -194,10 +195,12 @@ def _match_identity(identity, instance):
 
 
 @bp.route("/auth/<slug>/callback")
+@throttle.limit_callbacks
 def callback(slug):
     return _no_referrer(_callback(slug))
 
 
+@throttle.limit_callbacks
 def _callback_by_state():
     """A plugin-declared fixed callback path: the instance is found through the state parameter."""
     return _no_referrer(_callback(None))

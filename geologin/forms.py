@@ -47,6 +47,13 @@ class LoginForm(FlaskForm):
     next = HiddenField()
 
 
+class ReauthForm(FlaskForm):
+    password = PasswordField(_l("Password"), validators=[DataRequired(_l("Enter your password.")),
+                                                         Length(max=1024)],
+                             render_kw={"autocomplete": "current-password"})
+    next = HiddenField()
+
+
 class NewPasswordMixin:
     password = PasswordField(_l("New password"), validators=[DataRequired(_l("Enter a password.")),
                                                              _password_rule()],

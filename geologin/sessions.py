@@ -74,6 +74,12 @@ def provider_auth_method(provider_slug):
     return f"provider:{provider_slug}"
 
 
+def login_age():
+    """How long ago the current session was opened by a login (or a re-authentication)."""
+    row = current_session_row()
+    return utcnow() - row.created_at if row is not None else timedelta.max
+
+
 def current_session_row():
     token = session.get(SESSION_TOKEN_KEY)
     return db.session.get(UserSession, _digest(token)) if token else None

@@ -1,11 +1,12 @@
 """Request-wide behaviour: security headers, error pages, and what every template can use."""
 import logging
 
-from flask import render_template, request
+from flask import current_app, render_template, request
 from flask_babel import gettext as _
 from flask_login import current_user
 from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from .extensions import db
 
@@ -23,6 +24,8 @@ def _security_headers(response):
     headers.setdefault("Referrer-Policy", "same-origin")
     if current_user and current_user.is_authenticated:
         headers["Cache-Control"] = "no-store"
+    if current_app.config["SESSION_COOKIE_SECURE"]:  # served over https (PUBLIC_URL)
+        headers.setdefault("Strict-Transport-Security", f"max-age={current_app.config['HSTS_MAX_AGE']}")
     return response
 
 
@@ -31,6 +34,7 @@ _MESSAGES = {
     403: lambda: _("You do not have permission to see this page."),
     404: lambda: _("There is no page at this address."),
     405: lambda: _("This page cannot be used that way."),
+    429: lambda: _("Too many attempts from your network. Wait a minute and try again."),
 }
 
 
@@ -52,6 +56,10 @@ def _unexpected_error(error):
 
 
 def init_app(app):
+    proxies = int(app.config["TRUSTED_PROXIES"])
+    if proxies:
+        # Exactly N hops: a client cannot add its own X-Forwarded-For entry and be believed.
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)

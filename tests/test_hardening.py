@@ -269,3 +269,30 @@ def test_sec_08_sec_09_headers_on_every_kind_of_page(app, client, admin_client):
         assert "frame-ancestors 'none'" in headers["Content-Security-Policy"], url
         assert headers["X-Content-Type-Options"] == "nosniff", url
     assert limiter.enabled
+
+
+def test_sec_43_ids_in_forms_reach_nothing_else(app_factory, make_user):
+    """A user changing ids in forms cannot touch another account; an admin's forms ignore ids of objects
+    that do not exist instead of creating or failing on them."""
+    app = app_factory(ALLOW_INSECURE_HTTP=True)
+    victim = make_user("victim")
+    make_user("amina")
+    client = app.test_client()
+    AuthActions(client).login("amina")
+    page = client.get("/account/password")
+    client.post("/account/password", data={"csrf_token": csrf_from(page), "current": STRONG_PASSWORD,
+                                           "password": "Brand-new-secret-42", "confirm": "Brand-new-secret-42",
+                                           "user_id": str(victim), "username": "victim"})
+    assert AuthActions(app.test_client()).login("victim").status_code == 302  # untouched
+    assert AuthActions(app.test_client()).login("amina", "Brand-new-secret-42").status_code == 302
+    make_user("root", is_admin=True)
+    admin = app.test_client()
+    AuthActions(admin).login("root")
+    page = admin.get(f"/admin/users/{victim}")
+    response = admin.post(f"/admin/users/{victim}/providers", data={"csrf_token": csrf_from(page),
+                                                                     "provider_ids": ["424242"]})
+    assert response.status_code in (302, 400)
+    with app.app_context():
+        assert instances.allowed_instance_ids(User.by_username("victim")) == set()
+    response = admin.post(f"/admin/users/{victim}/identities/424242/unlink", data={"csrf_token": csrf_from(page)})
+    assert response.status_code in (302, 404)

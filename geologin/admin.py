@@ -11,12 +11,14 @@ from flask_wtf import FlaskForm
 from wtforms import SelectMultipleField
 
 from . import instances, users
+from .admin_audit import bp as audit_bp
 from .admin_providers import bp as providers_bp
 from .extensions import db, login_manager
 from .forms import SetPasswordForm, UserCreateForm, UserEditForm
 from .models import ProviderInstance, User
 from .redirects import safe_next
 from .sessions import login_age
+from .web import requested_page
 from .setting_fields import choice
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
@@ -85,7 +87,8 @@ def index():
 @bp.route("/users", endpoint="users")
 def users_list():
     query = (request.args.get("q") or "").strip()[:200]
-    page = db.paginate(users.search_users(query), per_page=int(current_app.config["USERS_PER_PAGE"]),
+    page = db.paginate(users.search_users(query), page=requested_page(),
+                       per_page=int(current_app.config["USERS_PER_PAGE"]),
                        error_out=False, max_per_page=200)
     return render_template("admin/users.html", page=page, query=query)
 
@@ -207,3 +210,4 @@ def user_delete(user_id):
 
 # Identity-provider screens, nested so require_admin guards them too (endpoints admin.providers.*).
 bp.register_blueprint(providers_bp)
+bp.register_blueprint(audit_bp)  # the audit screen and its CSV export (endpoints admin.audit.*)

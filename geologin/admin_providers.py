@@ -16,6 +16,7 @@ from wtforms.validators import DataRequired, Length
 from . import audit, instances, setting_fields, users
 from .encryption import SecretUnreadable
 from .extensions import db
+from .web import requested_page
 from .models import ProviderInstance, User, UserProviderPermission
 from .providers.base import Check, LoginFailure
 from .setting_fields import MarkRequired
@@ -301,8 +302,8 @@ def _users_page(instance, *, bulk_form=None, status=200):
     statement = (users.search_users(query)
                  .join(UserProviderPermission, UserProviderPermission.user_id == User.id)
                  .where(UserProviderPermission.provider_id == instance.id))
-    page = db.paginate(statement, per_page=int(current_app.config["USERS_PER_PAGE"]), error_out=False,
-                       max_per_page=200)
+    page = db.paginate(statement, page=requested_page(), per_page=int(current_app.config["USERS_PER_PAGE"]),
+                       error_out=False, max_per_page=200)
     return render_template("admin/providers_users.html", instance=instance, page=page, query=query,
                            bulk_form=bulk_form or BulkAllowForm(formdata=None),
                            disallow_form=DisallowForm(formdata=None)), status

@@ -40,6 +40,10 @@ DEFAULTS = {
     "HTTP_QUEUE_TIMEOUT": 1.0,  # seconds to wait for a free slot before "server unavailable"
     "DEFAULT_LOCALE": "en",
     "USERS_PER_PAGE": 25,
+    "AUDIT_PER_PAGE": 50,
+    # Days of audit trail to keep; None keeps it forever. Applied by `flask --app wsgi audit prune --yes`,
+    # which deployments run daily (cron or a systemd timer).
+    "AUDIT_RETENTION_DAYS": None,
     "PASSWORD_MIN_LENGTH": 12,
     "PASSWORD_MAX_LENGTH": 128,
     # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1.

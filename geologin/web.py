@@ -16,6 +16,14 @@ CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self'; script-src '
        "base-uri 'none'; frame-ancestors 'none'")
 
 
+MAX_PAGE = 100_000
+
+
+def requested_page():
+    """The ``page`` query parameter as a sane page number (a huge one would overflow the SQL offset)."""
+    return max(1, min(request.args.get("page", 1, type=int), MAX_PAGE))
+
+
 def _security_headers(response):
     headers = response.headers
     headers.setdefault("Content-Security-Policy", CSP)

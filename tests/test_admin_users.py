@@ -272,3 +272,8 @@ def test_admin_changes_are_audited(app, admin_client, make_user):
 
 def test_admin_pages_not_cached(admin_client):
     assert admin_client.get("/admin/users").headers["Cache-Control"] == "no-store"
+
+
+def test_absurd_page_numbers_never_500(admin_client):
+    for page in ["99999999999999999999999", "-5", "0", "abc"]:
+        assert admin_client.get(f"/admin/users?page={page}").status_code == 200

@@ -1,5 +1,4 @@
 """geologin: a Flask login server with local users and identity-provider plugins (DHIS2 first)."""
-import logging
 import os
 from pathlib import Path
 
@@ -22,7 +21,8 @@ def create_app(test_config=None):
 
     from .config import load_config
     load_config(app, test_config)
-    _configure_logging(app)
+    from . import logs
+    logs.configure(app)
 
     from . import encryption, extensions, i18n, plugins, sessions, throttle, web
     encryption.init_app(app)
@@ -38,20 +38,16 @@ def create_app(test_config=None):
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .external import bp as external_bp
+    from .health import bp as health_bp
     from .home import bp as home_bp
     app.register_blueprint(auth_bp)
     app.register_blueprint(home_bp)
     app.register_blueprint(admin_bp)
     app.register_blueprint(external_bp)
+    app.register_blueprint(health_bp)
     plugins.init_app(app)
     web.init_app(app)
 
     from .cli import init_app as init_cli
     init_cli(app)
     return app
-
-
-def _configure_logging(app):
-    if not logging.getLogger().handlers:
-        logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("geologin").setLevel(logging.INFO)

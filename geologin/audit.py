@@ -50,9 +50,8 @@ def record(event_type, outcome=SUCCESS, *, target=None, reason=None, provider=No
     db.session.add(event)
     if commit:
         db.session.commit()
-    logger.info(
-        "audit event=%s outcome=%s actor=%s ip=%s target=%s provider=%s reason=%s",
-        event.event_type, event.outcome, event.actor, event.client_ip, event.target, event.provider,
-        event.reason_code,
-    )
+    fields = {"event": event.event_type, "outcome": event.outcome, "actor": event.actor, "ip": event.client_ip,
+              "target": event.target, "provider": event.provider, "reason": event.reason_code}
+    logger.info("audit event=%s outcome=%s actor=%s ip=%s target=%s provider=%s reason=%s", *fields.values(),
+                extra={"fields": {"audit": fields}})
     return event

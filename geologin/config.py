@@ -51,6 +51,8 @@ DEFAULTS = {
     "ARGON2_TIME_COST": 2,
     "ARGON2_PARALLELISM": 1,
     "SETUP_TOKEN_HOURS": 24,
+    "LOG_FORMAT": "text",  # or "json": one JSON object per line on stdout
+    "LOG_REQUESTS": True,  # one line per request (path only, never the query string)
     "REDIS_URL": None,  # shared storage for rate limits and lockouts across workers and nodes
     # Per client IP, over the password form, external-login starts and callbacks together. An office
     # behind one NAT address logs many people in: keep it generous; the per-account lockout stops guessing.

@@ -1,0 +1,52 @@
+"""Health endpoints and the stdout log: a line per request and per audit event, text or JSON."""
+import json
+
+from tests.conftest import AuthActions, make_config
+from geologin import create_app
+
+
+def test_healthz_and_readyz_on_a_migrated_database(client):
+    assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ready"}
+
+
+def test_readyz_is_503_when_migrations_are_missing(tmp_path):
+    app = create_app(make_config(f"sqlite:///{tmp_path}/empty.sqlite3", tmp_path / "instance"))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["reason"] == "database schema is not at the newest migration"
+
+
+def test_readyz_is_503_when_the_database_is_unreachable(tmp_path):
+    app = create_app(make_config(f"sqlite:///{tmp_path}/no/such/dir/db.sqlite3", tmp_path / "instance"))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503 and response.get_json()["reason"] == "database unreachable"
+    assert app.test_client().get("/healthz").status_code == 200
+
+
+def _json_lines(text):
+    return [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+
+
+def test_json_logs_one_line_per_request_and_per_audit_event(app_factory, make_user, capsys):
+    app = app_factory(LOG_FORMAT="json")
+    make_user("amina")
+    capsys.readouterr()
+    client = app.test_client()
+    AuthActions(client).login("amina", "Wrong-password-123")
+    client.get("/auth/moh/callback?code=SECRET-CODE-123&state=STATE-456")
+    lines = _json_lines(capsys.readouterr().out)
+    requests = [line for line in lines if line["logger"] == "geologin.requests"]
+    assert [(r["method"], r["path"], r["status"]) for r in requests] == [
+        ("GET", "/login", 200), ("POST", "/login", 400), ("GET", "/auth/moh/callback", 302)]
+    audits = [line["audit"] for line in lines if line["logger"] == "geologin.audit"]
+    assert [(a["event"], a["outcome"], a["target"], a["reason"]) for a in audits][:2] == [
+        ("login", "failure", "amina", "bad_password"), ("login", "failure", None, "state_invalid")]
+    output = json.dumps(lines)
+    assert "SECRET-CODE-123" not in output and "STATE-456" not in output  # item 54: no codes in logs
+
+
+def test_text_logs_by_default(app, client, capsys):
+    capsys.readouterr()
+    client.get("/healthz")
+    assert "geologin.requests: GET /healthz 200" in capsys.readouterr().out

@@ -7,6 +7,7 @@ import sys
 import time
 from datetime import datetime, timezone
 
+import click
 from flask import g, request
 
 _HANDLER_NAME = "geologin-stdout"
@@ -23,11 +24,12 @@ class JsonFormatter(logging.Formatter):
 
 
 class _StdoutHandler(logging.StreamHandler):
-    """Writes to whatever sys.stdout is at the time of the record (test capture, reopened streams)."""
+    """Writes to whatever sys.stdout is at the time of the record (test capture, reopened streams), except
+    inside a ``flask`` command, whose stdout is its output (``users list --json | jq``): there, stderr."""
 
     @property
     def stream(self):
-        return sys.stdout
+        return sys.__stderr__ if click.get_current_context(silent=True) is not None else sys.stdout
 
     @stream.setter
     def stream(self, value):

@@ -51,6 +51,12 @@ def _http_error(error):
     return render_template("error.html", code=error.code, title=error.name, message=message), error.code
 
 
+def _undecodable_request(error):
+    """A query string or form that is not UTF-8 (only raw bytes can do that): a 400, not a 500."""
+    message = _("The address or form contains characters that are not valid text.")
+    return render_template("error.html", code=400, title=_("Bad request"), message=message), 400
+
+
 def _csrf_error(error):
     message = _("Your form expired or did not come from this site. Reload the page and try again.")
     return render_template("error.html", code=400, title=_("Form expired"), message=message), 400
@@ -70,6 +76,7 @@ def init_app(app):
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
+    app.register_error_handler(UnicodeDecodeError, _undecodable_request)
     app.register_error_handler(HTTPException, _http_error)
     if not app.debug and not app.testing:
         app.register_error_handler(Exception, _unexpected_error)

@@ -2,9 +2,11 @@
 redirects, only the instance's own hosts, pooled connections. Failures become LoginFailure subclasses."""
 import json
 import threading
+from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 
 from .base import ProviderError, ProviderUnavailable
@@ -23,13 +25,21 @@ class _CappedAdapter(HTTPAdapter):
 
     def send(self, request, stream=False, **kwargs):
         response = super().send(request, stream=True, **kwargs)
-        declared = response.headers.get("Content-Length")
-        if declared and declared.isdigit() and int(declared) > self.max_bytes:
+        host = urlsplit(request.url).netloc
+        declared = response.headers.get("Content-Length", "")
+        if declared.isascii() and declared.isdigit() and int(declared) > self.max_bytes:
             response.close()
-            raise ResponseTooLarge(f"response of {declared} bytes from {urlsplit(request.url).netloc} "
-                                   f"is over the {self.max_bytes}-byte limit")
-        body = response.raw.read(self.max_bytes + 1, decode_content=True)
-        response.close()
+            raise ResponseTooLarge(f"response of {declared} bytes from {host} is over the {self.max_bytes}-byte limit")
+        try:
+            body = response.raw.read(self.max_bytes + 1, decode_content=True)
+        except urllib3.exceptions.DecodeError:
+            raise ProviderError(f"{host} sent a body that does not match its Content-Encoding") from None
+        except urllib3.exceptions.ReadTimeoutError:
+            raise ProviderUnavailable(f"{host} stopped sending its answer") from None
+        except (urllib3.exceptions.HTTPError, OSError) as error:
+            raise ProviderUnavailable(f"{host} broke off its answer: {type(error).__name__}") from None
+        finally:
+            response.close()
         if len(body) > self.max_bytes:
             raise ResponseTooLarge(f"response from {urlsplit(request.url).netloc} is over the "
                                    f"{self.max_bytes}-byte limit")
@@ -59,6 +69,9 @@ def _session(max_bytes):
     if max_bytes not in sessions:
         session = requests.Session()
         session.trust_env = False  # no proxies or netrc credentials picked up from the environment
+        # Shared by every login on this thread: a cookie one server set must never ride along in another
+        # person's login (DHIS2 sets JSESSIONID on /api/me).
+        session.cookies.set_policy(DefaultCookiePolicy(allowed_domains=[]))
         adapter = _CappedAdapter(max_bytes, pool_connections=20, pool_maxsize=20, max_retries=0)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
@@ -120,7 +133,7 @@ def json_object(response, what):
                             f"{response.headers.get('Content-Type', 'without a content type')}")
     try:
         data = json.loads(response.content)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deep enough to exhaust the parser
         raise ProviderError(f"{what}: the body is not valid JSON") from None
     if not isinstance(data, dict):
         raise ProviderError(f"{what}: expected a JSON object, got {type(data).__name__}")

@@ -2,6 +2,7 @@
 response checks (error, code, RFC 9207 ``iss``), the code exchange, discovery, and id_token validation.
 A plugin says where its endpoints are and maps the result to an Identity; the security lives here."""
 import base64
+import re
 import time
 from urllib.parse import quote
 
@@ -16,6 +17,7 @@ from .base import ACCESS_DENIED, LoginFailure, Provider, ProviderError
 from .http import json_object
 
 # Asymmetric algorithms only: an HS256 token "signed" with the server's public key must never verify.
+ACCESS_TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")  # visible ASCII (RFC 6750's b64token and then some)
 SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 ID_TOKEN_LEEWAY_SECONDS = 60
 METADATA_TTL_SECONDS = 600
@@ -122,6 +124,8 @@ class OAuth2Provider(Provider):
         tokens = json_object(response, "token response")
         if not isinstance(tokens.get("access_token"), str) or not tokens["access_token"]:
             raise ProviderError("token response has no access_token")
+        if not ACCESS_TOKEN.fullmatch(tokens["access_token"]):  # it goes into an Authorization header
+            raise ProviderError("token response has an access_token with characters a bearer token cannot have")
         if not isinstance(tokens.get("token_type"), str) or tokens["token_type"].lower() != "bearer":
             raise ProviderError(f"token response has token_type {tokens.get('token_type')!r}, not Bearer")
         if "expires_in" in tokens and (isinstance(tokens["expires_in"], bool)

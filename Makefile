@@ -6,7 +6,7 @@ PORT   ?= 5000
 FLASK  := $(BIN)/flask --app wsgi
 DEV_ENV := GEOLOGIN_ENV=development GEOLOGIN_ALLOW_INSECURE_HTTP=1
 
-.PHONY: run test demo install install-test migrate clean audit lock
+.PHONY: run serve test demo install install-test migrate clean audit lock
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -28,6 +28,12 @@ migrate: install
 run: migrate
 	@$(DEV_ENV) $(FLASK) setup-link --if-needed --base-url http://127.0.0.1:$(PORT)
 	$(DEV_ENV) GEOLOGIN_PUBLIC_URL=$${GEOLOGIN_PUBLIC_URL:-http://127.0.0.1:$(PORT)} $(FLASK) run --host 127.0.0.1 --port $(PORT)
+
+## Production-style serving: gunicorn with gunicorn.conf.py (configure through GEOLOGIN_* variables,
+## e.g. GEOLOGIN_SECRET_KEY, GEOLOGIN_ENCRYPTION_KEY, DATABASE_URL, GEOLOGIN_PUBLIC_URL; see docs/deploy.md).
+serve: install
+	$(FLASK) db upgrade
+	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## geologin with two fake DHIS2 servers (2.40 and 2.42) and seeded users; prints what to click.
 demo: install

@@ -96,3 +96,42 @@ def test_make_demo_serves_two_fake_dhis2_servers_and_says_what_to_click(tmp_path
         demo.wait(timeout=15)
     with pytest.raises(OSError):  # geologin and the fake servers stopped with the demo
         urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2)
+
+
+@pytest.mark.skipif(TEST_DB != "sqlite", reason="runs on a throwaway SQLite database")
+def test_gunicorn_serves_with_the_shipped_config_in_production_mode(tmp_path):
+    """What `make serve` runs: gunicorn, several workers, health and readiness, and a raw non-UTF-8 query
+    string (which only a real server passes through) answered with a 400, not a 500."""
+    import socket as sockets
+
+    from tests.conftest import TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
+
+    instance = tmp_path / "instance"
+    env = {**_env(instance), "GEOLOGIN_ENV": "production", "GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY,
+           "GEOLOGIN_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY, "GEOLOGIN_WORKERS": "2", "GEOLOGIN_THREADS": "2"}
+    subprocess.run(FLASK + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
+    port = _free_port()
+    env["GEOLOGIN_BIND"] = f"127.0.0.1:{port}"
+    server = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "wsgi:app"], cwd=ROOT,
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as response:
+                    assert response.status == 200
+                break
+            except OSError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    raise
+                time.sleep(0.2)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=5) as response:
+            assert b"Log in" in response.read()
+        with sockets.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            raw.sendall(b"GET /login?next=\x80 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+            status_line = raw.recv(100).split(b"\r\n", 1)[0]
+        assert status_line.startswith(b"HTTP/1.1 400"), status_line
+    finally:
+        server.terminate()
+        output = server.communicate(timeout=20)[0]
+    assert output.count("Booting worker") == 2, output

@@ -16,9 +16,9 @@ def healthz():
     return jsonify(status="ok")
 
 
-def _expected_heads():
+def _script_directory():
     migrate = current_app.extensions["migrate"]
-    return set(ScriptDirectory.from_config(migrate.migrate.get_config(migrate.directory)).get_heads())
+    return ScriptDirectory.from_config(migrate.migrate.get_config(migrate.directory))
 
 
 @bp.route("/readyz")
@@ -30,8 +30,20 @@ def readyz():
     except SQLAlchemyError as error:
         current_app.logger.warning("readiness check: database unreachable: %s", type(error).__name__)
         return jsonify(status="unavailable", reason="database unreachable"), 503
-    expected = _expected_heads()
-    if current != expected:
-        return jsonify(status="unavailable", reason="database schema is not at the newest migration",
-                       current=sorted(current), expected=sorted(expected)), 503
-    return jsonify(status="ready")
+    scripts = _script_directory()
+    expected = set(scripts.get_heads())
+    if current == expected:
+        return jsonify(status="ready")
+    known = {revision for revision in current if _is_known(scripts, revision)}
+    if current and not known:
+        # A newer release migrated the database during a rolling upgrade; this node keeps serving.
+        return jsonify(status="ready", note="database schema is newer than this release")
+    return jsonify(status="unavailable", reason="database schema is not at the newest migration",
+                   current=sorted(current), expected=sorted(expected)), 503
+
+
+def _is_known(scripts, revision):
+    try:
+        return scripts.get_revision(revision) is not None
+    except Exception:  # alembic raises its own errors for unknown revisions
+        return False

@@ -1,5 +1,6 @@
 """`make demo`: geologin plus two fake DHIS2 servers (a legacy 2.40 and a 2.42) on this machine, with
-seeded users, so anyone can click through "Log in with DHIS2". Not for production; data is thrown away."""
+seeded users, so anyone can click through "Log in with DHIS2". Not for production; data is thrown away:
+SQLite in DEMO_INSTANCE (instance/demo), or the PostgreSQL database DEMO_DATABASE_URL, emptied first."""
 import os
 import secrets
 import shutil
@@ -66,8 +67,14 @@ def main():
     shutil.rmtree(INSTANCE, ignore_errors=True)
     env = {**os.environ, "GEOLOGIN_ENV": "development", "GEOLOGIN_INSTANCE": str(INSTANCE),
            "GEOLOGIN_PUBLIC_URL": PUBLIC_URL, "GEOLOGIN_ALLOW_INSECURE_HTTP": "1"}
+    env.pop("DATABASE_URL", None)  # never wipe a database named for something else
+    if os.environ.get("DEMO_DATABASE_URL"):  # a PostgreSQL database for the demo alone: emptied first
+        env["DATABASE_URL"] = os.environ["DEMO_DATABASE_URL"]
+    os.environ.clear()
     os.environ.update(env)
     flask = [sys.executable, "-m", "flask", "--app", "wsgi"]
+    if "DATABASE_URL" in env:
+        subprocess.run(flask + ["db", "downgrade", "base"], cwd=ROOT, env=env, check=True, capture_output=True)
     subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     fakes = [start_fake(slug, version, port) for slug, _, version, port in SERVERS]
     children = [process for process, _ in fakes]

@@ -3,8 +3,10 @@
 Tests run against SQLite by default; ``GEOLOGIN_TEST_DB=postgresql`` with ``GEOLOGIN_TEST_DATABASE_URL``
 runs the same tests on PostgreSQL. The schema is built once per run with the real migrations.
 """
+import contextlib
 import os
 import re
+import uuid
 
 import flask_migrate
 import pytest
@@ -31,6 +33,22 @@ def database_url(tmp_path_factory):
             pytest.exit("GEOLOGIN_TEST_DB=postgresql needs GEOLOGIN_TEST_DATABASE_URL", returncode=2)
         return url
     return "sqlite:///" + str(tmp_path_factory.mktemp("db") / "geologin-test.sqlite3")
+
+
+@contextlib.contextmanager
+def extra_postgres_database():
+    """A new, empty database on the test PostgreSQL server, dropped afterwards (for real processes)."""
+    import psycopg
+
+    base = os.environ["GEOLOGIN_TEST_DATABASE_URL"]
+    name = f"geologin_extra_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(base, autocommit=True) as connection:
+        connection.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield base.rsplit("/", 1)[0] + "/" + name
+    finally:
+        with psycopg.connect(base, autocommit=True) as connection:
+            connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
 
 
 def make_config(database_url, instance_path, **extra):

@@ -17,6 +17,24 @@ def test_readyz_is_503_when_migrations_are_missing(tmp_path):
     assert response.get_json()["reason"] == "database schema is not at the newest migration"
 
 
+def test_readyz_stays_ready_when_a_newer_release_migrated_the_database(app, client):
+    """Rolling upgrade: `flask db upgrade` ran from a node with the new release; old nodes keep serving."""
+    from sqlalchemy import text
+
+    from geologin.extensions import db
+    with app.app_context():
+        current = db.session.execute(text("SELECT version_num FROM alembic_version")).scalar()
+        db.session.execute(text("UPDATE alembic_version SET version_num = '9999_from_the_future'"))
+        db.session.commit()
+    try:
+        assert client.get("/readyz").get_json() == {"status": "ready",
+                                                    "note": "database schema is newer than this release"}
+    finally:
+        with app.app_context():
+            db.session.execute(text("UPDATE alembic_version SET version_num = :v"), {"v": current})
+            db.session.commit()
+
+
 def test_readyz_is_503_when_the_database_is_unreachable(tmp_path):
     app = create_app(make_config(f"sqlite:///{tmp_path}/no/such/dir/db.sqlite3", tmp_path / "instance"))
     response = app.test_client().get("/readyz")

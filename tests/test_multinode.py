@@ -6,12 +6,11 @@ import socket
 import subprocess
 import sys
 import time
-import uuid
 
 import pytest
 import requests
 
-from tests.conftest import TEST_DB, TEST_ENCRYPTION_KEY, TEST_SECRET_KEY
+from tests.conftest import TEST_DB, TEST_ENCRYPTION_KEY, TEST_SECRET_KEY, extra_postgres_database
 from tests.fakes import ROOT, SECRET, Dhis2User, FakeServer
 
 pytestmark = [pytest.mark.multinode,
@@ -31,15 +30,8 @@ def _free_port():
 
 @pytest.fixture(scope="module")
 def shared_database():
-    import psycopg
-
-    base = os.environ["GEOLOGIN_TEST_DATABASE_URL"]
-    name = f"geologin_multinode_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(base, autocommit=True) as connection:
-        connection.execute(f'CREATE DATABASE "{name}"')
-    yield base.rsplit("/", 1)[0] + "/" + name
-    with psycopg.connect(base, autocommit=True) as connection:
-        connection.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
+    with extra_postgres_database() as url:
+        yield url
 
 
 @pytest.fixture(scope="module")

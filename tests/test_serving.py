@@ -1,4 +1,5 @@
 """What `make run` does, done for real: migrate a fresh instance folder, print the setup link, serve HTTP."""
+import contextlib
 import os
 import re
 import socket
@@ -11,7 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, inspect
 
-from tests.conftest import TEST_DB
+from tests.conftest import TEST_DB, extra_postgres_database
 
 ROOT = Path(__file__).resolve().parent.parent
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
@@ -70,10 +71,19 @@ def test_production_refuses_to_start_without_secret_key(tmp_path):
     assert "SECRET_KEY is not set" in result.stderr
 
 
-@pytest.mark.skipif(TEST_DB != "sqlite", reason="the demo runs on the embedded SQLite default")
 def test_make_demo_serves_two_fake_dhis2_servers_and_says_what_to_click(tmp_path):
+    """On SQLite in the first pass, on PostgreSQL (DEMO_DATABASE_URL) in the PostgreSQL pass."""
+    with contextlib.ExitStack() as stack:
+        env = {**_env(tmp_path), "DEMO_INSTANCE": str(tmp_path / "demo")}
+        if TEST_DB == "postgresql":
+            env["DEMO_DATABASE_URL"] = stack.enter_context(extra_postgres_database())
+        _run_demo(env)
+
+
+def _run_demo(env):
     port = _free_port()
-    demo = subprocess.Popen([sys.executable, "scripts/demo.py"], cwd=ROOT, env={**_env(tmp_path), "PORT": str(port), "DEMO_INSTANCE": str(tmp_path / "demo")},
+    env["PORT"] = str(port)
+    demo = subprocess.Popen([sys.executable, "scripts/demo.py"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         output = ""

@@ -66,6 +66,16 @@ def _fail(reason, instance=None, *, username=None, detail=None):
     return redirect(url_for("auth.login"))
 
 
+def _plugin_step(instance, step, argument):
+    """Run one of the plugin's halves of a login: (its result, None), or (None, the failure page)."""
+    try:
+        return step(argument), None
+    except LoginFailure as failure:
+        return None, _fail(failure.reason, instance, detail=failure.detail)
+    except SecretUnreadable as error:
+        return None, _fail("not_configured", instance, detail=str(error))
+
+
 def _transaction_ttl():
     return timedelta(minutes=int(current_app.config["LOGIN_TRANSACTION_MINUTES"]))
 
@@ -86,12 +96,9 @@ def start():
     state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
     login_request = LoginRequest(state=state, nonce=secrets.token_urlsafe(32),
                                  code_challenge=create_s256_code_challenge(verifier), redirect_uri=redirect_uri)
-    try:
-        url = provider.authorization_url(login_request)
-    except LoginFailure as failure:
-        return _fail(failure.reason, instance, detail=failure.detail)
-    except SecretUnreadable as error:
-        return _fail("not_configured", instance, detail=str(error))
+    url, failed = _plugin_step(instance, provider.authorization_url, login_request)
+    if failed:
+        return failed
     db.session.execute(delete(LoginTransaction).where(LoginTransaction.created_at < utcnow() - _transaction_ttl()))
     db.session.add(LoginTransaction(
         id=_digest(state), provider_id=instance.id, browser_hash=_browser_binding(), nonce=login_request.nonce,
@@ -137,12 +144,9 @@ def _callback(slug=None):
     provider = instances.build_provider(instance)
     callback = CallbackContext(params=params, redirect_uri=transaction.redirect_uri, nonce=transaction.nonce,
                                code_verifier=transaction.code_verifier, data=json.loads(transaction.data_json))
-    try:
-        identity = provider.complete_login(callback)
-    except LoginFailure as failure:
-        return _fail(failure.reason, instance, detail=failure.detail)
-    except SecretUnreadable as error:
-        return _fail("not_configured", instance, detail=str(error))
+    identity, failed = _plugin_step(instance, provider.complete_login, callback)
+    if failed:
+        return failed
     user, reason = match_identity(identity, instance)
     if reason:
         return _fail(reason, instance, username=identity.username,

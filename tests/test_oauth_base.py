@@ -33,8 +33,11 @@ class TestProvider(OAuth2Provider):
     def discovery_url(self):
         return ISSUER + ".well-known/openid-configuration"
 
+    def expected_issuers(self):
+        return (ISSUER,)
+
     def endpoints(self):
-        return self.metadata(ISSUER)
+        return self.metadata()
 
     def scopes(self):
         return ["openid"]

@@ -140,17 +140,24 @@ class OAuth2Provider(Provider):
     def discovery_url(self):
         return None
 
-    def metadata(self, expected_issuer):
-        """Discovery document, cached; refused unless its ``issuer`` is exactly ``expected_issuer``."""
+    def expected_issuers(self):
+        """The exact ``issuer`` values the discovery document may report (item 25)."""
+        raise NotImplementedError
+
+    def metadata(self):
+        """Discovery document, cached; refused unless its ``issuer`` is exactly an expected one."""
         cached = self.cache.get("metadata")
         if cached and cached[0] > time.monotonic():
             return cached[1]
         response = self.http.get(self.discovery_url(), headers={"Accept": "application/json"})
         if response.status_code != 200:
-            raise ProviderError(f"discovery document answered HTTP {response.status_code}")
+            error = ProviderError(f"discovery document answered HTTP {response.status_code}")
+            error.status = response.status_code
+            raise error
         metadata = json_object(response, "discovery document")
-        if metadata.get("issuer") != expected_issuer:
-            raise ProviderError(f"discovery issuer {metadata.get('issuer')!r} is not {expected_issuer!r}")
+        if metadata.get("issuer") not in self.expected_issuers():
+            raise ProviderError(f"discovery issuer {metadata.get('issuer')!r} is not "
+                                f"{' or '.join(map(repr, self.expected_issuers()))}")
         for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not isinstance(metadata.get(key), str):
                 raise ProviderError(f"discovery document lacks {key}")

@@ -88,33 +88,23 @@ class DHIS2Provider(OAuth2Provider):
         cached = self.cache.get("generation")
         if cached and cached[0] > time.monotonic():
             return cached[1]
-        response = self.http.get(self.discovery_url(), headers={"Accept": "application/json"})
-        if response.status_code == 200:
-            self.oidc_metadata()  # validates it
+        try:
+            self.metadata()
             detected = OIDC
-        elif response.status_code == 404:
+        except ProviderError as error:
+            if getattr(error, "status", None) != 404:  # 2.42+ answers discovery; legacy servers say 404
+                raise
             detected = LEGACY
-        else:
-            raise ProviderError(f"discovery document answered HTTP {response.status_code}")
         self.cache["generation"] = (time.monotonic() + GENERATION_TTL_SECONDS, detected)
         return detected
 
-    def oidc_metadata(self):
-        """DHIS2's issuer is its configured server.base.url, with or without the trailing slash."""
-        cached = self.cache.get("metadata")
-        if cached and cached[0] > time.monotonic():
-            return cached[1]
-        response = self.http.get(self.discovery_url(), headers={"Accept": "application/json"})
-        if response.status_code != 200:
-            raise ProviderError(f"discovery document answered HTTP {response.status_code}")
-        issuer = json_object(response, "discovery document").get("issuer")
-        base = self.base_url()
-        expected = issuer if issuer in (base, base.rstrip("/")) else base
-        return self.metadata(expected)
+    def expected_issuers(self):
+        # DHIS2's issuer is its configured server.base.url, with or without the trailing slash.
+        return (self.base_url(), self.base_url().rstrip("/"))
 
     def endpoints(self):
         if self.generation() == OIDC:
-            return self.oidc_metadata()
+            return self.metadata()
         base = self.base_url()
         return {"authorization_endpoint": urljoin(base, "uaa/oauth/authorize"),
                 "token_endpoint": urljoin(base, "uaa/oauth/token")}

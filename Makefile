@@ -6,7 +6,7 @@ PORT   ?= 5000
 FLASK  := $(BIN)/flask --app wsgi
 DEV_ENV := GEOLOGIN_ENV=development GEOLOGIN_ALLOW_INSECURE_HTTP=1
 
-.PHONY: run serve test demo install install-test migrate clean audit lock
+.PHONY: run serve test demo install install-test migrate clean audit lock browser-deps screenshots
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -81,3 +81,13 @@ lock: install
 	  "$$tmp/venv/bin/pip" freeze --exclude-editable | grep -v -i '^geologin[ =@]'; } > requirements.lock.new; \
 	mv requirements.lock.new requirements.lock; \
 	echo "requirements.lock: $$(grep -c '==' requirements.lock) pinned packages"
+
+## What the real-browser tests (tests/browser, `pytest -m browser`) need besides Debian's chromium and
+## chromium-driver packages and the test extras: axe-core from the npm registry, for the accessibility check.
+browser-deps:
+	@command -v npm >/dev/null || { echo "npm is missing: apt-get install nodejs npm"; exit 1; }
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+
+## Run the browser journeys and save one PNG per step to docs/screenshots/ (the README shows some of them).
+screenshots: install-test
+	GEOLOGIN_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -m browser -p no:cacheprovider $(PYTEST_ARGS)

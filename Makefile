@@ -6,7 +6,7 @@ PORT   ?= 5000
 FLASK  := $(BIN)/flask --app wsgi
 DEV_ENV := GEOLOGIN_ENV=development GEOLOGIN_ALLOW_INSECURE_HTTP=1
 
-.PHONY: run serve test demo install install-test migrate clean audit lock browser-deps screenshots
+.PHONY: run serve test demo install install-test migrate clean audit lock browser-deps screenshots bench
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -91,3 +91,8 @@ browser-deps:
 ## Run the browser journeys and save one PNG per step to docs/screenshots/ (the README shows some of them).
 screenshots: install-test
 	GEOLOGIN_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -m browser -p no:cacheprovider $(PYTEST_ARGS)
+
+## Benchmarks (issue 8): gunicorn + fake DHIS2 on loopback, wrk/loadgen load, a table and benchmarks/RESULTS.md
+## (about 7 minutes; BENCH_ARGS=--quick for a short run that writes no file). See benchmarks/README.md.
+bench: install
+	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)

@@ -23,15 +23,18 @@ CLIENT_SECRET = secrets.token_hex(18)  # 36 characters, like the DHIS2 Settings 
 
 
 def start_fake(slug, version, port):
+    """Start a fake DHIS2 on ``port``, or on any free port when that one is taken."""
     callback = f"{PUBLIC_URL}/auth/{slug}/callback"
-    process = subprocess.Popen(
-        [sys.executable, str(ROOT / "plugins" / "dhis2" / "fake_dhis2.py"), "--port", str(port), "--version",
-         version, "--quiet", "--client", f"geologin:{CLIENT_SECRET}:{callback}"],
-        stdout=subprocess.PIPE, text=True)
-    line = process.stdout.readline().strip()
-    if "listening on" not in line:
-        raise SystemExit(f"fake DHIS2 {version} did not start on port {port}")
-    return process, line.rsplit(" ", 1)[-1]
+    for candidate in (port, 0):
+        process = subprocess.Popen(
+            [sys.executable, str(ROOT / "plugins" / "dhis2" / "fake_dhis2.py"), "--port", str(candidate),
+             "--version", version, "--quiet", "--client", f"geologin:{CLIENT_SECRET}:{callback}"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        line = process.stdout.readline().strip()
+        if "listening on" in line:
+            return process, line.rsplit(" ", 1)[-1]
+        process.wait(10)
+    raise SystemExit(f"fake DHIS2 {version} did not start")
 
 
 def seed(urls):

@@ -86,7 +86,7 @@ def start():
     """Begin a login at the chosen instance (a CSRF-checked POST, never a bare GET)."""
     slug = request.form.get("provider", "")
     instance = ProviderInstance.by_slug(slug) if slug else None
-    if instance is None or not instance.enabled or instance not in instances.usable_instances():
+    if instance is None or not instances.is_usable(instance):
         flash(_l("Choose a server to log in with."), "error")
         return redirect(url_for("auth.login"))
     provider = instances.build_provider(instance)
@@ -139,7 +139,7 @@ def _callback(slug=None):
         return _fail("state_invalid", instance, detail=f"callback for {slug!r} on a transaction for {instance.slug!r}")
     if urlsplit(transaction.redirect_uri).path != request.path:
         return _fail("state_invalid", instance, detail="callback arrived on another redirect URI than was sent")
-    if not instance.enabled or instances.plugins().get(instance.type) is None:
+    if not instances.is_usable(instance):
         return _fail("not_configured", instance, detail="instance disabled or its plugin missing")
     provider = instances.build_provider(instance)
     callback = CallbackContext(params=params, redirect_uri=transaction.redirect_uri, nonce=transaction.nonce,

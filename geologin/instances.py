@@ -48,9 +48,14 @@ def ordered_instances(enabled_only=False):
     return list(db.session.scalars(statement))
 
 
+def is_usable(instance):
+    """Enabled, and its plugin is installed: people may log in through it."""
+    return instance.enabled and plugins().get(instance.type) is not None
+
+
 def usable_instances():
     """Enabled instances whose plugin is installed, in the admins' order."""
-    return [i for i in ordered_instances(enabled_only=True) if plugins().get(i.type)]
+    return [i for i in ordered_instances(enabled_only=True) if is_usable(i)]
 
 
 def settings_of(instance):

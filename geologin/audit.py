@@ -47,11 +47,12 @@ def record(event_type, outcome=SUCCESS, *, target=None, reason=None, provider=No
         reason_code=clean_text(reason, 60),
         detail=clean_text(detail, 2000),
     )
+    # Read before the commit: afterwards the attributes are expired and each would cost a SELECT.
+    fields = {"event": event.event_type, "outcome": event.outcome, "actor": event.actor, "ip": event.client_ip,
+              "target": event.target, "provider": event.provider, "reason": event.reason_code}
     db.session.add(event)
     if commit:
         db.session.commit()
-    fields = {"event": event.event_type, "outcome": event.outcome, "actor": event.actor, "ip": event.client_ip,
-              "target": event.target, "provider": event.provider, "reason": event.reason_code}
     logger.info("audit event=%s outcome=%s actor=%s ip=%s target=%s provider=%s reason=%s", *fields.values(),
                 extra={"fields": {"audit": fields}})
     return event

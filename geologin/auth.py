@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 
 from . import audit, firstrun, throttle, users
 from .extensions import db
-from .external import login_widgets
+from .external import login_widgets, provider_logout_url
 from .forms import LoginForm, ReauthForm, SetupForm
 from .models import ProviderInstance, User
 from .passwords import hash_password, needs_rehash, verify_password
@@ -116,12 +116,14 @@ def reauth():
 
 @bp.route("/logout", methods=["POST"])
 def logout():
+    server_logout = None
     if current_user.is_authenticated:
         username = current_user.username
+        server_logout = provider_logout_url(current_session_row())
         end_session()
         audit.record("logout", target=username, actor=username)
         flash(_("You have been logged out."), "info")
-    return redirect(url_for("auth.login"))
+    return redirect(server_logout or url_for("auth.login"))
 
 
 @bp.route("/setup", defaults={"token": None}, methods=["GET"])

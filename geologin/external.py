@@ -222,6 +222,22 @@ def register_callback_paths(app, registry):
         app.add_url_rule(path, endpoint=f"external_fixed_callback_{number}", view_func=_callback_by_state)
 
 
+def provider_logout_url(session_row):
+    """Where to send the browser so the server the session came from ends its login too (OpenID Connect
+    RP-initiated logout), or None. A server that cannot say leaves the local logout complete."""
+    prefix = provider_auth_method("")
+    if session_row is None or not session_row.auth_method.startswith(prefix):
+        return None
+    instance = ProviderInstance.by_slug(session_row.auth_method[len(prefix):])
+    if instance is None or not instances.is_usable(instance):
+        return None
+    try:
+        return instances.build_provider(instance).logout_url()
+    except (LoginFailure, SecretUnreadable) as error:
+        logger.warning("no logout at %s: %s", instance.slug, getattr(error, "detail", error))
+        return None
+
+
 def login_widgets():
     """Rendered login widgets of the enabled instances, one per plugin type, in the admins' order."""
     by_type = {}

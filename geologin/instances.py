@@ -214,6 +214,12 @@ def callback_url(instance):
     return _callback_url_for(instance.slug)
 
 
+def post_logout_url():
+    """Where identity servers send the browser back after logging it out there: the login page."""
+    public_url = current_app.config.get("PUBLIC_URL")
+    return public_url + current_app.url_map.bind("localhost").build("auth.login") if public_url else None
+
+
 def _callback_url_for(slug):
     public_url = current_app.config.get("PUBLIC_URL")
     if not public_url:
@@ -244,7 +250,8 @@ def build_provider(instance):
                         secret_reader=lambda name: decrypt(secrets[name]) if name in secrets else None)
     config = current_app.config
     provider = cls(view, http=None, default_redirect_uri=callback_url(instance),
-                   allow_insecure_http=_allow_insecure(), cache=_cache_for(instance))
+                   allow_insecure_http=_allow_insecure(), cache=_cache_for(instance),
+                   post_logout_redirect_uri=post_logout_url())
     provider.http = HttpClient(provider.allowed_hosts(), connect_timeout=config["HTTP_CONNECT_TIMEOUT"],
                                read_timeout=config["HTTP_READ_TIMEOUT"],
                                max_bytes=config["HTTP_MAX_RESPONSE_BYTES"],

@@ -32,10 +32,11 @@ def _installed_plugin(site, dist, module, entry_name, source):
     (info / "entry_points.txt").write_text(f"[geologin.providers]\n{entry_name} = {module}\n")
 
 
-def test_the_bundled_dhis2_plugin_is_found_in_the_plugins_folder(app):
+def test_the_bundled_plugins_are_found_in_the_plugins_folder(app):
     registry = app.extensions["geologin.plugins"]
-    assert registry.types() == ["dhis2"]
+    assert registry.types() == ["dhis2", "oidc"]
     assert registry.plugins["dhis2"].origin == f"folder {ROOT / 'plugins' / 'dhis2'}"
+    assert registry.plugins["oidc"].origin == f"folder {ROOT / 'plugins' / 'oidc'}"
     assert registry.broken == {}
 
 
@@ -43,7 +44,7 @@ def test_folder_plugin_is_loaded_with_its_settings(app_factory, tmp_path):
     _folder_plugin(tmp_path / "extra", "acme", PROVIDER_SOURCE.format(cls="Acme", type="acme", display="Acme ID"))
     app = app_factory(PLUGINS_FOLDER=[str(ROOT / "plugins"), str(tmp_path / "extra")])
     registry = app.extensions["geologin.plugins"]
-    assert registry.types() == ["acme", "dhis2"]
+    assert registry.types() == ["acme", "dhis2", "oidc"]
     assert [s.name for s in registry.get("acme").settings] == ["server_url"]
 
 
@@ -76,11 +77,11 @@ def test_broken_plugins_are_reported_and_the_app_still_serves(app_factory, tmp_p
     assert "already provided" in broken["twin"]
     assert broken["missing"].startswith("ModuleNotFoundError")
     assert "provider plugin syntax failed to load" in caplog.text.replace(str(extra) + "/", "")
-    assert app.extensions["geologin.plugins"].types() == ["dhis2"]
+    assert app.extensions["geologin.plugins"].types() == ["dhis2", "oidc"]
     assert app.test_client().get("/login").status_code == 200
 
 
 def test_disabled_plugins_are_not_loaded(app_factory):
     app = app_factory(DISABLED_PLUGINS=["dhis2"])
-    assert app.extensions["geologin.plugins"].types() == []
+    assert app.extensions["geologin.plugins"].types() == ["oidc"]
     assert "/api/session/ologin" not in {rule.rule for rule in app.url_map.iter_rules()}

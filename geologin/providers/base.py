@@ -151,10 +151,13 @@ class Provider:
     # Template of the admin "Setup" page for one instance; it gets ``provider`` and ``setup``.
     setup_template: ClassVar[str | None] = None
 
-    def __init__(self, instance, *, http, default_redirect_uri, allow_insecure_http=False, cache=None):
+    def __init__(self, instance, *, http, default_redirect_uri, allow_insecure_http=False, cache=None,
+                 post_logout_redirect_uri=None):
         self.instance = instance
         self.http = http
         self.default_redirect_uri = default_redirect_uri
+        # Where a server should send the browser after logging it out there (geologin's login page).
+        self.post_logout_redirect_uri = post_logout_redirect_uri
         self.allow_insecure_http = allow_insecure_http
         self.cache = cache if cache is not None else {}
 
@@ -213,6 +216,11 @@ class Provider:
 
     def complete_login(self, callback):
         raise NotImplementedError
+
+    def logout_url(self):
+        """Where to send the browser after a local logout to end the server's session too, or None (the
+        default: logging out of geologin leaves the person logged in at the server)."""
+        return None
 
     def test_connection(self):
         """Checks an admin can run from the setup page or ``providers test``."""

@@ -91,6 +91,10 @@ class HttpClient:
         self.max_concurrent = max_concurrent
         self.queue_timeout = queue_timeout
 
+    def allow(self, *urls):
+        """Also allow the hosts of ``urls`` (endpoints a verified discovery document names)."""
+        self.allowed_hosts.update(urlsplit(url).netloc.lower() for url in urls if isinstance(url, str) and url)
+
     def request(self, method, url, **kwargs):
         host = urlsplit(url).netloc.lower()
         if host not in self.allowed_hosts:

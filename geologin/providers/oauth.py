@@ -13,7 +13,9 @@ from joserfc import jwt
 from joserfc.errors import InvalidKeyIdError, JoseError
 from joserfc.jwk import KeySet
 
-from .base import ACCESS_DENIED, LoginFailure, Provider, ProviderError
+from flask_babel import lazy_gettext as _l
+
+from .base import ACCESS_DENIED, Check, LoginFailure, Provider, ProviderError, ProviderUnavailable
 from .http import json_object
 
 # Asymmetric algorithms only: an HS256 token "signed" with the server's public key must never verify.
@@ -21,6 +23,7 @@ ACCESS_TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")  # visible ASCII (RFC 6750's b
 SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 ID_TOKEN_LEEWAY_SECONDS = 60
 METADATA_TTL_SECONDS = 600
+ENDPOINT_KEYS = ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint", "end_session_endpoint")
 JWKS_REFETCH_INTERVAL_SECONDS = 60
 
 
@@ -148,6 +151,7 @@ class OAuth2Provider(Provider):
         """Discovery document, cached; refused unless its ``issuer`` is exactly an expected one."""
         cached = self.cache.get("metadata")
         if cached and cached[0] > time.monotonic():
+            self._trust_endpoints(cached[1])
             return cached[1]
         response = self.http.get(self.discovery_url(), headers={"Accept": "application/json"})
         if response.status_code != 200:
@@ -162,7 +166,13 @@ class OAuth2Provider(Provider):
             if not isinstance(metadata.get(key), str):
                 raise ProviderError(f"discovery document lacks {key}")
         self.cache["metadata"] = (time.monotonic() + METADATA_TTL_SECONDS, metadata)
+        self._trust_endpoints(metadata)
         return metadata
+
+    def _trust_endpoints(self, metadata):
+        # A document whose issuer is exactly the configured one speaks for the server: its endpoints
+        # (some servers keep tokens or keys on another host) are the server's own (item 45).
+        self.http.allow(*(metadata.get(key) for key in ENDPOINT_KEYS))
 
     def jwks(self, force=False):
         """The server's key set, cached. ``force`` refetches (an unknown ``kid``: keys were rotated), but
@@ -216,6 +226,41 @@ class OAuth2Provider(Provider):
         if not isinstance(claims.get("sub"), str) or not claims["sub"]:
             raise ProviderError("id_token has no sub")
         return dict(claims)
+
+    def end_session_url(self):
+        """OpenID Connect RP-initiated logout: the server's ``end_session_endpoint`` with our client id
+        and where to come back, or None when the server offers none."""
+        endpoint = self.endpoints().get("end_session_endpoint")
+        if not isinstance(endpoint, str) or not endpoint:
+            return None
+        params = {"client_id": self.client_id()}
+        if self.post_logout_redirect_uri:
+            params["post_logout_redirect_uri"] = self.post_logout_redirect_uri
+        return add_params_to_uri(endpoint, params)
+
+    def check_client_credentials(self, server_name):
+        """A connection-test line: exchange a code that cannot exist. Right credentials -> invalid_grant,
+        wrong ones -> 401 or invalid_client."""
+        name = _l("Client credentials")
+        try:
+            response = self.http.post(self.endpoints()["token_endpoint"],
+                                      data={"grant_type": "authorization_code", "code": "geologin-probe",
+                                            "redirect_uri": self.redirect_uri() or "", "client_id": self.client_id()},
+                                      headers={"Authorization": self.basic_auth_header(),
+                                               "Accept": "application/json"})
+        except (ProviderError, ProviderUnavailable) as failure:
+            return Check(name, False, failure.detail)
+        try:
+            error = json_object(response, "token endpoint").get("error")
+        except ProviderError:
+            error = None
+        if response.status_code == 401 or error == "invalid_client":
+            return Check(name, False, _l("%(server)s rejected the client ID or secret (HTTP %(status)s).",
+                                         server=server_name, status=response.status_code))
+        if response.status_code == 400 and error == "invalid_grant":
+            return Check(name, True, _l("%(server)s accepts the client ID and secret.", server=server_name))
+        return Check(name, False, _l("Unexpected answer from the token endpoint: HTTP %(status)s %(error)s",
+                                     status=response.status_code, error=error or ""))
 
     def userinfo(self, access_token, id_token_claims=None):
         """The userinfo endpoint's claims; refused when its ``sub`` is not the id_token's."""

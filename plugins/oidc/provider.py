@@ -1,0 +1,120 @@
+"""A generic OpenID Connect relying party: settings, which claim is the local username, and the setup page."""
+import re
+
+from flask_babel import lazy_gettext as _l
+
+from geologin.providers import (Check, Identity, OAuth2Provider, ProviderError, ProviderUnavailable, Setting,
+                                SettingsError)
+
+DEFAULT_SCOPES = "openid profile email"
+SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")  # RFC 6749 3.3 scope-token
+CLAIM_NAME = re.compile(r"[\x21-\x7e]{1,200}")
+
+
+class OIDCProvider(OAuth2Provider):
+    type = "oidc"
+    display_name = "OpenID Connect"
+    setup_template = "oidc/setup.html"
+    settings = (
+        Setting("issuer", _l("Issuer URL"), kind="url", required=True,
+                help=_l("Exactly as the server's discovery document states it, e.g. "
+                        "https://id.example.org/realms/health (geologin reads ISSUER/.well-known/openid-configuration).")),
+        Setting("client_id", _l("Client ID"), required=True),
+        Setting("client_secret", _l("Client secret"), kind="secret", required=True,
+                help=_l("Stored encrypted and never shown again.")),
+        Setting("scopes", _l("Scopes"), default=DEFAULT_SCOPES,
+                help=_l("Separated by spaces; openid is required.")),
+        Setting("username_claim", _l("Username claim"), default="preferred_username",
+                help=_l("The claim whose value must equal the local username: preferred_username, email, sub or "
+                        "any claim the server sends.")),
+        Setting("rp_logout", _l("Log out at the server too"), kind="bool", default=True,
+                help=_l("When the server offers it (end_session_endpoint), logging out of geologin also ends the "
+                        "session at the server.")),
+    )
+
+    @classmethod
+    def clean_settings(cls, values, context):
+        cleaned = super().clean_settings(values, context)
+        errors = {}
+        scopes = (cleaned.get("scopes") or DEFAULT_SCOPES).replace(",", " ").split()
+        if "openid" not in scopes:
+            errors["scopes"] = _l("The scopes must include openid.")
+        elif not all(SCOPE_TOKEN.fullmatch(scope) for scope in scopes):
+            errors["scopes"] = _l("A scope cannot contain quotes, backslashes or characters outside ASCII.")
+        cleaned["scopes"] = " ".join(dict.fromkeys(scopes))
+        claim = cleaned.get("username_claim") or "preferred_username"
+        if not CLAIM_NAME.fullmatch(claim):
+            errors["username_claim"] = _l("Enter a claim name without spaces, such as preferred_username.")
+        cleaned["username_claim"] = claim
+        cleaned["rp_logout"] = bool(cleaned.get("rp_logout"))
+        if errors:
+            raise SettingsError(errors)
+        return cleaned
+
+    # -- where things are ---------------------------------------------------------------------------
+    def issuer(self):
+        return self.setting("issuer")
+
+    def discovery_url(self):
+        return self.issuer().rstrip("/") + "/.well-known/openid-configuration"
+
+    def expected_issuers(self):
+        return (self.issuer(),)
+
+    def endpoints(self):
+        return self.metadata()
+
+    def scopes(self):
+        return (self.setting("scopes") or DEFAULT_SCOPES).split()
+
+    def username_claim(self):
+        return self.setting("username_claim") or "preferred_username"
+
+    # -- the login --------------------------------------------------------------------------------
+    def identity_from(self, tokens, claims):
+        claim = self.username_claim()
+        if claim not in claims and self.endpoints().get("userinfo_endpoint"):
+            # Many servers put only sub in the id_token when an access token can fetch the rest.
+            claims = {**self.userinfo(tokens["access_token"], claims), **claims}
+        username = claims.get(claim)
+        if not isinstance(username, str) or not username:
+            raise ProviderError(f"the server sent no {claim!r} claim usable as a username")
+        if claim == "email" and claims.get("email_verified") is False:
+            raise ProviderError("the email address is not verified at the server")
+        return Identity(subject=claims["sub"], subject_scheme="oidc-sub", username=username,
+                        display_name=_text(claims.get("name")), email=_text(claims.get("email")), claims=claims)
+
+    def logout_url(self):
+        return self.end_session_url() if self.setting("rp_logout") else None
+
+    # -- administration -----------------------------------------------------------------------------
+    def test_connection(self):
+        try:
+            metadata = self.metadata()
+        except (ProviderError, ProviderUnavailable) as failure:
+            return [Check(_l("Discovery"), False, failure.detail)]
+        checks = [Check(_l("Discovery"), True, _l("The server publishes its configuration; issuer %(issuer)s.",
+                                                  issuer=metadata["issuer"]))]
+        methods = metadata.get("code_challenge_methods_supported")
+        checks.append(Check(_l("PKCE"), methods is None or "S256" in methods,
+                            _l("S256 is supported.") if methods and "S256" in methods else
+                            _l("The server does not say; geologin sends S256 anyway.") if methods is None else
+                            _l("The server offers only %(methods)s; geologin requires S256.",
+                               methods=", ".join(map(str, methods)))))
+        missing = [scope for scope in self.scopes() if scope not in (metadata.get("scopes_supported") or self.scopes())]
+        checks.append(Check(_l("Scopes"), not missing,
+                            _l("The server does not offer: %(scopes)s.", scopes=" ".join(missing)) if missing else
+                            _l("Requested: %(scopes)s.", scopes=" ".join(self.scopes()))))
+        checks.append(self.check_client_credentials(self.label))
+        return checks
+
+    def setup_context(self):
+        metadata = self.cache.get("metadata", (None, None))[1] or {}
+        return {"redirect_uri": self.redirect_uri(), "post_logout_redirect_uri": self.post_logout_redirect_uri,
+                "client_id": self.client_id(), "issuer": self.issuer(), "scopes": " ".join(self.scopes()),
+                "username_claim": self.username_claim(), "rp_logout": bool(self.setting("rp_logout")),
+                "end_session_offered": bool(metadata.get("end_session_endpoint")) if metadata else None}
+
+
+def _text(value):
+    return value if isinstance(value, str) and value else None

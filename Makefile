@@ -6,7 +6,7 @@ PORT   ?= 5000
 FLASK  := $(BIN)/flask --app wsgi
 DEV_ENV := GEOLOGIN_ENV=development GEOLOGIN_ALLOW_INSECURE_HTTP=1
 
-.PHONY: run serve test demo install install-test migrate clean audit lock browser-deps screenshots bench
+.PHONY: run serve test demo install install-test migrate clean audit lock browser-deps real-op-deps screenshots bench
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -39,8 +39,19 @@ serve: install
 demo: install
 	$(BIN)/python scripts/demo.py
 
+## The real OpenID provider the OpenID Connect tests run (tests/realop, pytest -m real_op): panva's
+## oidc-provider from the npm registry, pinned by tests/realop/package-lock.json. npm ci runs only when
+## node_modules is older than the lock file; without npm the real-OP tests skip and say why.
+real-op-deps:
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "npm is missing: the real-OpenID-provider tests will be skipped (apt-get install nodejs npm)"; \
+	elif [ ! tests/realop/node_modules/.package-lock.json -nt tests/realop/package-lock.json ]; then \
+		echo "npm ci --prefix tests/realop --no-audit --no-fund --loglevel=error"; \
+		npm ci --prefix tests/realop --no-audit --no-fund --loglevel=error; \
+	fi
+
 ## Run the test suite on SQLite, then on PostgreSQL when GEOLOGIN_TEST_DATABASE_URL is set.
-test: install-test
+test: install-test real-op-deps
 	@if [ -n "$$CI" ] && [ -z "$$GEOLOGIN_TEST_REDIS_URL" ]; then \
 		echo "GEOLOGIN_TEST_REDIS_URL is not set: CI must run the Redis tests (see .ci/run)."; exit 1; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -205,3 +205,23 @@ def test_connection_test_names_the_issuer_the_server_reports(app, server):
     with app.test_request_context():
         checks = instances.build_provider(instances.ProviderInstance.by_slug("health")).test_connection()
     assert not checks[0].ok and ISSUER in checks[0].message
+
+
+def test_admin_adds_an_oidc_provider_through_the_form(app, admin_client):
+    page = admin_client.get("/admin/providers/new?type=oidc").get_data(as_text=True)
+    for name in ("setting_issuer", "setting_client_id", "setting_client_secret", "setting_scopes",
+                 "setting_username_claim", "setting_rp_logout"):
+        assert f'name="{name}"' in page, name
+    form = {"slug": "staff", "label": "Staff ID", "enabled": "y", "setting_issuer": ISSUER,
+            "setting_client_id": "geologin", "setting_client_secret": SECRET, "setting_scopes": "openid email",
+            "setting_username_claim": "email"}
+    response = post_form(admin_client, "/admin/providers/new?type=oidc", {**form, "setting_scopes": "email"})
+    assert response.status_code == 400 and "The scopes must include openid." in response.get_data(as_text=True)
+    with app.app_context():
+        assert instances.ProviderInstance.by_slug("staff") is None
+    response = post_form(admin_client, "/admin/providers/new?type=oidc", form)
+    assert response.headers["Location"] == "/admin/providers/staff/setup"
+    with app.app_context():
+        settings = instances.settings_of(instances.ProviderInstance.by_slug("staff"))
+    assert settings == {"issuer": ISSUER, "client_id": "geologin", "scopes": "openid email",
+                        "username_claim": "email", "rp_logout": False}

@@ -62,10 +62,11 @@ def language_choices():
 
 
 def select_locale():
-    """Profile, then cookie, then Accept-Language, then DEFAULT_LOCALE."""
-    default = current_app.config["DEFAULT_LOCALE"]
+    """Profile, then cookie, then Accept-Language, then DEFAULT_LOCALE. Outside a request (the CLI, whose
+    human output stays English) the messages' own language."""
     if not request:
-        return default
+        return SOURCE_LOCALE
+    default = current_app.config["DEFAULT_LOCALE"]
     user = current_user
     if user and user.is_authenticated:
         chosen = supported(getattr(user, "locale", None))

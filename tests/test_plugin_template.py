@@ -22,9 +22,13 @@ def test_the_plugin_template_installs_through_its_entry_point_and_passes_its_tes
         "from geologin import create_app\n"
         "app = create_app({'TESTING': True, 'SECRET_KEY': 'test-secret-key-0123456789-abcdefghijklmnop', 'SQLALCHEMY_DATABASE_URI': 'sqlite://', 'ENCRYPTION_KEY': '7TSaOKjj0yW2GIQqPJmHlmz9Xw2kqzn_p6s0sNqD5sA='})\n"
         "plugin = app.extensions['geologin.plugins'].plugins['example']\n"
-        "print(plugin.origin)")], env=env, cwd=tmp_path, capture_output=True, text=True)
+        "print(plugin.origin)\n"
+        "with app.test_request_context(headers={'Accept-Language': 'fr'}):\n"
+        "    print(plugin.provider.settings[0].label)")], env=env, cwd=tmp_path, capture_output=True, text=True)
     assert found.returncode == 0, found.stderr
-    assert found.stdout.strip() == "entry point geologin_example (geologin-example)"
+    origin, label = found.stdout.strip().splitlines()
+    assert origin == "entry point geologin_example (geologin-example)"
+    assert label == "Adresse du serveur"  # the plugin's own catalog, compiled by its build, merged by geologin
     tests = tmp_path / "tests"
     shutil.copytree(source / "tests", tests)
     run = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", str(tests)],

@@ -90,7 +90,10 @@ def text_direction():
 
 def current_page():
     """Where the language picker sends the browser back to: this page (path and query string)."""
-    path = request.full_path if request.query_string else request.path
+    try:
+        path = request.full_path if request.query_string else request.path
+    except UnicodeDecodeError:  # a raw non-UTF-8 query string (the 400 page): come back without it
+        path = request.path
     return safe_next(path) or ""
 
 

@@ -59,7 +59,7 @@ serve: install
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## geologin with two fake DHIS2 servers (2.40 and 2.42) and seeded users; prints what to click.
-demo: install
+demo: install real-op-deps
 	$(BIN)/python scripts/demo.py
 
 ## The real OpenID provider the OpenID Connect tests run (tests/realop, pytest -m real_op): panva's

@@ -15,6 +15,19 @@ CALLBACK = "http://127.0.0.1:8765/auth/dhis2/callback"
 OTHER_CALLBACK = "https://geologin.example.org/auth/dhis2/callback"
 
 
+def stop_process(proc):
+    """Stop a server process started by a test (terminate, then kill), and close its output pipe."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+    if proc.stdout:
+        proc.stdout.close()
+
+
 class FakeServer:
     """One ``fake_dhis2.py`` process; ``url`` is its DHIS2 base URL without trailing slash."""
 
@@ -50,15 +63,7 @@ class FakeServer:
         return self.control("reset")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        stop_process(self.proc)
 
 
 class Dhis2User:

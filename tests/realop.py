@@ -23,6 +23,8 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from tests.fakes import stop_process
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 OP_DIR = ROOT / "tests" / "realop"
 SCRIPT = OP_DIR / "op.mjs"
@@ -133,15 +135,7 @@ class RealOP:
         return self.stderr.read().decode(errors="replace")
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(5)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        stop_process(self.proc)
         if os.path.exists(self._config_file.name):
             os.unlink(self._config_file.name)
 

@@ -7,8 +7,8 @@ import requests
 import requests_mock
 
 from geologin import instances
-from geologin.providers.testing import JSON, Account, Login, OIDCContract
-from tests.conftest import csrf_from, post_form
+from geologin.providers.testing import JSON, Account, OIDCContract
+from tests.conftest import post_form
 
 ISSUER = "https://id.example.org/realms/health"
 PUBLIC = "https://login.example.org"
@@ -53,8 +53,8 @@ def register(app, slug="health", allow_all=True, **settings):
 
 
 def oidc_login(client, server, account=Account(), slug="health"):
-    response, login = server.login(client, slug=slug, account=account)
-    return response
+    """A whole login at the canned server; the callback's response."""
+    return server.login(client, slug=slug, account=account)[0]
 
 
 # -- settings --------------------------------------------------------------------------------------------

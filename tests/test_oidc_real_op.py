@@ -8,7 +8,8 @@ from sqlalchemy import select
 
 from geologin import instances
 from geologin.extensions import db
-from geologin.models import AuditEvent, ExternalIdentity, User
+from geologin.models import ExternalIdentity, User
+from geologin.providers.testing import ProviderContract
 from tests.conftest import csrf_from, post_form
 from tests.realop import ACCOUNTS, ALICE_PASSWORD, BOB_PASSWORD, CLIENT_SECRET, OPUser, RealOP, op_config, require_realop
 
@@ -77,16 +78,12 @@ def login(client, slug="health", user=ALICE, approve=True, person=None):
     return back_to_geologin(client, person.authorize(start(client, slug), approve=approve)), person
 
 
+last_login = ProviderContract.last_login  # (outcome, reason, provider, target) of the newest login event
+
+
 def logged_in_as(client):
     response = client.get("/")
     return response.status_code == 200 and response.get_data(as_text=True).split("Logged in as ")[1].split("<")[0]
-
-
-def last_login(app):
-    with app.app_context():
-        event = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login")
-                                   .order_by(AuditEvent.id.desc())).first()
-        return event.outcome, event.reason_code, event.provider, event.target
 
 
 def test_sec_16_real_op_login_logs_in_the_matching_user_and_binds_sub(app, client, op, make_user):

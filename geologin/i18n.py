@@ -90,7 +90,12 @@ def text_direction():
 
 def current_page():
     """Where the language picker sends the browser back to: this page (path and query string)."""
-    path = request.full_path if request.query_string else request.path
+    path = request.path
+    if request.query_string:
+        try:  # raw bytes that are not UTF-8 (only a hand-made URL has them): come back without the query
+            path += "?" + request.query_string.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     return safe_next(path) or ""
 
 

@@ -67,7 +67,7 @@ def test_arabic_login_page_reads_right_to_left_and_nothing_overflows(arabic_site
     expect(page.locator("html")).to_have_attribute("dir", "rtl")
     expect(page.locator("html")).to_have_attribute("lang", "ar")
     assert page.evaluate("getComputedStyle(document.querySelector('main form')).direction") == "rtl"
-    step_screenshot(page, f"11-login-arabic-{viewport['width']}")
+    step_screenshot(page, f"20-login-arabic-{viewport['width']}")
 
     seen = page.evaluate(BOXES, list(LOGIN_PARTS))
     boxes = seen["boxes"]

@@ -565,11 +565,12 @@ USER_TEXT_CALLS = {
     "render_template": ((), ("title", "message", "error", "notice", "hint", "heading")),
 }
 ALLOWED_LITERALS = {"YYYY-MM-DD"}
+GETTEXT_CALLS = {"_", "_l", "gettext", "lazy_gettext", "ngettext", "lazy_ngettext"}
 
 
 def _literal(node):
-    if isinstance(node, ast.JoinedStr):
-        return True
+    if isinstance(node, ast.JoinedStr):  # an f-string: its own words
+        return _has_words(" ".join(v.value for v in node.values if isinstance(v, ast.Constant)))
     return isinstance(node, ast.Constant) and isinstance(node.value, str) and _has_words(node.value) \
         and node.value not in ALLOWED_LITERALS
 
@@ -582,7 +583,8 @@ def _call_name(node):
 def python_literals(source):
     """(line, what) for plain str literals in places a user reads them: flash(), form-field labels,
     descriptions and validator messages, ValidationError, render_template titles and messages, errors
-    dictionaries and .errors.append(), render_kw placeholders, provider Settings and Checks."""
+    dictionaries and .errors.append(), render_kw placeholders, provider Settings and Checks, and words
+    substituted into a translated message."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call):
@@ -605,6 +607,11 @@ def python_literals(source):
                         if isinstance(choice, (ast.Tuple, ast.List)) and len(choice.elts) == 2 \
                                 and _literal(choice.elts[1]):
                             found.append((node.lineno, f"{name}(choices=...) label"))
+            if name in GETTEXT_CALLS:  # words passed into a translated message are not translated
+                for keyword in node.keywords:
+                    if _literal(keyword.value) or (isinstance(keyword.value, ast.IfExp) and (
+                            _literal(keyword.value.body) or _literal(keyword.value.orelse))):
+                        found.append((node.lineno, f"{name}({keyword.arg}=...) value"))
             if name == "append" and isinstance(node.func, ast.Attribute) and \
                     getattr(node.func.value, "attr", None) == "errors" and node.args and _literal(node.args[0]):
                 found.append((node.lineno, ".errors.append()"))
@@ -653,7 +660,7 @@ def test_the_scans_catch_what_they_are_for():
     python = textwrap.dedent('''
         flash("Saved.", "info")
         flash(_("Saved."), "info")
-        name = StringField("Name", validators=[DataRequired("Enter it."), Length(max=5, message=f"Too {n}")])
+        name = StringField("Name", validators=[DataRequired("Enter it."), Length(max=5, message=f"Too long: {n}")])
         ok = StringField(_l("Name"), description=_l("Hint"), render_kw={"placeholder": "Your name"})
         raise ValidationError("Bad value")
         form.username.errors.append("Taken")
@@ -661,9 +668,10 @@ def test_the_scans_catch_what_they_are_for():
         return render_template("x.html", title="Oops")
         Setting("url", "Server address", help=_l("ok"), choices=(("a", "Automatic"),))
         logger.info("not for users: %s", x)
+        _l("Answers at %(url)s%(version)s.", url=url, version=f" (version {v})" if v else "")
     ''')
     found = sorted(what for _line, what in python_literals(python))
     assert found == sorted(["flash() argument 1", "StringField() argument 1", "DataRequired() argument 1",
                      "Length(message=...)", "render_kw placeholder", "ValidationError() argument 1",
                      ".errors.append()", "errors[...] = literal", "render_template(title=...)",
-                     "Setting() argument 2", "Setting(choices=...) label"]), found
+                     "Setting() argument 2", "Setting(choices=...) label", "_l(version=...) value"]), found

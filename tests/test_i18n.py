@@ -540,14 +540,31 @@ class _TemplateScanner(HTMLParser):
             self.found.append((self.getpos()[0], data.strip()))
 
 
+JINJA_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+GETTEXT_ARGS = re.compile(r"\b(?:_|gettext|ngettext)\(\s*(?:%s)(?:\s*,\s*(?:%s))?" % ((JINJA_STRING.pattern,) * 2))
+# Text-like: a capitalised word ('Yes') or several words ('Not set'); identifiers, endpoints, CSS classes
+# and attribute names ('admin.users', ' has-error', 'BooleanField') are neither.
+TEXT_LIKE = re.compile(r"^\s*(?:[A-Z][a-z]+|[^\W\d_]{2,}(?:\s+[^\W\d_]+)+)[.!?:]?\s*$")
+ALLOWED_EXPRESSION_STRINGS = {"flask --app wsgi setup-link"}  # a command people type, not a message
+
+
 def template_literals(source):
-    """(line, text) of words in a template that are not inside {{ }}/{% %}: they would not be translated."""
+    """(line, text) of words in a template that are not inside {{ }}/{% %}, and text-like string literals
+    inside them that are not gettext's arguments: neither would be translated."""
+    found = []
+    for match in JINJA.finditer(source):
+        if match.group(0).startswith("{#"):
+            continue  # a comment
+        expression = GETTEXT_ARGS.sub("_(", match.group(0))
+        for literal in JINJA_STRING.findall(expression):
+            if TEXT_LIKE.match(literal[1:-1]) and literal[1:-1] not in ALLOWED_EXPRESSION_STRINGS:
+                found.append((source.count("\n", 0, match.start()) + 1, f"{{{{ {literal} }}}}"))
     # Keep line numbers: each Jinja construct becomes spaces plus its newlines.
     stripped = JINJA.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
     scanner = _TemplateScanner()
     scanner.feed(stripped)
     scanner.close()
-    return scanner.found
+    return found + scanner.found
 
 
 def template_files():
@@ -653,9 +670,11 @@ def test_the_scans_catch_what_they_are_for():
         <img src="x.png" alt="A map">
         {% if x %}Not translated{% endif %}
         <pre>flask --app wsgi setup-link</pre><code>make i18n</code> ← →
+        <td>{{ 'Yes' if user.active else _('No') }}</td><p class="{{ ' has-error' if e }}">{{ x or 'Not set' }}</p>
+        <a href="{{ url_for('admin.users') }}">{{ _('%(n)s users', n=n) }}</a>{{ _("It's fine") }}
     ''')
     found = [text for _line, text in template_literals(template)]
-    assert found == ["Welcome back", "placeholder='Search here'", "value='Send'", "aria-label='Home page'",
+    assert found == ["{{ 'Yes' }}", "{{ 'Not set' }}", "Welcome back", "placeholder='Search here'", "value='Send'", "aria-label='Home page'",
                      "alt='A map'", "Not translated"]
     python = textwrap.dedent('''
         flash("Saved.", "info")

@@ -694,3 +694,48 @@ def test_the_scans_catch_what_they_are_for():
                      "Length(message=...)", "render_kw placeholder", "ValidationError() argument 1",
                      ".errors.append()", "errors[...] = literal", "render_template(title=...)",
                      "Setting() argument 2", "Setting(choices=...) label", "_l(version=...) value"]), found
+
+
+# -- make i18n -------------------------------------------------------------------------------------------
+def _make_variable(name):
+    match = re.search(rf"^{name}\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert match, f"Makefile has no {name}"
+    return match.group(1).split()
+
+
+@pytest.mark.parametrize("name,folder,translations", CATALOGS, ids=[c[0] for c in CATALOGS])
+def test_make_i18n_is_idempotent_and_keeps_every_translation(name, folder, translations, tmp_path):
+    """What `make i18n` runs (its EXTRACT and UPDATE flags, read from the Makefile), on a copy: the second
+    run changes nothing, and every translation of a message still in the sources survives."""
+    import shutil
+    import subprocess
+    import sys
+
+    pybabel = Path(sys.executable).parent / "pybabel"
+    if not pybabel.exists():
+        pytest.skip("pybabel is not installed next to this Python")
+    copy = tmp_path / "translations"
+    shutil.copytree(translations, copy, ignore=shutil.ignore_patterns("*.mo"))
+    pot = tmp_path / "messages.pot"
+    subprocess.run([str(pybabel), "-q", *_make_variable("EXTRACT"), "-o", str(pot), "."], cwd=folder, check=True,
+                   capture_output=True)
+
+    def update():
+        subprocess.run([str(pybabel), "-q", *_make_variable("UPDATE"), "-i", str(pot), "-d", str(copy)], check=True,
+                       capture_output=True)
+        return {p: p.read_bytes() for p in sorted(copy.glob("*/LC_MESSAGES/messages.po"))}
+
+    first = update()
+    assert update() == first, "a second make i18n changed the catalogs"
+    current = {m if isinstance(m, str) else m[0] for m in extracted_messages(folder)}
+    for path in first:
+        lang = path.parent.parent.name
+        before = load_po(str(po_path(translations, lang)))
+        with open(path, "rb") as handle:
+            after = read_po(handle, locale=lang)
+        for message in before:
+            key = message.id[0] if isinstance(message.id, (tuple, list)) else message.id
+            if key and key in current and message.string and any(message.string if not isinstance(
+                    message.string, str) else [message.string]):
+                kept = after.get(message.id)
+                assert kept is not None and kept.string == message.string and not kept.fuzzy, (lang, key)

@@ -10,6 +10,7 @@
 from functools import lru_cache
 from pathlib import Path
 
+import pytz
 from babel import Locale, UnknownLocaleError
 from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_babel import Domain, format_datetime, get_locale
@@ -150,6 +151,11 @@ def init_app(app):
                           f"choose one of: {', '.join(available_locales())}.")
     app.config["DEFAULT_LOCALE"] = default
     app.config["BABEL_DEFAULT_LOCALE"] = default
+    try:  # config.py checked it with zoneinfo; Flask-Babel 4 formats with pytz, whose zone list may be older
+        pytz.timezone(app.config["TIMEZONE"])
+    except pytz.UnknownTimeZoneError:
+        raise ConfigError(f"TIMEZONE {app.config['TIMEZONE']!r} is not known to pytz, which formats dates here; "
+                          "upgrade pytz or choose another IANA time zone name.") from None
     app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["TIMEZONE"]
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = translation_directories(app)
     babel.init_app(app, locale_selector=select_locale)

@@ -164,7 +164,9 @@ class DHIS2Provider(OAuth2Provider):
         version = self._version()
         checks.append(Check(_l("Server reachable"), True,
                             _l("DHIS2 answers at %(url)s%(version)s.", url=self.base_url(),
-                               version=f" ({version})" if version else "")))  # no English word in it
+                               # No word of its own here (it would stay English); not an f-string, on
+                               # which pybabel would warn.
+                               version=" ({})".format(version) if version else "")))
         checks.append(Check(_l("OAuth generation"), True,
                             _l("2.42+ (OpenID Connect), issuer %(issuer)s", issuer=self.endpoints()["issuer"])
                             if generation == OIDC else _l("legacy (/uaa), DHIS2 2.30 to 2.41")))

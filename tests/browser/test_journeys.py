@@ -164,7 +164,7 @@ class TestFirstRunToDhis2Login:
 
         # Two DHIS2 servers, one of each OAuth generation, through Identity providers -> Add -> DHIS2.
         servers = (("moh", MOH, world.legacy, "DHIS2 answers at", "legacy (/uaa)"),  # < 2.41: no loginConfig
-                   ("malaria", MALARIA, world.oidc, f"version {OIDC_VERSION}", "2.42+ (OpenID Connect)"))
+                   ("malaria", MALARIA, world.oidc, f"({OIDC_VERSION})", "2.42+ (OpenID Connect)"))
         for slug, label, server, version, generation in servers:
             page.get_by_role("navigation", name="Main").get_by_role("link", name="Identity providers").click()
             page.get_by_role("link", name="Add identity provider").click()

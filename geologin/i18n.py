@@ -126,6 +126,14 @@ def choose_language():
     return response
 
 
+def _vary(response):
+    """Pages are negotiated on Accept-Language and the language cookie: caches must keep them apart."""
+    if response.mimetype == "text/html":
+        response.vary.add("Accept-Language")
+        response.vary.add("Cookie")
+    return response
+
+
 class _AppDomain(Domain):
     """Flask-Babel caches merged catalogs on its one Babel object, shared by every app of the process;
     apps may load different plugins (tests do), so each app keeps its own cache."""
@@ -161,6 +169,7 @@ def init_app(app):
     babel.init_app(app, locale_selector=select_locale)
     babel.__dict__["domain_instance"] = _AppDomain()  # replaces Flask-Babel's cached_property value
     app.register_blueprint(bp)
+    app.after_request(_vary)
     app.jinja_env.globals.update(get_locale=get_locale, html_lang=html_lang, text_direction=text_direction,
                                  language_choices=language_choices, current_page=current_page,
                                  timezone_name=lambda: app.config["TIMEZONE"])

@@ -363,6 +363,11 @@ def test_html_lang_and_dir(client):
         assert f'<html lang="{lang}" dir="{direction}">' in html
 
 
+def test_pages_vary_on_the_language(client):
+    vary = client.get("/login").headers["Vary"]
+    assert "Accept-Language" in vary and "Cookie" in vary
+
+
 def test_default_locale_must_be_a_language_we_have(app_factory):
     with pytest.raises(ConfigError, match="DEFAULT_LOCALE"):
         app_factory(DEFAULT_LOCALE="tlh")

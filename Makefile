@@ -78,6 +78,7 @@ test: install-test
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -f geologin/translations/*/LC_MESSAGES/*.mo plugins/*/translations/*/LC_MESSAGES/*.mo
 
 ## Audit requirements.lock against PyPI's vulnerability data (the PyPA advisory database, also in OSV).
 ## Needs network access to pypi.org; fails, never passes silently, when a package cannot be checked.

@@ -89,6 +89,7 @@ test: install-test real-op-deps
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
+	rm -f geologin/translations/*/LC_MESSAGES/*.mo plugins/*/translations/*/LC_MESSAGES/*.mo
 
 ## Audit requirements.lock against PyPI's vulnerability data (the PyPA advisory database, also in OSV).
 ## Needs network access to pypi.org; fails, never passes silently, when a package cannot be checked.

@@ -49,10 +49,10 @@ class AuditFilterForm(Form):
     outcome = SelectField(_l("Outcome"), default="", validate_choice=False, filters=[_strip])
     since = StringField(_l("From day"), filters=[_strip], validators=[_day_validator],
                         description=_l("YYYY-MM-DD, UTC; this day is included."),
-                        render_kw={"placeholder": "YYYY-MM-DD", "autocomplete": "off"})
+                        render_kw={"placeholder": _l("YYYY-MM-DD"), "autocomplete": "off"})
     until = StringField(_l("To day"), filters=[_strip], validators=[_day_validator],
                         description=_l("YYYY-MM-DD, UTC; this day is included."),
-                        render_kw={"placeholder": "YYYY-MM-DD", "autocomplete": "off"})
+                        render_kw={"placeholder": _l("YYYY-MM-DD"), "autocomplete": "off"})
 
     def validate_outcome(self, field):
         if field.data and field.data not in audit_query.OUTCOMES:

@@ -10,6 +10,7 @@
 from functools import lru_cache
 from pathlib import Path
 
+import pytz
 from babel import Locale, UnknownLocaleError
 from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_babel import Domain, format_datetime, get_locale
@@ -90,10 +91,12 @@ def text_direction():
 
 def current_page():
     """Where the language picker sends the browser back to: this page (path and query string)."""
-    try:
-        path = request.full_path if request.query_string else request.path
-    except UnicodeDecodeError:  # a raw non-UTF-8 query string (the 400 page): come back without it
-        path = request.path
+    path = request.path
+    if request.query_string:
+        try:  # raw bytes that are not UTF-8 (only a hand-made URL has them): come back without the query
+            path += "?" + request.query_string.decode("utf-8")
+        except UnicodeDecodeError:
+            pass
     return safe_next(path) or ""
 
 
@@ -123,6 +126,14 @@ def choose_language():
     return response
 
 
+def _vary(response):
+    """Pages are negotiated on Accept-Language and the language cookie: caches must keep them apart."""
+    if response.mimetype == "text/html":
+        response.vary.add("Accept-Language")
+        response.vary.add("Cookie")
+    return response
+
+
 class _AppDomain(Domain):
     """Flask-Babel caches merged catalogs on its one Babel object, shared by every app of the process;
     apps may load different plugins (tests do), so each app keeps its own cache."""
@@ -148,11 +159,17 @@ def init_app(app):
                           f"choose one of: {', '.join(available_locales())}.")
     app.config["DEFAULT_LOCALE"] = default
     app.config["BABEL_DEFAULT_LOCALE"] = default
+    try:  # config.py checked it with zoneinfo; Flask-Babel 4 formats with pytz, whose zone list may be older
+        pytz.timezone(app.config["TIMEZONE"])
+    except pytz.UnknownTimeZoneError:
+        raise ConfigError(f"TIMEZONE {app.config['TIMEZONE']!r} is not known to pytz, which formats dates here; "
+                          "upgrade pytz or choose another IANA time zone name.") from None
     app.config["BABEL_DEFAULT_TIMEZONE"] = app.config["TIMEZONE"]
     app.config["BABEL_TRANSLATION_DIRECTORIES"] = translation_directories(app)
     babel.init_app(app, locale_selector=select_locale)
     babel.__dict__["domain_instance"] = _AppDomain()  # replaces Flask-Babel's cached_property value
     app.register_blueprint(bp)
+    app.after_request(_vary)
     app.jinja_env.globals.update(get_locale=get_locale, html_lang=html_lang, text_direction=text_direction,
                                  language_choices=language_choices, current_page=current_page,
                                  timezone_name=lambda: app.config["TIMEZONE"])

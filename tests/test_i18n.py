@@ -363,6 +363,11 @@ def test_html_lang_and_dir(client):
         assert f'<html lang="{lang}" dir="{direction}">' in html
 
 
+def test_pages_vary_on_the_language(client):
+    vary = client.get("/login").headers["Vary"]
+    assert "Accept-Language" in vary and "Cookie" in vary
+
+
 def test_default_locale_must_be_a_language_we_have(app_factory):
     with pytest.raises(ConfigError, match="DEFAULT_LOCALE"):
         app_factory(DEFAULT_LOCALE="tlh")
@@ -504,7 +509,7 @@ def test_an_entry_point_plugin_records_its_translations(tmp_path, monkeypatch):
 # -- no user-visible literal bypasses gettext -------------------------------------------------------------
 # Words that are the same in every language: product and standard names. Punctuation and arrows have no
 # letters, so they never count.
-ALLOWED_WORDS = {"geologin", "DHIS2", "OAuth2", "OpenID", "Connect", "CSV", "URL", "YYYY", "MM", "DD"}
+ALLOWED_WORDS = {"geologin", "DHIS2", "OAuth2", "OpenID", "Connect", "CSV", "URL"}
 VISIBLE_ATTRIBUTES = {"title", "placeholder", "aria-label", "alt", "label", "aria-description"}
 SKIPPED_ELEMENTS = {"script", "style", "code", "pre", "kbd", "samp"}
 JINJA = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.S)
@@ -540,14 +545,31 @@ class _TemplateScanner(HTMLParser):
             self.found.append((self.getpos()[0], data.strip()))
 
 
+JINJA_STRING = re.compile(r"'(?:[^'\\]|\\.)*'|\"(?:[^\"\\]|\\.)*\"")
+GETTEXT_ARGS = re.compile(r"\b(?:_|gettext|ngettext)\(\s*(?:%s)(?:\s*,\s*(?:%s))?" % ((JINJA_STRING.pattern,) * 2))
+# Text-like: a capitalised word ('Yes') or several words ('Not set'); identifiers, endpoints, CSS classes
+# and attribute names ('admin.users', ' has-error', 'BooleanField') are neither.
+TEXT_LIKE = re.compile(r"^\s*(?:[A-Z][a-z]+|[^\W\d_]{2,}(?:\s+[^\W\d_]+)+)[.!?:]?\s*$")
+ALLOWED_EXPRESSION_STRINGS = {"flask --app wsgi setup-link"}  # a command people type, not a message
+
+
 def template_literals(source):
-    """(line, text) of words in a template that are not inside {{ }}/{% %}: they would not be translated."""
+    """(line, text) of words in a template that are not inside {{ }}/{% %}, and text-like string literals
+    inside them that are not gettext's arguments: neither would be translated."""
+    found = []
+    for match in JINJA.finditer(source):
+        if match.group(0).startswith("{#"):
+            continue  # a comment
+        expression = GETTEXT_ARGS.sub("_(", match.group(0))
+        for literal in JINJA_STRING.findall(expression):
+            if TEXT_LIKE.match(literal[1:-1]) and literal[1:-1] not in ALLOWED_EXPRESSION_STRINGS:
+                found.append((source.count("\n", 0, match.start()) + 1, f"{{{{ {literal} }}}}"))
     # Keep line numbers: each Jinja construct becomes spaces plus its newlines.
     stripped = JINJA.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)
     scanner = _TemplateScanner()
     scanner.feed(stripped)
     scanner.close()
-    return scanner.found
+    return found + scanner.found
 
 
 def template_files():
@@ -564,12 +586,13 @@ USER_TEXT_CALLS = {
     "AnyOf": ((), ("message",)), "NoneOf": ((), ("message",)),
     "render_template": ((), ("title", "message", "error", "notice", "hint", "heading")),
 }
-ALLOWED_LITERALS = {"YYYY-MM-DD"}
+ALLOWED_LITERALS = set()  # none needed so far: add a code sample or a product name here, with a reason
+GETTEXT_CALLS = {"_", "_l", "gettext", "lazy_gettext", "ngettext", "lazy_ngettext"}
 
 
 def _literal(node):
-    if isinstance(node, ast.JoinedStr):
-        return True
+    if isinstance(node, ast.JoinedStr):  # an f-string: its own words
+        return _has_words(" ".join(v.value for v in node.values if isinstance(v, ast.Constant)))
     return isinstance(node, ast.Constant) and isinstance(node.value, str) and _has_words(node.value) \
         and node.value not in ALLOWED_LITERALS
 
@@ -582,7 +605,8 @@ def _call_name(node):
 def python_literals(source):
     """(line, what) for plain str literals in places a user reads them: flash(), form-field labels,
     descriptions and validator messages, ValidationError, render_template titles and messages, errors
-    dictionaries and .errors.append(), render_kw placeholders, provider Settings and Checks."""
+    dictionaries and .errors.append(), render_kw placeholders, provider Settings and Checks, and words
+    substituted into a translated message."""
     found = []
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Call):
@@ -605,6 +629,11 @@ def python_literals(source):
                         if isinstance(choice, (ast.Tuple, ast.List)) and len(choice.elts) == 2 \
                                 and _literal(choice.elts[1]):
                             found.append((node.lineno, f"{name}(choices=...) label"))
+            if name in GETTEXT_CALLS:  # words passed into a translated message are not translated
+                for keyword in node.keywords:
+                    if _literal(keyword.value) or (isinstance(keyword.value, ast.IfExp) and (
+                            _literal(keyword.value.body) or _literal(keyword.value.orelse))):
+                        found.append((node.lineno, f"{name}({keyword.arg}=...) value"))
             if name == "append" and isinstance(node.func, ast.Attribute) and \
                     getattr(node.func.value, "attr", None) == "errors" and node.args and _literal(node.args[0]):
                 found.append((node.lineno, ".errors.append()"))
@@ -646,14 +675,16 @@ def test_the_scans_catch_what_they_are_for():
         <img src="x.png" alt="A map">
         {% if x %}Not translated{% endif %}
         <pre>flask --app wsgi setup-link</pre><code>make i18n</code> ← →
+        <td>{{ 'Yes' if user.active else _('No') }}</td><p class="{{ ' has-error' if e }}">{{ x or 'Not set' }}</p>
+        <a href="{{ url_for('admin.users') }}">{{ _('%(n)s users', n=n) }}</a>{{ _("It's fine") }}
     ''')
     found = [text for _line, text in template_literals(template)]
-    assert found == ["Welcome back", "placeholder='Search here'", "value='Send'", "aria-label='Home page'",
+    assert found == ["{{ 'Yes' }}", "{{ 'Not set' }}", "Welcome back", "placeholder='Search here'", "value='Send'", "aria-label='Home page'",
                      "alt='A map'", "Not translated"]
     python = textwrap.dedent('''
         flash("Saved.", "info")
         flash(_("Saved."), "info")
-        name = StringField("Name", validators=[DataRequired("Enter it."), Length(max=5, message=f"Too {n}")])
+        name = StringField("Name", validators=[DataRequired("Enter it."), Length(max=5, message=f"Too long: {n}")])
         ok = StringField(_l("Name"), description=_l("Hint"), render_kw={"placeholder": "Your name"})
         raise ValidationError("Bad value")
         form.username.errors.append("Taken")
@@ -661,9 +692,55 @@ def test_the_scans_catch_what_they_are_for():
         return render_template("x.html", title="Oops")
         Setting("url", "Server address", help=_l("ok"), choices=(("a", "Automatic"),))
         logger.info("not for users: %s", x)
+        _l("Answers at %(url)s%(version)s.", url=url, version=f" (version {v})" if v else "")
     ''')
     found = sorted(what for _line, what in python_literals(python))
     assert found == sorted(["flash() argument 1", "StringField() argument 1", "DataRequired() argument 1",
                      "Length(message=...)", "render_kw placeholder", "ValidationError() argument 1",
                      ".errors.append()", "errors[...] = literal", "render_template(title=...)",
-                     "Setting() argument 2", "Setting(choices=...) label"]), found
+                     "Setting() argument 2", "Setting(choices=...) label", "_l(version=...) value"]), found
+
+
+# -- make i18n -------------------------------------------------------------------------------------------
+def _make_variable(name):
+    match = re.search(rf"^{name}\s*:=\s*(.+)$", (ROOT / "Makefile").read_text(), re.M)
+    assert match, f"Makefile has no {name}"
+    return match.group(1).split()
+
+
+@pytest.mark.parametrize("name,folder,translations", CATALOGS, ids=[c[0] for c in CATALOGS])
+def test_make_i18n_is_idempotent_and_keeps_every_translation(name, folder, translations, tmp_path):
+    """What `make i18n` runs (its EXTRACT and UPDATE flags, read from the Makefile), on a copy: the second
+    run changes nothing, and every translation of a message still in the sources survives."""
+    import shutil
+    import subprocess
+    import sys
+
+    pybabel = Path(sys.executable).parent / "pybabel"
+    if not pybabel.exists():
+        pytest.skip("pybabel is not installed next to this Python")
+    copy = tmp_path / "translations"
+    shutil.copytree(translations, copy, ignore=shutil.ignore_patterns("*.mo"))
+    pot = tmp_path / "messages.pot"
+    subprocess.run([str(pybabel), "-q", *_make_variable("EXTRACT"), "-o", str(pot), "."], cwd=folder, check=True,
+                   capture_output=True)
+
+    def update():
+        subprocess.run([str(pybabel), "-q", *_make_variable("UPDATE"), "-i", str(pot), "-d", str(copy)], check=True,
+                       capture_output=True)
+        return {p: p.read_bytes() for p in sorted(copy.glob("*/LC_MESSAGES/messages.po"))}
+
+    first = update()
+    assert update() == first, "a second make i18n changed the catalogs"
+    current = {m if isinstance(m, str) else m[0] for m in extracted_messages(folder)}
+    for path in first:
+        lang = path.parent.parent.name
+        before = load_po(str(po_path(translations, lang)))
+        with open(path, "rb") as handle:
+            after = read_po(handle, locale=lang)
+        for message in before:
+            key = message.id[0] if isinstance(message.id, (tuple, list)) else message.id
+            if key and key in current and message.string and any(message.string if not isinstance(
+                    message.string, str) else [message.string]):
+                kept = after.get(message.id)
+                assert kept is not None and kept.string == message.string and not kept.fuzzy, (lang, key)

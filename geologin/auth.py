@@ -78,7 +78,7 @@ def _lockout_message(seconds):
 
 def _login_page(form, status, headers=None):
     form.password.data = ""
-    return render_template("login.html", form=form, needs_setup=not firstrun.admin_exists(),
+    return render_template("login.html", form=form, needs_setup=not firstrun.admin_known_to_exist(),
                            widgets=login_widgets()), status, headers or {}
 
 

@@ -21,6 +21,20 @@ def init_app(app):
     config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     config.setdefault("RATELIMIT_ENABLED", bool(config.get("LOGIN_RATE_LIMIT")))
     limiter.init_app(app)
+    limiter.request_filter(_no_limit_applies)
+
+
+_CALLBACK_ENDPOINTS = ("external.callback", "external_fixed_callback_")
+
+
+def _no_limit_applies():
+    """Skip Flask-Limiter's per-request work (resolving limits, twice: before the request and in the
+    decorator) for requests none of geologin's limits counts: the limits below count POSTs to the login
+    forms and GETs of the external-login callbacks only, so a page view (GET /login) has nothing to count."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        return False
+    endpoint = request.endpoint or ""
+    return not endpoint.startswith(_CALLBACK_ENDPOINTS)
 
 
 def login_rate_limit():

@@ -19,9 +19,10 @@ def _digest(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(user, auth_method="password"):
+def start_session(user, auth_method="password", *, commit=True):
     """Log ``user`` in with a brand-new session: everything from before login, CSRF token included, is
-    dropped (no session fixation)."""
+    dropped (no session fixation). ``commit=False`` leaves the row for the caller's commit (a login commits
+    it together with its audit event)."""
     session.clear()
     token = secrets.token_urlsafe(32)
     db.session.add(UserSession(
@@ -32,7 +33,8 @@ def start_session(user, auth_method="password"):
         user_agent=(request.user_agent.string or "")[:255],
     ))
     user.last_login_at = utcnow()
-    db.session.commit()
+    if commit:
+        db.session.commit()
     session[SESSION_TOKEN_KEY] = token
     session.permanent = True
     login_user(user, remember=False, fresh=True)

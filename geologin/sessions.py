@@ -7,6 +7,7 @@ from datetime import timedelta
 from flask import current_app, request, session
 from flask_login import login_user, logout_user
 from sqlalchemy import delete
+from sqlalchemy.orm import joinedload
 
 from .extensions import db, login_manager
 from .models import UserSession, utcnow
@@ -84,7 +85,8 @@ def login_age():
 
 def current_session_row():
     token = session.get(SESSION_TOKEN_KEY)
-    return db.session.get(UserSession, _digest(token)) if token else None
+    # With its user in the same query: every logged-in request needs both (load_user).
+    return db.session.get(UserSession, _digest(token), options=[joinedload(UserSession.user)]) if token else None
 
 
 def init_app(app):

@@ -6,9 +6,10 @@ PORT   ?= 5000
 FLASK  := $(BIN)/flask --app wsgi
 DEV_ENV := GEOLOGIN_ENV=development GEOLOGIN_ALLOW_INSECURE_HTTP=1
 
-.PHONY: run serve test demo install install-test migrate clean audit lock browser-deps screenshots bench
+.PHONY: run serve test demo install install-test migrate clean audit lock browser-deps real-op-deps screenshots \
+	bench translations i18n
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e .
@@ -18,8 +19,30 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[test]'
 	touch $@
 
-install: $(VENV)/.installed
-install-test: $(VENV)/.installed-test
+install: $(VENV)/.installed translations
+install-test: $(VENV)/.installed-test translations
+
+## Compile every .po (core and plugins) whose .mo is missing or older: .mo files are never committed.
+translations: | $(VENV)/.installed
+	@$(BIN)/python geologin/catalogs.py
+
+## Extract the messages (the core, then each plugin folder with a babel.cfg, into its own catalog) and
+## update every language's .po from them. Idempotent; nothing turns fuzzy silently (--no-fuzzy-matching):
+## a changed message becomes untranslated, and the catalog-completeness test says which.
+## New language: see "How to add a language" in the README.
+PYBABEL := $(abspath $(BIN))/pybabel
+EXTRACT := extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output --omit-header -w 110
+UPDATE  := update --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date -w 110
+i18n: install
+	$(PYBABEL) -q $(EXTRACT) -o geologin/translations/messages.pot .
+	$(PYBABEL) -q $(UPDATE) -i geologin/translations/messages.pot -d geologin/translations
+	@set -e; for cfg in plugins/*/babel.cfg; do \
+		dir=$$(dirname "$$cfg"); echo "== $$dir"; mkdir -p "$$dir/translations"; \
+		(cd "$$dir" && $(PYBABEL) -q $(EXTRACT) -o translations/messages.pot .); \
+		if ls "$$dir"/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
+			$(PYBABEL) -q $(UPDATE) -i "$$dir/translations/messages.pot" -d "$$dir/translations"; fi; \
+	done
+	@$(BIN)/python geologin/catalogs.py
 
 migrate: install
 	$(DEV_ENV) $(FLASK) db upgrade
@@ -36,11 +59,22 @@ serve: install
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
 ## geologin with two fake DHIS2 servers (2.40 and 2.42) and seeded users; prints what to click.
-demo: install
+demo: install real-op-deps
 	$(BIN)/python scripts/demo.py
 
+## The real OpenID provider the OpenID Connect tests run (tests/realop, pytest -m real_op): panva's
+## oidc-provider from the npm registry, pinned by tests/realop/package-lock.json. npm ci runs only when
+## node_modules is older than the lock file; without npm the real-OP tests skip and say why.
+real-op-deps:
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "npm is missing: the real-OpenID-provider tests will be skipped (apt-get install nodejs npm)"; \
+	elif [ ! tests/realop/node_modules/.package-lock.json -nt tests/realop/package-lock.json ]; then \
+		echo "npm ci --prefix tests/realop --no-audit --no-fund --loglevel=error"; \
+		npm ci --prefix tests/realop --no-audit --no-fund --loglevel=error; \
+	fi
+
 ## Run the test suite on SQLite, then on PostgreSQL when GEOLOGIN_TEST_DATABASE_URL is set.
-test: install-test
+test: install-test real-op-deps
 	@if [ -n "$$CI" ] && [ -z "$$GEOLOGIN_TEST_REDIS_URL" ]; then \
 		echo "GEOLOGIN_TEST_REDIS_URL is not set: CI must run the Redis tests (see .ci/run)."; exit 1; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
@@ -69,7 +103,7 @@ audit: install
 lock: install
 	@set -e; tmp=$$(mktemp -d); trap 'rm -rf "$$tmp" requirements.lock.new' EXIT; \
 	$(BIN)/pip freeze --exclude-editable > "$$tmp/constraints.txt"; \
-	mkdir "$$tmp/src"; cp -R setup.cfg pyproject.toml README.md geologin "$$tmp/src/"; \
+	mkdir "$$tmp/src"; cp -R setup.cfg setup.py pyproject.toml README.md geologin "$$tmp/src/"; \
 	$(PYTHON) -m venv "$$tmp/venv"; \
 	"$$tmp/venv/bin/pip" install --quiet -c "$$tmp/constraints.txt" "$$tmp/src"; \
 	{ echo "# geologin's runtime dependencies, pinned: every package a plain 'pip install .' pulls in, at the"; \

@@ -33,6 +33,7 @@ def create_app(test_config=None):
                                 render_as_batch=True, compare_type=True, render_item=alembic_render_item)
     extensions.csrf.init_app(app)
     throttle.init_app(app)
+    plugins.discover_plugins(app)  # before i18n: every plugin's catalogs join the core's
     i18n.init_app(app)
     sessions.init_app(app)
 

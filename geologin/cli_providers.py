@@ -139,8 +139,8 @@ def _add_command(type_name, cls):
         *setting_options(cls.settings),
     ]
     return click.Command(type_name, callback=add, params=params,
-                         help=f"Register a {cls.display_name or type_name} identity provider.",
-                         short_help=f"Register a {cls.display_name or type_name} identity provider.")
+                         help=f"Register an identity provider of type {type_name} ({cls.display_name or type_name}).",
+                         short_help=f"Register an identity provider of type {type_name} ({cls.display_name or type_name}).")
 
 
 class PluginTypeGroup(click.Group):
@@ -168,8 +168,9 @@ class PluginTypeGroup(click.Group):
 providers_cli.add_command(PluginTypeGroup(
     "add", help="Register an identity provider of type TYPE (one of the installed plugins below).\n\n"
                 "Secrets are read from standard input, e.g.\n\n"
-                "printf '%s\\n' \"$SECRET\" | flask --app wsgi providers add dhis2 --slug moh --label 'MoH DHIS2' "
-                "--base-url https://dhis2.example.org/ --client-id geologin --client-secret-stdin",
+                "printf '%s\\n' \"$SECRET\" | flask --app wsgi providers add TYPE --slug moh --label 'MoH' "
+                "... --client-secret-stdin\n\n"
+                "`providers add TYPE --help` lists that plugin's options.",
     short_help="Register an identity provider.", subcommand_metavar="TYPE [ARGS]..."))
 
 

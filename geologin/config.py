@@ -7,6 +7,7 @@ import json
 import os
 import secrets
 from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "GEOLOGIN_"
 MIN_SECRET_KEY_LENGTH = 32
@@ -42,7 +43,8 @@ DEFAULTS = {
     "HTTP_MAX_RESPONSE_BYTES": 1024 * 1024,
     "HTTP_MAX_CONCURRENT_PER_SERVER": 8,  # calls in flight to one identity server
     "HTTP_QUEUE_TIMEOUT": 1.0,  # seconds to wait for a free slot before "server unavailable"
-    "DEFAULT_LOCALE": "en",
+    "DEFAULT_LOCALE": "en",  # when neither the user, the cookie nor the browser names a language we have
+    "TIMEZONE": "UTC",  # IANA zone the screens show times in; stored times, CSV and JSON stay UTC
     "USERS_PER_PAGE": 25,
     "AUDIT_PER_PAGE": 50,
     # Days of audit trail to keep; None keeps it forever. Applied by `flask --app wsgi audit prune --yes`,
@@ -153,6 +155,20 @@ def _normalise(app):
         raise ConfigError("PASSWORD_MIN_LENGTH cannot be below 8.")
     if int(config["PASSWORD_MAX_LENGTH"]) < 64:
         raise ConfigError("PASSWORD_MAX_LENGTH must allow at least 64 characters.")
+    config["TIMEZONE"] = _checked_timezone(config.get("TIMEZONE"))
+
+
+def _checked_timezone(name):
+    problem = "is not a time zone name"
+    if isinstance(name, str) and name.strip():
+        name = name.strip()
+        try:
+            ZoneInfo(name)
+            return name
+        except (ZoneInfoNotFoundError, ValueError):
+            problem = "is not a known time zone"
+    raise ConfigError(f"TIMEZONE {name!r} {problem}. Set GEOLOGIN_TIMEZONE to an IANA time zone name such as "
+                      "UTC, Africa/Maputo or America/Bogota (stored times stay UTC either way).")
 
 
 def _ensure_secret_key(app):

@@ -61,7 +61,7 @@ def usable_instances():
 # -- the usable instances, cached per process -----------------------------------------------------------------
 # The login page, the start and the callback of every login read the enabled instances. Each process keeps
 # a read-only copy, valid while the 'providers' token in cache_versions is unchanged: database triggers set a
-# new token in the same transaction as any write to provider_instances (migration 0003), from whichever node,
+# new token in the same transaction as any write to provider_instances (migration 0004), from whichever node,
 # command or SQL statement. Every request reads the token first (one primary-key lookup), so a provider
 # disabled, removed, relabelled or reordered anywhere is seen by the next request everywhere. Without a token
 # row (a database where the triggers could not be created), nothing is cached.

@@ -45,6 +45,8 @@ class User(UserMixin, db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
     password_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # The language the user chose with the picker (a locale code such as "fr"); None: cookie or browser.
+    locale: Mapped[str | None] = mapped_column(String(35))
 
     sessions: Mapped[list["UserSession"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -219,7 +221,7 @@ class LoginTransaction(db.Model):
 
 
 class CacheVersion(db.Model):
-    """A token that changes whenever the data a process caches changes: database triggers (migration 0003)
+    """A token that changes whenever the data a process caches changes: database triggers (migration 0004)
     set a new random token on every write to the cached tables, whoever writes. Only 'providers' exists."""
 
     __tablename__ = "cache_versions"

@@ -37,18 +37,24 @@ def _security_headers(response):
     return response
 
 
-_MESSAGES = {
-    400: lambda: _("The request could not be understood. Go back, reload the page and try again."),
-    403: lambda: _("You do not have permission to see this page."),
-    404: lambda: _("There is no page at this address."),
-    405: lambda: _("This page cannot be used that way."),
-    429: lambda: _("Too many attempts from your network. Wait a minute and try again."),
+# code -> (title, message), translated when the page is rendered. Werkzeug's own English names and
+# descriptions are never shown: any other code gets the generic title and the 400 message.
+_PAGES = {
+    400: lambda: (_("Bad request"), _("The request could not be understood. Go back, reload the page and try again.")),
+    403: lambda: (_("Access denied"), _("You do not have permission to see this page.")),
+    404: lambda: (_("Page not found"), _("There is no page at this address.")),
+    405: lambda: (_("Method not allowed"), _("This page cannot be used that way.")),
+    429: lambda: (_("Too many requests"), _("Too many attempts from your network. Wait a minute and try again.")),
 }
 
 
 def _http_error(error):
-    message = _MESSAGES.get(error.code, lambda: error.description)()
-    return render_template("error.html", code=error.code, title=error.name, message=message), error.code
+    code = error.code or 500
+    if code in _PAGES:
+        title, message = _PAGES[code]()
+    else:
+        title, message = _("Error %(code)d", code=code), _PAGES[400]()[1]
+    return render_template("error.html", code=code, title=title, message=message), code
 
 
 def _undecodable_request(error):

@@ -1,5 +1,7 @@
 """`make demo`: geologin plus two fake DHIS2 servers (a legacy 2.40 and a 2.42) on this machine, with
-seeded users, so anyone can click through "Log in with DHIS2". Not for production; data is thrown away:
+seeded users, so anyone can click through "Log in with DHIS2"; and, when Node.js and the test suite's
+OpenID provider are installed (`make real-op-deps`), an OpenID Connect server (the npm oidc-provider)
+for "Log in with Health ID". Not for production; data is thrown away:
 SQLite in DEMO_INSTANCE (instance/demo), or the PostgreSQL database DEMO_DATABASE_URL, emptied first."""
 import os
 import secrets
@@ -37,7 +39,22 @@ def start_fake(slug, version, port):
     raise SystemExit(f"fake DHIS2 {version} did not start")
 
 
-def seed(urls):
+OIDC_SLUG, OIDC_LABEL = "health-id", "Health ID"
+
+
+def start_openid_provider():
+    """The npm oidc-provider of tests/realop, or None (and why) when it cannot run here."""
+    from tests.realop import CLIENT_SECRET as OIDC_SECRET, RealOP, op_config, realop_available
+
+    available, why = realop_available()
+    if not available:
+        return None, why
+    op = RealOP(op_config([f"{PUBLIC_URL}/auth/{OIDC_SLUG}/callback"], [f"{PUBLIC_URL}/login"]),
+                path="/realms/health")
+    return (op, OIDC_SECRET), None
+
+
+def seed(urls, openid=None):
     from geologin import create_app, instances, users
     from geologin.extensions import db
 
@@ -57,6 +74,13 @@ def seed(urls):
                 actor="demo"))
         instances.allow([alice, bob], created[0], actor="demo")
         instances.allow([alice], created[1], actor="demo")
+        if openid:
+            op, secret = openid
+            health = instances.create_instance(
+                "oidc", slug=OIDC_SLUG, label=OIDC_LABEL, description="oidc-provider (npm) on this machine",
+                settings={"issuer": op.issuer, "client_id": "geologin"}, secrets={"client_secret": secret},
+                actor="demo")
+            instances.allow([alice], health, actor="demo")
         db.session.commit()
     return admin_password
 
@@ -81,8 +105,16 @@ def main():
     subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     fakes = [start_fake(slug, version, port) for slug, _, version, port in SERVERS]
     children = [process for process, _ in fakes]
+    openid, no_openid = start_openid_provider()
+    if openid:
+        children.append(openid[0].proc)
     try:
-        admin_password = seed([url for _, url in fakes])
+        admin_password = seed([url for _, url in fakes], openid)
+        from tests.realop import ALICE_PASSWORD
+
+        openid_text = (f"Log in with {OIDC_LABEL} (OpenID Connect, {openid[0].issuer}):\n"
+                       f"    alice / {ALICE_PASSWORD}   allowed -> logged in; Log out also logs out there"
+                       if openid else f"(No OpenID Connect server: {no_openid}.)")
         print(f"""
 geologin demo: open {PUBLIC_URL}/login
 
@@ -91,6 +123,8 @@ geologin demo: open {PUBLIC_URL}/login
     bob   / Bob-pass-123     allowed on the 2.40 server only  -> refused on the 2.42 one
     admin / district         exists locally but not enabled   -> "not allowed"
   Click "Deny" at DHIS2 to see that message too.
+
+  {openid_text}
 
   Administrator (password login): demo-admin / {admin_password}
     Identity providers -> Setup -> Test connection; Users -> alice -> linked accounts.

@@ -25,6 +25,13 @@ def pytest_report_header(config):
     return f"geologin test database: {TEST_DB}"
 
 
+def pytest_sessionstart(session):
+    """Compile any .po newer than its .mo (make install does it too), so a catalog edited since the last
+    install is what the tests, and the servers the browser tests start, read."""
+    from geologin.catalogs import compile_all
+    compile_all()
+
+
 @pytest.fixture(scope="session")
 def database_url(tmp_path_factory):
     if TEST_DB == "postgresql":

@@ -7,6 +7,7 @@ from datetime import datetime, timedelta, timezone
 from html.parser import HTMLParser
 
 import pytest
+from babel import dates as babel_dates
 from sqlalchemy import func, select
 
 from tests.conftest import STRONG_PASSWORD, AuthActions
@@ -97,7 +98,8 @@ def test_sec_53_screen_lists_events_newest_first_with_every_column(app, admin_cl
     types = [row[1] for row in table.rows]
     assert types[-2:] == ["provider.update", "old.event"]
     assert types[0] == "login" and "user.create" in types  # the admin's own login is the newest
-    assert table.rows[-2] == ["2025-03-02T09:30:05Z", "provider.update", "Failure", "alice", "203.0.113.7",
+    shown = babel_dates.format_datetime(_at("2025-03-02T09:30:05"), "medium", tzinfo=timezone.utc, locale="en")
+    assert table.rows[-2] == [shown, "provider.update", "Failure", "alice", "203.0.113.7",
                               "moh", "moh", "provider_error", "changed: label"]
     page = admin_client.get("/admin/audit").get_data(as_text=True)
     assert "<caption>" in page and 'datetime="2025-03-02T09:30:05+00:00"' in page

@@ -101,6 +101,10 @@ def _run_demo(env):
                     raise
                 time.sleep(0.2)
         assert "Ministry of Health (DHIS2 2.40)" in body and "Malaria programme (DHIS2 2.42)" in body
+        from tests.realop import realop_available
+
+        if realop_available()[0]:  # with Node and the npm package, the OpenID Connect server joins in
+            assert "Log in with Health ID" in body and "alice / alice-password-at-the-op" in output
     finally:
         demo.terminate()
         demo.wait(timeout=15)

@@ -20,6 +20,7 @@ class LoadedPlugin:
     provider: type
     origin: str  # "folder:/path" or "entry point: dist name"
     templates: Path | None = None
+    translations: Path | None = None  # the plugin's own catalogs (<lang>/LC_MESSAGES/messages.po/.mo)
 
 
 @dataclass
@@ -72,12 +73,22 @@ def _import_folder(path):
     return module
 
 
-def _add(registry, provider, origin, templates):
+def _folder_beside(base, name):
+    """``base/name`` when it is a folder (a plugin's ``templates`` or ``translations``), else None."""
+    if base is None:
+        return None
+    path = Path(base) / name
+    return path if path.is_dir() else None
+
+
+def _add(registry, provider, origin, base):
+    """Record ``provider``; its templates and translations are the folders of those names in ``base``."""
     _check(provider)
     if provider.type in registry.plugins:
         raise TypeError(f"provider type {provider.type!r} is already provided by "
                         f"{registry.plugins[provider.type].origin}")
-    registry.plugins[provider.type] = LoadedPlugin(provider, origin, templates)
+    registry.plugins[provider.type] = LoadedPlugin(provider, origin, _folder_beside(base, "templates"),
+                                                   _folder_beside(base, "translations"))
 
 
 def discover(folders, disabled=()):
@@ -91,8 +102,7 @@ def discover(folders, disabled=()):
                 continue
             try:
                 module = _import_folder(path)
-                templates = path / "templates"
-                _add(registry, _provider_from(module), f"folder {path}", templates if templates.is_dir() else None)
+                _add(registry, _provider_from(module), f"folder {path}", path)
             except Exception as error:  # a broken plugin must not take the app down
                 registry.broken[path.name] = f"{type(error).__name__}: {error}"
                 logger.error("provider plugin %s failed to load: %s", path, registry.broken[path.name])
@@ -103,10 +113,9 @@ def discover(folders, disabled=()):
             loaded = entry_point.load()
             provider = loaded if inspect.isclass(loaded) else _provider_from(loaded)
             module = sys.modules.get(provider.__module__)
-            templates = Path(module.__file__).parent / "templates" if module and module.__file__ else None
+            base = Path(module.__file__).parent if module and module.__file__ else None
             dist = entry_point.dist.name if entry_point.dist else "?"
-            _add(registry, provider, f"entry point {entry_point.value} ({dist})",
-                 templates if templates and templates.is_dir() else None)
+            _add(registry, provider, f"entry point {entry_point.value} ({dist})", base)
         except Exception as error:
             registry.broken[entry_point.name] = f"{type(error).__name__}: {error}"
             logger.error("provider plugin %s failed to load: %s", entry_point.name, registry.broken[entry_point.name])

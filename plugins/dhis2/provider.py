@@ -164,12 +164,12 @@ class DHIS2Provider(OAuth2Provider):
             return [Check(_l("Server reachable"), False, failure.detail)]
         version = self._version()
         checks.append(Check(_l("Server reachable"), True,
-                            _l("DHIS2 answers at %(url)s%(version)s.", url=self.base_url(),
-                               version=f" (version {version})" if version else "")))
+                            _l("DHIS2 %(version)s answers at %(url)s.", url=self.base_url(), version=version)
+                            if version else _l("DHIS2 answers at %(url)s.", url=self.base_url())))
         checks.append(Check(_l("OAuth generation"), True,
                             _l("2.42+ (OpenID Connect), issuer %(issuer)s", issuer=self.endpoints()["issuer"])
                             if generation == OIDC else _l("legacy (/uaa), DHIS2 2.30 to 2.41")))
-        checks.append(self._credentials_check())
+        checks.append(self.check_client_credentials("DHIS2"))
         return checks
 
     def _version(self):
@@ -182,28 +182,6 @@ class DHIS2Provider(OAuth2Provider):
         except (ProviderError, ProviderUnavailable):
             pass
         return None
-
-    def _credentials_check(self):
-        """Exchange a code that cannot exist: right credentials -> invalid_grant, wrong ones -> 401."""
-        name = _l("Client credentials")
-        try:
-            response = self.http.post(self.endpoints()["token_endpoint"],
-                                      data={"grant_type": "authorization_code", "code": "geologin-probe",
-                                            "redirect_uri": self.redirect_uri() or "", "client_id": self.client_id()},
-                                      headers={"Authorization": self.basic_auth_header(),
-                                               "Accept": "application/json"})
-        except (ProviderError, ProviderUnavailable) as failure:
-            return Check(name, False, failure.detail)
-        if response.status_code == 401:
-            return Check(name, False, _l("DHIS2 rejected the client ID or secret (HTTP 401)."))
-        try:
-            error = json_object(response, "token endpoint").get("error")
-        except ProviderError:
-            error = None
-        if response.status_code == 400 and error == "invalid_grant":
-            return Check(name, True, _l("DHIS2 accepts the client ID and secret."))
-        return Check(name, False, _l("Unexpected answer from the token endpoint: HTTP %(status)s %(error)s",
-                                     status=response.status_code, error=error or ""))
 
     def setup_context(self):
         redirect_uri = self.redirect_uri()

@@ -137,7 +137,7 @@ def open_page(browser, request):
     contexts = []
 
     def open_(**options):
-        context = browser.new_context(viewport=VIEWPORT, **options)
+        context = browser.new_context(**{"viewport": VIEWPORT, **options})  # a test may set its own viewport
         context.set_default_timeout(15_000)
         contexts.append(context)
         return context.new_page()

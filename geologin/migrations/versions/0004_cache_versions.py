@@ -8,8 +8,8 @@ a process that reads the token first knows at once whether its copy is still cur
 A later migration that rebuilds provider_instances on SQLite (batch "move and copy") drops these
 triggers with the old table: it must create them again (the statements are below).
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 Create Date: 2026-12-01 18:40:00
 
 """
@@ -18,8 +18,8 @@ import sqlalchemy as sa
 
 
 # revision identifiers, used by Alembic.
-revision = '0003'
-down_revision = '0002'
+revision = '0004'
+down_revision = '0003'
 branch_labels = None
 depends_on = None
 

@@ -72,7 +72,7 @@ def cluster(shared_database, tmp_path_factory):
             try:
                 if requests.get(url + "/readyz", timeout=2).status_code == 200:
                     break
-            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or still booting
+            except (requests.ConnectionError, requests.Timeout):  # not listening yet, or its workers still booting
                 pass
             assert time.monotonic() < deadline, "a node did not become ready"
             time.sleep(0.2)

@@ -498,8 +498,10 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases, profiles)")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile pass (hot spots)")
     parser.add_argument("--no-large", action="store_true", help="skip the 100,000-user / 1,000-provider part")
-    parser.add_argument("--sqlite-wal", action="store_true",
-                        help="an experiment, not geologin's default: put the SQLite databases in WAL journal mode")
+    parser.add_argument("--sqlite-journal", metavar="MODE",
+                        help="GEOLOGIN_SQLITE_JOURNAL_MODE for the geologin servers (default: geologin's, WAL)")
+    parser.add_argument("--sqlite-synchronous", metavar="LEVEL",
+                        help="GEOLOGIN_SQLITE_SYNCHRONOUS for the geologin servers (default: geologin's, FULL)")
     args = parser.parse_args()
     plan = dict(PLANS["quick" if args.quick else "full"])
     if args.reps:
@@ -529,8 +531,9 @@ def run(plan, args, workdir):
     results = {"plan": plan, "started": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
                "loadavg_start": loadavg(), "workers": args.workers, "threads": args.threads,
                "database": "PostgreSQL (--database-url)" if args.database_url else
-               "SQLite (instance folder" + (", WAL journal mode: --sqlite-wal)" if args.sqlite_wal else
-                                            ", default rollback journal)")}
+               f"SQLite (instance folder; journal_mode={args.sqlite_journal or 'WAL'}, "
+               f"synchronous={args.sqlite_synchronous or 'FULL'}"
+               + (": geologin's defaults)" if not (args.sqlite_journal or args.sqlite_synchronous) else ")")}
     wrk = ensure_wrk()
     results["machine"] = machine(workdir, wrk)
     results["generators"] = {
@@ -571,11 +574,12 @@ def run(plan, args, workdir):
         instance.mkdir()
         databases[name] = Database(name, instance, args.database_url)
         env = geologin_env(instance, ports[name], args.workers, args.threads, databases[name])
+        if args.sqlite_journal:
+            env["GEOLOGIN_SQLITE_JOURNAL_MODE"] = args.sqlite_journal
+        if args.sqlite_synchronous:
+            env["GEOLOGIN_SQLITE_SYNCHRONOUS"] = args.sqlite_synchronous
         seeded = seed(env, spec, workdir, name)
         results["seed"][name] = seeded
-        if args.sqlite_wal and not args.database_url:
-            with sqlite3.connect(instance / "geologin.sqlite3") as connection:
-                connection.execute("PRAGMA journal_mode=WAL")
         say(f"seeded {name}: {seeded['counts']['users']} users, {seeded['counts']['provider_instances']} "
             f"providers in {seeded['seconds']} s")
         servers[name] = Gunicorn(f"geologin-{name}", "wsgi:app", ports[name], env, workdir, "/healthz").start()

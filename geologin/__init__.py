@@ -27,6 +27,7 @@ def create_app(test_config=None):
     from . import encryption, extensions, i18n, plugins, sessions, throttle, web
     encryption.init_app(app)
     extensions.db.init_app(app)
+    extensions.configure_engines(app)
     from .models import alembic_render_item
     extensions.migrate.init_app(app, extensions.db, directory=str(Path(__file__).parent / "migrations"),
                                 render_as_batch=True, compare_type=True, render_item=alembic_render_item)

@@ -7,14 +7,13 @@ from flask import Blueprint, abort, current_app, flash, redirect, render_templat
 from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import SelectMultipleField
 
 from . import instances, users
 from .admin_audit import bp as audit_bp
 from .admin_providers import bp as providers_bp
 from .extensions import db, login_manager
-from .forms import SetPasswordForm, UserCreateForm, UserEditForm
+from .forms import Form, SetPasswordForm, UserCreateForm, UserEditForm
 from .models import ProviderInstance, User
 from .redirects import safe_next
 from .sessions import login_age
@@ -56,7 +55,7 @@ def _actor():
     return current_user.username
 
 
-class UserProvidersForm(FlaskForm):
+class UserProvidersForm(Form):
     """The user screen's checkboxes: the identity providers this user may log in through."""
 
     provider_ids = SelectMultipleField(_l("Identity providers"), coerce=int)

@@ -8,7 +8,6 @@ import logging
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, lazy_gettext as _l, ngettext
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from sqlalchemy import func, select
 from wtforms import BooleanField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length
@@ -16,6 +15,7 @@ from wtforms.validators import DataRequired, Length
 from . import audit, instances, setting_fields, users
 from .encryption import SecretUnreadable
 from .extensions import db
+from .forms import Form
 from .web import requested_page
 from .models import ProviderInstance, User, UserProviderPermission
 from .providers.base import Check, LoginFailure
@@ -32,7 +32,7 @@ def _strip(value):
     return value.strip() if isinstance(value, str) else value
 
 
-class ProviderEditForm(FlaskForm):
+class ProviderEditForm(Form):
     label = StringField(_l("Label"), validators=[MarkRequired()], filters=[_strip],
                         description=_l("What users see on the login page, e.g. “Ministry of Health DHIS2”."))
     description = TextAreaField(_l("Description"), validators=[Length(max=2000)], filters=[_strip],
@@ -52,7 +52,7 @@ class ProviderCreateForm(ProviderEditForm):
                        render_kw={"autocapitalize": "none", "spellcheck": "false"})
 
 
-class BulkAllowForm(FlaskForm):
+class BulkAllowForm(Form):
     usernames = TextAreaField(_l("Usernames, one per line"),
                               validators=[DataRequired(_l("Enter at least one username."))],
                               description=_l("Exact usernames (case matters). Unknown names are reported; "
@@ -60,7 +60,7 @@ class BulkAllowForm(FlaskForm):
                               render_kw={"rows": 8, "autocapitalize": "none", "spellcheck": "false"})
 
 
-class DisallowForm(FlaskForm):
+class DisallowForm(Form):
     user_ids = SelectMultipleField(_l("Users"), coerce=int, validate_choice=False)
 
 

@@ -1,8 +1,13 @@
 """Logging in and out with a local password, and the first-run setup page."""
-from flask import Blueprint, abort, flash, redirect, render_template, request, url_for
+import secrets
+
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
+from flask_wtf.csrf import generate_csrf
+from markupsafe import Markup
 
 from . import audit, firstrun, throttle, users
 from .extensions import db
@@ -39,6 +44,8 @@ def _password_login_failure(username):
 def login():
     if current_user.is_authenticated and request.method == "GET":
         return _landing(request.args.get("next"))
+    if request.method == "GET" and not safe_next(request.args.get("next")):
+        return _login_page(None, 200)  # the empty form, from the per-language copy
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
@@ -59,7 +66,7 @@ def login():
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(form.password.data)
             throttle.record_success(username)
-            start_session(user, "password")
+            start_session(user, "password", commit=False)  # one commit: the session with its audit event
             audit.record("login", target=user.username, actor=user.username)
             return _landing(form.next.data)
         audit.record("login", audit.FAILURE, target=username, reason=reason, actor="")
@@ -77,9 +84,40 @@ def _lockout_message(seconds):
 
 
 def _login_page(form, status, headers=None):
-    form.password.data = ""
-    return render_template("login.html", form=form, needs_setup=not firstrun.admin_exists(),
+    """The login page with ``form`` (its errors, the username typed), or with an empty form (None)."""
+    if form is None:
+        form_html = _empty_login_form()
+    else:
+        form.password.data = ""
+        form_html = None
+    return render_template("login.html", form=form, login_form_html=form_html,
+                           needs_setup=not firstrun.admin_known_to_exist(),
                            widgets=login_widgets()), status, headers or {}
+
+
+# Stands for the CSRF token in the cached empty form; each page view puts its own token in its place.
+_CSRF_SLOT = "csrf-slot-" + secrets.token_hex(16)
+
+
+def _empty_login_form():
+    """The ``login_form`` block of login.html for an empty LoginForm (no next target), in the request's
+    language, with this visitor's CSRF token. The block is rendered once per language and process: it
+    depends on nothing else (the field labels and WTForms' attributes are fixed per language)."""
+    cache = current_app.extensions.setdefault("geologin.empty_login_form", {})
+    locale = str(get_locale())
+    html = cache.get(locale)
+    if html is None:
+        form = LoginForm()
+        form.next.data = ""
+        token = form.csrf_token.current_token
+        template = current_app.jinja_env.get_template("login.html")
+        context = {"form": form, "login_form_html": None}
+        current_app.update_template_context(context)
+        html = "".join(template.blocks["login_form"](template.new_context(context))).replace(token, _CSRF_SLOT)
+        if _CSRF_SLOT not in html:
+            raise RuntimeError("login.html's login_form block must render the form's CSRF token")
+        cache[locale] = html
+    return Markup(html.replace(_CSRF_SLOT, generate_csrf()))
 
 
 @bp.route("/reauth", methods=["GET", "POST"])
@@ -102,7 +140,7 @@ def reauth():
             return render_template("reauth.html", form=form, provider=provider, can_use_password=True), 429
         if verify_password(user.password_hash, form.password.data):
             throttle.record_success(user.username)
-            start_session(user, "password")
+            start_session(user, "password", commit=False)  # committed with its audit event
             audit.record("reauth", target=user.username, actor=user.username)
             return _landing(form.next.data)
         audit.record("reauth", audit.FAILURE, target=user.username, actor=user.username, reason="bad_password")

@@ -6,7 +6,7 @@ from flask_login import LoginManager
 from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
-from sqlalchemy import MetaData
+from sqlalchemy import MetaData, event
 
 # Named constraints keep Alembic migrations identical on SQLite and PostgreSQL.
 NAMING_CONVENTION = {
@@ -17,10 +17,36 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
-db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION))
+# expire_on_commit=False: a request's objects keep the values it read or wrote after it commits, instead of
+# reading each row again at its next use (a login re-read its user three times). Each request has its own
+# session, so nothing outlives the request.
+db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION),
+                session_options={"expire_on_commit": False})
 migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()
 # No default limits: geologin limits only its login entry points (see throttle.py).
 limiter = Limiter(key_func=get_remote_address, default_limits=[])
+
+
+def configure_engines(app):
+    """Per-connection settings of SQLite databases (SQLITE_JOURNAL_MODE, SQLITE_SYNCHRONOUS)."""
+    journal = str(app.config.get("SQLITE_JOURNAL_MODE") or "").upper()
+    synchronous = str(app.config.get("SQLITE_SYNCHRONOUS") or "").upper()
+    # Both were checked against fixed lists in config._normalise (they go into PRAGMA statements).
+
+    def on_connect(dbapi_connection, _record):
+        cursor = dbapi_connection.cursor()
+        try:
+            if journal:
+                cursor.execute(f"PRAGMA journal_mode={journal}")
+            if synchronous:
+                cursor.execute(f"PRAGMA synchronous={synchronous}")
+        finally:
+            cursor.close()
+
+    with app.app_context():
+        for engine in db.engines.values():
+            if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
+                event.listen(engine, "connect", on_connect)

@@ -10,7 +10,9 @@ from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
+from flask_babel import get_locale
 from flask_babel import lazy_gettext as _l
+from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
@@ -84,9 +86,8 @@ def _transaction_ttl():
 @throttle.limit_attempts
 def start():
     """Begin a login at the chosen instance (a CSRF-checked POST, never a bare GET)."""
-    slug = request.form.get("provider", "")
-    instance = ProviderInstance.by_slug(slug) if slug else None
-    if instance is None or not instances.is_usable(instance):
+    instance = instances.usable_by_slug(request.form.get("provider", ""))
+    if instance is None:
         flash(_l("Choose a server to log in with."), "error")
         return redirect(url_for("auth.login"))
     provider = instances.build_provider(instance)
@@ -127,10 +128,12 @@ def _pop_transaction(state):
 def _callback(slug=None):
     params = {key: request.args.get(key) for key in request.args}
     transaction = _pop_transaction(params.get("state"))
-    url_instance = ProviderInstance.by_slug(slug) if slug else None
     if transaction is None:
+        url_instance = ProviderInstance.by_slug(slug) if slug else None
         return _fail("state_invalid", url_instance, detail="unknown, reused or missing state")
-    instance = db.session.get(ProviderInstance, transaction.provider_id)
+    # The cached copy when the instance is usable; otherwise the row, for the failure's label.
+    instance = (instances.usable_by_id(transaction.provider_id)
+                or db.session.get(ProviderInstance, transaction.provider_id))
     if transaction.created_at < utcnow() - _transaction_ttl():
         return _fail("state_invalid", instance, detail="login transaction expired")
     if session.get(BROWSER_KEY) is None or _digest(session[BROWSER_KEY]) != transaction.browser_hash:
@@ -151,14 +154,16 @@ def _callback(slug=None):
     if reason:
         return _fail(reason, instance, username=identity.username,
                      detail=f"external subject {identity.subject_scheme}:{identity.subject}")
-    start_session(user, provider_auth_method(instance.slug))
+    # One commit for the binding, the session and the audit event (the transaction was taken out before).
+    start_session(user, provider_auth_method(instance.slug), commit=False)
     audit.record("login", target=user.username, actor=user.username, provider=instance.slug)
     return redirect(safe_next(transaction.next_url) or url_for("home.index"))
 
 
 def match_identity(identity, instance):
     """The local user ``identity`` may log in as, or a reason code. Exact username match, active,
-    allowed for this instance, and the provider's subject bound to this user (bound on first success)."""
+    allowed for this instance, and the provider's subject bound to this user (bound on first success).
+    The binding is flushed, not committed: the caller commits it with the session and the audit event."""
     try:
         return _match_identity(identity, instance)
     except IntegrityError:  # a simultaneous first login bound the account first: judge against its row
@@ -194,7 +199,7 @@ def _match_identity(identity, instance):
         binding.subject, binding.subject_scheme = identity.subject, identity.subject_scheme
     binding.external_username = identity.username
     binding.last_login_at = utcnow()
-    db.session.commit()
+    db.session.flush()  # a simultaneous first binding fails here (IntegrityError); the caller commits
     return user, None
 
 
@@ -240,14 +245,37 @@ def provider_logout_url(session_row):
 
 def login_widgets():
     """Rendered login widgets of the enabled instances, one per plugin type, in the admins' order."""
-    by_type = {}
-    for instance in instances.usable_instances():
-        by_type.setdefault(instance.type, []).append(instance)
+    usable = instances.usable()
     remembered = request.cookies.get(REMEMBER_COOKIE)
+    next_url = safe_next(request.args.get("next")) or ""
     widgets = []
-    for type_name, group in by_type.items():
+    for type_name, group in usable.by_type.items():
         provider = instances.plugins().get(type_name)
-        template = provider.widget_template or "external_widget.html"
-        widgets.append(Markup(render_template(template, instances=group, provider=provider, remembered=remembered,
-                                              next=safe_next(request.args.get("next")) or "")))
+        widgets.append(Markup(_widget(usable, type_name, group, provider, remembered, next_url)))
     return widgets
+
+
+# Stands for the CSRF token in a cached widget; each page view puts its own token in its place.
+_CSRF_SLOT = "csrf-slot-" + secrets.token_hex(16)
+_MAX_CACHED_WIDGETS = 64
+
+
+def _widget(usable, type_name, group, provider, remembered, next_url):
+    """One plugin's widget. The core's default widget, and a plugin's that declares ``widget_cacheable``
+    (it depends only on its variables, the language and csrf_token()), is rendered once per language and
+    remembered server (while the instances are unchanged) with a placeholder for the CSRF token, then
+    served with each visitor's own token. A ``next`` target or an unknown remembered value renders afresh."""
+    template = provider.widget_template or "external_widget.html"
+    context = {"instances": group, "provider": provider, "remembered": remembered, "next": next_url}
+    cacheable = ((provider.widget_template is None or getattr(provider, "widget_cacheable", False))
+                 and not next_url and (remembered is None or remembered in usable.by_slug))
+    if not cacheable:
+        return render_template(template, **context)
+    key = (type_name, str(get_locale()), remembered)
+    html = usable.widgets.get(key)
+    if html is None:
+        html = render_template(template, csrf_token=lambda: _CSRF_SLOT, **context)
+        if len(usable.widgets) >= _MAX_CACHED_WIDGETS:
+            usable.widgets.clear()
+        usable.widgets[key] = html
+    return html.replace(_CSRF_SLOT, generate_csrf())

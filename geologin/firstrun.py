@@ -18,6 +18,20 @@ def admin_exists():
     return db.session.scalar(select(User.id).where(User.is_admin).limit(1)) is not None
 
 
+def admin_known_to_exist():
+    """``admin_exists()`` for the login page's "no administrator yet" notice, without a query once an
+    administrator has been seen: the last active administrator cannot be demoted, deactivated or deleted,
+    so once one exists one always does. Only True is remembered (per app, so per process); the setup
+    pages keep asking the database."""
+    extensions = current_app.extensions
+    if extensions.get("geologin.admin_exists"):
+        return True
+    exists = admin_exists()
+    if exists:
+        extensions["geologin.admin_exists"] = True
+    return exists
+
+
 def issue_setup_token():
     """Create a fresh setup token (older links stop working) or return None when an admin exists."""
     if admin_exists():

@@ -49,6 +49,7 @@ def supported(code):
     return language if language in available_locales() else None
 
 
+@lru_cache(maxsize=64)
 def native_name(code):
     """A language's name in that language (Français, العربية), so anyone can find their own."""
     try:

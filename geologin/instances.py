@@ -7,12 +7,12 @@ import threading
 
 from flask import current_app
 from flask_babel import gettext as _
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, text
 
 from . import audit
 from .encryption import decrypt, encrypt, reencrypt
 from .extensions import db
-from .models import ExternalIdentity, ProviderInstance, User, UserProviderPermission
+from .models import CacheVersion, ExternalIdentity, ProviderInstance, User, UserProviderPermission
 from .providers.base import InstanceView, SettingsContext, SettingsError
 from .providers.http import HttpClient
 from .sessions import end_sessions_via_provider, end_user_sessions_via
@@ -54,8 +54,73 @@ def is_usable(instance):
 
 
 def usable_instances():
-    """Enabled instances whose plugin is installed, in the admins' order."""
-    return [i for i in ordered_instances(enabled_only=True) if is_usable(i)]
+    """Enabled instances whose plugin is installed, in the admins' order (read-only copies)."""
+    return list(usable().instances)
+
+
+# -- the usable instances, cached per process -----------------------------------------------------------------
+# The login page, the start and the callback of every login read the enabled instances. Each process keeps
+# a read-only copy, valid while the 'providers' token in cache_versions is unchanged: database triggers set a
+# new token in the same transaction as any write to provider_instances (migration 0004), from whichever node,
+# command or SQL statement. Every request reads the token first (one primary-key lookup), so a provider
+# disabled, removed, relabelled or reordered anywhere is seen by the next request everywhere. Without a token
+# row (a database where the triggers could not be created), nothing is cached.
+_TOKEN = text(f"SELECT token FROM {CacheVersion.__tablename__} WHERE name = 'providers'")
+_COLUMNS = tuple(column.key for column in ProviderInstance.__table__.columns)
+_EXTENSION_KEY = "geologin.usable_instances"
+
+
+class UsableInstance:
+    """A read-only copy of an enabled provider_instances row whose plugin is installed: the same attributes
+    as a ProviderInstance, shared by the requests of one process and never attached to a database session."""
+
+    __slots__ = _COLUMNS
+
+    def __init__(self, row):
+        for name in _COLUMNS:
+            object.__setattr__(self, name, getattr(row, name))
+
+    def __setattr__(self, name, value):
+        raise AttributeError("a cached provider instance is read-only; load the ProviderInstance to change it")
+
+    def __repr__(self):
+        return f"<UsableInstance {self.slug!r} ({self.type})>"
+
+
+class Usable:
+    """The usable instances at one token: in order, by slug, by id and grouped by plugin type, plus the
+    rendered login widgets (external.login_widgets) that depend only on them."""
+
+    def __init__(self, token, rows):
+        self.token = token
+        self.instances = tuple(UsableInstance(row) for row in rows)
+        self.by_slug = {i.slug: i for i in self.instances}
+        self.by_id = {i.id: i for i in self.instances}
+        self.by_type = {}
+        for instance in self.instances:
+            self.by_type.setdefault(instance.type, []).append(instance)
+        self.widgets = {}
+
+
+def usable():
+    """The current usable instances (a ``Usable``): this process's copy if the token is unchanged."""
+    token = db.session.connection().execute(_TOKEN).scalar()
+    cached = current_app.extensions.get(_EXTENSION_KEY)
+    if token is not None and cached is not None and cached.token == token:
+        return cached
+    fresh = Usable(token, [i for i in ordered_instances(enabled_only=True) if is_usable(i)])
+    if token is not None:
+        current_app.extensions[_EXTENSION_KEY] = fresh
+    return fresh
+
+
+def usable_by_slug(slug):
+    """The usable instance called ``slug`` (a read-only copy), or None if there is none or it is not usable."""
+    return usable().by_slug.get(slug) if slug else None
+
+
+def usable_by_id(instance_id):
+    return usable().by_id.get(instance_id)
 
 
 def settings_of(instance):

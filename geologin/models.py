@@ -220,6 +220,16 @@ class LoginTransaction(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
 
 
+class CacheVersion(db.Model):
+    """A token that changes whenever the data a process caches changes: database triggers (migration 0004)
+    set a new random token on every write to the cached tables, whoever writes. Only 'providers' exists."""
+
+    __tablename__ = "cache_versions"
+
+    name: Mapped[str] = mapped_column(String(40), primary_key=True)
+    token: Mapped[str] = mapped_column(String(64), nullable=False)
+
+
 def alembic_render_item(type_, obj, autogen_context):
     """Render UTCDateTime as a plain DateTime in generated migrations, so they never import app code."""
     if type_ == "type" and isinstance(obj, UTCDateTime):

@@ -7,6 +7,7 @@ from datetime import timedelta
 from flask import current_app, request, session
 from flask_login import login_user, logout_user
 from sqlalchemy import delete
+from sqlalchemy.orm import joinedload
 
 from .extensions import db, login_manager
 from .models import UserSession, utcnow
@@ -19,9 +20,10 @@ def _digest(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(user, auth_method="password"):
+def start_session(user, auth_method="password", *, commit=True):
     """Log ``user`` in with a brand-new session: everything from before login, CSRF token included, is
-    dropped (no session fixation)."""
+    dropped (no session fixation). ``commit=False`` leaves the row for the caller's commit (a login commits
+    it together with its audit event)."""
     session.clear()
     token = secrets.token_urlsafe(32)
     db.session.add(UserSession(
@@ -32,7 +34,8 @@ def start_session(user, auth_method="password"):
         user_agent=(request.user_agent.string or "")[:255],
     ))
     user.last_login_at = utcnow()
-    db.session.commit()
+    if commit:
+        db.session.commit()
     session[SESSION_TOKEN_KEY] = token
     session.permanent = True
     login_user(user, remember=False, fresh=True)
@@ -82,7 +85,8 @@ def login_age():
 
 def current_session_row():
     token = session.get(SESSION_TOKEN_KEY)
-    return db.session.get(UserSession, _digest(token)) if token else None
+    # With its user in the same query: every logged-in request needs both (load_user).
+    return db.session.get(UserSession, _digest(token), options=[joinedload(UserSession.user)]) if token else None
 
 
 def init_app(app):

@@ -7,6 +7,7 @@ import math
 import time
 
 from flask import current_app, request
+from limits.storage import MemoryStorage
 
 from .extensions import limiter
 
@@ -16,11 +17,66 @@ _LOCK = "geologin:login-lock:"
 
 def init_app(app):
     config = app.config
-    config.setdefault("RATELIMIT_STORAGE_URI", config.get("REDIS_URL") or "memory://")
+    config.setdefault("RATELIMIT_STORAGE_URI", config.get("REDIS_URL") or "geologin-memory://")
     config.setdefault("RATELIMIT_KEY_PREFIX", "geologin")
     config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
     config.setdefault("RATELIMIT_ENABLED", bool(config.get("LOGIN_RATE_LIMIT")))
     limiter.init_app(app)
+    limiter.request_filter(_no_limit_applies)
+
+
+_CALLBACK_ENDPOINTS = ("external.callback", "external_fixed_callback_")
+
+
+def _no_limit_applies():
+    """Skip Flask-Limiter's per-request work (resolving limits, twice: before the request and in the
+    decorator) for requests none of geologin's limits counts: the limits below count POSTs to the login
+    forms and GETs of the external-login callbacks only, so a page view (GET /login) has nothing to count."""
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        return False
+    endpoint = request.endpoint or ""
+    return not endpoint.startswith(_CALLBACK_ENDPOINTS)
+
+
+class SweepingMemoryStorage(MemoryStorage):
+    """limits' in-process storage ("memory://"), except that expired counters are dropped when read (as
+    before) and by a sweep at most every few seconds, inside a call, instead of by a timer thread that
+    MemoryStorage starts again whenever the previous one has finished (10 ms): under a steady trickle
+    of logins almost every login POST started a thread and waited for it to get the GIL."""
+
+    STORAGE_SCHEME = ["geologin-memory"]
+    SWEEP_SECONDS = 5.0
+
+    def __init__(self, uri=None, **options):
+        super().__init__(uri, **options)
+        self._next_sweep = time.time() + self.SWEEP_SECONDS
+
+    def _sweep(self):
+        now = time.time()
+        if now < self._next_sweep:
+            return
+        self._next_sweep = now + self.SWEEP_SECONDS
+        for key, expires in list(self.expirations.items()):
+            if expires <= now:
+                self.storage.pop(key, None)
+                self.expirations.pop(key, None)
+                self.locks.pop(key, None)
+
+    def incr(self, key, expiry, amount=1):
+        self.get(key)  # forgets the counter if it has expired
+        self._sweep()
+        with self.locks[key]:
+            self.storage[key] += amount
+            if self.storage[key] == amount:
+                self.expirations[key] = time.time() + expiry
+        return self.storage.get(key, 0)
+
+    def decr(self, key, amount=1):
+        self.get(key)
+        self._sweep()
+        with self.locks[key]:
+            self.storage[key] = max(self.storage[key] - amount, 0)
+        return self.storage.get(key, 0)
 
 
 def login_rate_limit():

@@ -76,12 +76,18 @@ def cluster(shared_database, tmp_path_factory):
                 pass
             assert time.monotonic() < deadline, "a node did not become ready"
             time.sleep(0.2)
-    yield urls
+    cluster = _Cluster(urls)
+    cluster.cli = cli
+    yield cluster
     for node in nodes:
         node.terminate()
     for node in nodes:
         node.wait(20)
     dhis2.stop()
+
+
+class _Cluster(list):
+    """The nodes' URLs, plus ``cli``: a flask command run against the shared database (an admin's shell)."""
 
 
 def _csrf(browser, url):
@@ -124,3 +130,23 @@ def test_lockout_on_node_a_holds_on_node_b(cluster):
                                                  "username": "bob", "password": "Bob-local-pass-42"},
                         allow_redirects=False, timeout=10)
     assert on_b.status_code == 429 and "Too many failed attempts" in on_b.text
+
+
+def test_a_provider_disabled_anywhere_is_gone_from_every_node_at_once(cluster):
+    """Each worker caches the usable providers; a change from anywhere (here a CLI command, as from another
+    machine) is seen by every worker of every node at its next request."""
+    for node in cluster:
+        for _ in range(6):  # every worker of the node has now cached the provider
+            assert 'value="moh"' in requests.get(node + "/login", timeout=10).text
+    cluster.cli("providers", "disable", "moh")
+    try:
+        for node in cluster:
+            for _ in range(6):
+                assert 'value="moh"' not in requests.get(node + "/login", timeout=10).text
+            browser = requests.Session()
+            start = browser.post(node + "/auth/start", data={"csrf_token": _csrf(browser, node + "/login"),
+                                                             "provider": "moh"}, allow_redirects=False, timeout=10)
+            assert start.status_code == 302 and start.headers["Location"].endswith("/login")
+    finally:
+        cluster.cli("providers", "enable", "moh")
+    assert all('value="moh"' in requests.get(node + "/login", timeout=10).text for node in cluster)

@@ -148,6 +148,9 @@ class Provider:
     callback_paths: ClassVar[tuple[str, ...]] = ()
     # Template (in the plugin's templates/ folder) of the login-page widget; it gets ``instances``.
     widget_template: ClassVar[str | None] = None
+    # True when the widget's HTML depends only on its variables, the language and csrf_token() (no request,
+    # session or user): the core may then render it once and reuse it with each visitor's CSRF token.
+    widget_cacheable: ClassVar[bool] = False
     # Template of the admin "Setup" page for one instance; it gets ``provider`` and ``setup``.
     setup_template: ClassVar[str | None] = None
 

@@ -22,6 +22,7 @@ class DHIS2Provider(OAuth2Provider):
     type = "dhis2"
     display_name = "DHIS2"
     widget_template = "dhis2/widget.html"
+    widget_cacheable = True  # the widget uses only its variables, the language and csrf_token()
     setup_template = "dhis2/setup.html"
     callback_paths = GEOPRISM_CALLBACK_PATHS
     settings = (

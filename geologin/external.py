@@ -233,8 +233,8 @@ def provider_logout_url(session_row):
     prefix = provider_auth_method("")
     if session_row is None or not session_row.auth_method.startswith(prefix):
         return None
-    instance = ProviderInstance.by_slug(session_row.auth_method[len(prefix):])
-    if instance is None or not instances.is_usable(instance):
+    instance = instances.usable_by_slug(session_row.auth_method[len(prefix):])
+    if instance is None:
         return None
     try:
         return instances.build_provider(instance).logout_url()

@@ -1,17 +1,15 @@
 """Logging in and out with a local password, and the first-run setup page."""
-import secrets
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_babel import ngettext
 from flask_login import current_user, login_required
-from flask_wtf.csrf import generate_csrf
 from markupsafe import Markup
 
 from . import audit, firstrun, throttle, users
 from .extensions import db
-from .external import login_widgets, provider_logout_url
+from .external import CSRF_SLOT, login_widgets, provider_logout_url, with_csrf_token
 from .forms import LoginForm, ReauthForm, SetupForm
 from .models import ProviderInstance, User
 from .passwords import hash_password, needs_rehash, verify_password
@@ -95,10 +93,6 @@ def _login_page(form, status, headers=None):
                            widgets=login_widgets()), status, headers or {}
 
 
-# Stands for the CSRF token in the cached empty form; each page view puts its own token in its place.
-_CSRF_SLOT = "csrf-slot-" + secrets.token_hex(16)
-
-
 def _empty_login_form():
     """The ``login_form`` block of login.html for an empty LoginForm (no next target), in the request's
     language, with this visitor's CSRF token. The block is rendered once per language and process: it
@@ -113,11 +107,11 @@ def _empty_login_form():
         template = current_app.jinja_env.get_template("login.html")
         context = {"form": form, "login_form_html": None}
         current_app.update_template_context(context)
-        html = "".join(template.blocks["login_form"](template.new_context(context))).replace(token, _CSRF_SLOT)
-        if _CSRF_SLOT not in html:
+        html = "".join(template.blocks["login_form"](template.new_context(context))).replace(token, CSRF_SLOT)
+        if CSRF_SLOT not in html:
             raise RuntimeError("login.html's login_form block must render the form's CSRF token")
         cache[locale] = html
-    return Markup(html.replace(_CSRF_SLOT, generate_csrf()))
+    return Markup(with_csrf_token(html))
 
 
 @bp.route("/reauth", methods=["GET", "POST"])

@@ -255,8 +255,14 @@ def login_widgets():
     return widgets
 
 
-# Stands for the CSRF token in a cached widget; each page view puts its own token in its place.
-_CSRF_SLOT = "csrf-slot-" + secrets.token_hex(16)
+# Stands for the CSRF token in a cached page fragment; each page view puts its own token in its place.
+CSRF_SLOT = "csrf-slot-" + secrets.token_hex(16)
+
+
+def with_csrf_token(html):
+    """A cached fragment rendered with ``CSRF_SLOT``, carrying this visitor's own CSRF token."""
+    return html.replace(CSRF_SLOT, generate_csrf())
+
 _MAX_CACHED_WIDGETS = 64
 
 
@@ -274,8 +280,8 @@ def _widget(usable, type_name, group, provider, remembered, next_url):
     key = (type_name, str(get_locale()), remembered)
     html = usable.widgets.get(key)
     if html is None:
-        html = render_template(template, csrf_token=lambda: _CSRF_SLOT, **context)
+        html = render_template(template, csrf_token=lambda: CSRF_SLOT, **context)
         if len(usable.widgets) >= _MAX_CACHED_WIDGETS:
             usable.widgets.clear()
         usable.widgets[key] = html
-    return html.replace(_CSRF_SLOT, generate_csrf())
+    return with_csrf_token(html)

@@ -281,16 +281,20 @@ def callback_url(instance):
 
 def post_logout_url():
     """Where identity servers send the browser back after logging it out there: the login page."""
-    public_url = current_app.config.get("PUBLIC_URL")
-    return public_url + current_app.url_map.bind("localhost").build("auth.login") if public_url else None
+    return _public_url_for("auth.login")
 
 
 def _callback_url_for(slug):
+    return _public_url_for("external.callback", slug=slug)
+
+
+def _public_url_for(endpoint, **values):
+    """PUBLIC_URL + the endpoint's path, or None without PUBLIC_URL. Built from the URL map without a
+    request, so the CLI gets the same answer as a web page, and never from request headers."""
     public_url = current_app.config.get("PUBLIC_URL")
     if not public_url:
         return None
-    # Built from the URL map without a request, so the CLI gets the same answer as a web page.
-    return public_url + current_app.url_map.bind("localhost").build("external.callback", {"slug": slug})
+    return public_url + current_app.url_map.bind("localhost").build(endpoint, values)
 
 
 def _cache_for(instance):

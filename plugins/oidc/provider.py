@@ -109,11 +109,11 @@ class OIDCProvider(OAuth2Provider):
         return checks
 
     def setup_context(self):
-        metadata = self.cache.get("metadata", (None, None))[1] or {}
+        cached = self.cache.get("metadata")  # known only once discovery ran (a login or Test connection)
         return {"redirect_uri": self.redirect_uri(), "post_logout_redirect_uri": self.post_logout_redirect_uri,
                 "client_id": self.client_id(), "issuer": self.issuer(), "scopes": " ".join(self.scopes()),
                 "username_claim": self.username_claim(), "rp_logout": bool(self.setting("rp_logout")),
-                "end_session_offered": bool(metadata.get("end_session_endpoint")) if metadata else None}
+                "end_session_offered": bool(cached[1].get("end_session_endpoint")) if cached else None}
 
 
 def _text(value):

@@ -6,14 +6,18 @@ from datetime import timedelta
 
 from flask import current_app, request, session
 from flask_login import login_user, logout_user
-from sqlalchemy import delete
+from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm import joinedload
 
 from .extensions import db, login_manager
-from .models import UserSession, utcnow
+from .models import User, UserSession, utcnow
 
 SESSION_TOKEN_KEY = "sid"
 _TOUCH_INTERVAL = timedelta(seconds=60)
+_INSERT_SESSION = insert(UserSession.__table__)
+_SET_LAST_LOGIN = (update(User.__table__).where(User.__table__.c.id == bindparam("user_id"))
+                   .values(last_login_at=bindparam("now")))
 
 
 def _digest(token):
@@ -26,14 +30,13 @@ def start_session(user, auth_method="password", *, commit=True):
     it together with its audit event)."""
     session.clear()
     token = secrets.token_urlsafe(32)
-    db.session.add(UserSession(
-        id=_digest(token),
-        user_id=user.id,
-        auth_method=auth_method,
-        client_ip=request.remote_addr,
-        user_agent=(request.user_agent.string or "")[:255],
-    ))
-    user.last_login_at = utcnow()
+    now = utcnow()
+    # Plain statements rather than ORM bookkeeping: nothing in this request reads the new row.
+    db.session.execute(_INSERT_SESSION, {
+        "id": _digest(token), "user_id": user.id, "auth_method": auth_method, "client_ip": request.remote_addr,
+        "user_agent": (request.user_agent.string or "")[:255], "created_at": now, "last_seen_at": now})
+    db.session.execute(_SET_LAST_LOGIN, {"user_id": user.id, "now": now})
+    set_committed_value(user, "last_login_at", now)
     if commit:
         db.session.commit()
     session[SESSION_TOKEN_KEY] = token

@@ -14,6 +14,7 @@ logger = logging.getLogger("geologin.audit")
 SUCCESS = "success"
 FAILURE = "failure"
 _INSERT = insert(AuditEvent.__table__)
+_COLUMN = {"event": "event_type", "ip": "client_ip", "reason": "reason_code"}  # log field -> column
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 
 
@@ -39,16 +40,14 @@ def _current_actor():
 def record(event_type, outcome=SUCCESS, *, target=None, reason=None, provider=None, detail=None,
            actor=None, commit=True):
     """Add an audit event (committing by default, so failures are kept even if the caller rolls back)."""
-    fields = {"event_type": event_type, "outcome": outcome,
-              "actor": clean_text(actor if actor is not None else _current_actor(), 150), "client_ip": client_ip(),
-              "target": clean_text(target), "provider": clean_text(provider, 100),
-              "reason_code": clean_text(reason, 60)}
+    entry = {"event": event_type, "outcome": outcome,
+             "actor": clean_text(actor if actor is not None else _current_actor(), 150), "ip": client_ip(),
+             "target": clean_text(target), "provider": clean_text(provider, 100), "reason": clean_text(reason, 60)}
     # A plain INSERT, not an ORM object: nothing reads the row back, and the unit of work's bookkeeping for
     # it cost as much as the rest of a password login's database work.
-    db.session.execute(_INSERT, {**fields, "detail": clean_text(detail, 2000)})
+    db.session.execute(_INSERT, {_COLUMN.get(key, key): value for key, value in entry.items()}
+                       | {"detail": clean_text(detail, 2000)})
     if commit:
         db.session.commit()
-    logger.info("audit event=%s outcome=%s actor=%s ip=%s target=%s provider=%s reason=%s", *fields.values(),
-                extra={"fields": {"audit": {"event": event_type, "outcome": outcome, "actor": fields["actor"],
-                                            "ip": fields["client_ip"], "target": fields["target"],
-                                            "provider": fields["provider"], "reason": fields["reason_code"]}}})
+    logger.info("audit event=%s outcome=%s actor=%s ip=%s target=%s provider=%s reason=%s", *entry.values(),
+                extra={"fields": {"audit": entry}})

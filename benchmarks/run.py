@@ -671,8 +671,13 @@ def measure(plan, args, workdir, wrk, results, fakes, ports, servers, databases)
     password_rate(wrk, main.url, 1, plan["password_vus"])
     meter = CpuMeter()
     for rep in range(reps):
-        r5.append(password_rate(wrk, main.url, plan["password_seconds"], plan["password_vus"]))
-        say(f"   rep {rep + 1}: {r5[-1]['per_second']:.1f} logins/s" +
+        # The limit is measured again right before each repetition (the machine idle for a second): this
+        # VM's speed drifts by 10% and more over a run, so a limit from minutes earlier would judge the rate
+        # against another machine.
+        hash_seconds, _ = hash_cost(plan["hash_samples"])
+        r5.append({**password_rate(wrk, main.url, plan["password_seconds"], plan["password_vus"]),
+                   "hash_seconds": hash_seconds})
+        say(f"   rep {rep + 1}: {r5[-1]['per_second']:.1f} logins/s, one hash {hash_seconds * 1000:.1f} ms" +
             (f", failures {r5[-1]['errors']}" if r5[-1]["errors"] else ""))
     results["item5"] = r5
     cpu_report(results, "5", meter)
@@ -796,10 +801,12 @@ def summary(results):
                              fmt.format(small_value) + " (small)", f"{factor:.2f}", "<= 1.1",
                              verdict(factor, 1.1, False)))
     g5 = med([r["per_second"] for r in results["item5"]])
-    limit = results["hash"]["cores"] / results["hash"]["seconds"]
+    hash_seconds = med([r["hash_seconds"] for r in results["item5"]])
+    limit = results["hash"]["cores"] / hash_seconds
+    ratio = med([r["per_second"] * r["hash_seconds"] / results["hash"]["cores"] for r in results["item5"]])
     rows.append(("5", "Password logins/s (GET form + POST)", f"{g5:.1f}",
-                 f"{limit:.1f} (= {results['hash']['cores']} cores / {results['hash']['seconds'] * 1000:.1f} ms "
-                 "per hash)", f"{g5 / limit:.2f}", ">= 0.8", verdict(g5 / limit, 0.8, True)))
+                 f"{limit:.1f} (= {results['hash']['cores']} cores / {hash_seconds * 1000:.1f} ms per hash, "
+                 "measured before each repetition)", f"{ratio:.2f}", ">= 0.8", verdict(ratio, 0.8, True)))
     for label, workers in results["item6"].items():
         rss = ", ".join(f"{r:.0f}" for r, _ in workers)
         hwm = ", ".join(f"{h:.0f}" for _, h in workers)
@@ -812,6 +819,10 @@ def render_table(results):
     header = ("#", "measure", "geologin", "baseline / limit", "ratio", "target", "verdict")
     rows = [header, tuple("---" for _ in header)] + summary(results)
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
+
+
+def _hash_line(runs):
+    return ", ".join(f"{r['hash_seconds'] * 1000:.1f}" for r in runs)
 
 
 def _runs_line(runs, key, fmt):
@@ -836,7 +847,7 @@ def write_results(path, results, table):
         "",
         "Ratios: item 1 geologin / baseline (higher is better); item 2 geologin / baseline (lower is better); "
         "item 4 the slowdown factor of the large database (small/large for rates, large/small for times); "
-        "item 5 measured / physical limit.",
+        "item 5 the median of each repetition's rate / the limit measured just before it.",
         "",
         "## Machine",
         "",
@@ -883,8 +894,8 @@ def write_results(path, results, table):
         f"{_runs_line(results['item2']['baseline'], 'outbound_ms', '{:.2f}')}); "
         f"{plan['seq_logins']} logins per repetition each",
         f"- 3 logins/s: {_runs_line(results['item3'], 'per_second', '{:.1f}')}; errors {errors_of(results['item3'])}",
-        f"- 5 password logins/s: {_runs_line(results['item5'], 'per_second', '{:.1f}')}; failures "
-        f"{errors_of(results['item5'])}",
+        f"- 5 password logins/s: {_runs_line(results['item5'], 'per_second', '{:.1f}')} (one hash just "
+        f"before each: {_hash_line(results['item5'])} ms); failures {errors_of(results['item5'])}",
     ]
     if "item4" in results:
         r4 = results["item4"]

@@ -550,7 +550,6 @@ GETTEXT_ARGS = re.compile(r"\b(?:_|gettext|ngettext)\(\s*(?:%s)(?:\s*,\s*(?:%s))
 # Text-like: a capitalised word ('Yes') or several words ('Not set'); identifiers, endpoints, CSS classes
 # and attribute names ('admin.users', ' has-error', 'BooleanField') are neither.
 TEXT_LIKE = re.compile(r"^\s*(?:[A-Z][a-z]+|[^\W\d_]{2,}(?:\s+[^\W\d_]+)+)[.!?:]?\s*$")
-ALLOWED_EXPRESSION_STRINGS = {"flask --app wsgi setup-link"}  # a command people type, not a message
 
 
 def template_literals(source):
@@ -562,7 +561,7 @@ def template_literals(source):
             continue  # a comment
         expression = GETTEXT_ARGS.sub("_(", match.group(0))
         for literal in JINJA_STRING.findall(expression):
-            if TEXT_LIKE.match(literal[1:-1]) and literal[1:-1] not in ALLOWED_EXPRESSION_STRINGS:
+            if TEXT_LIKE.match(literal[1:-1]):
                 found.append((source.count("\n", 0, match.start()) + 1, f"{{{{ {literal} }}}}"))
     # Keep line numbers: each Jinja construct becomes spaces plus its newlines.
     stripped = JINJA.sub(lambda m: re.sub(r"[^\n]", " ", m.group(0)), source)

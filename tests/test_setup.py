@@ -87,3 +87,11 @@ def test_cli_admin_creation_retires_setup_link(client, runner):
                            input="Boss-password-123\n")
     assert result.exit_code == 0, result.output
     assert client.get(link).status_code == 404
+
+
+def test_setup_notice_shows_the_command_as_code_in_every_language(client):
+    """The command is a thing to type, not a sentence: it stays left-to-right (as code) inside Arabic text."""
+    client.set_cookie("geologin_locale", "ar")
+    html = client.get("/login").get_data(as_text=True)
+    assert 'dir="rtl"' in html
+    assert "<code>flask --app wsgi setup-link</code>" in html

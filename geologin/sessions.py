@@ -7,8 +7,8 @@ from datetime import timedelta
 from flask import current_app, request, session
 from flask_login import login_user, logout_user
 from sqlalchemy import bindparam, delete, insert, update
-from sqlalchemy.orm.attributes import set_committed_value
 from sqlalchemy.orm import joinedload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from .extensions import db, login_manager
 from .models import User, UserSession, utcnow

@@ -301,7 +301,8 @@ def geologin_env(instance, port, workers, threads, database):
     from cryptography.fernet import Fernet
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEOLOGIN_") and k != "DATABASE_URL"}
     env.update({
-        "GEOLOGIN_ENV": "production",
+        # Development only because plain http on loopback needs it; every key is set as in production.
+        "GEOLOGIN_ENV": "development",
         "GEOLOGIN_SECRET_KEY": secrets.token_urlsafe(48),
         "GEOLOGIN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "GEOLOGIN_INSTANCE": str(instance),

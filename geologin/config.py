@@ -11,6 +11,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "GEOLOGIN_"
 MIN_SECRET_KEY_LENGTH = 32
+# zxcvbn's estimate of the guesses needed, as a power of ten: 10**24 is about 2**80. Random keys of 32
+# url-safe characters or more score 32 and above; repeated patterns, sequences and words score far below.
+MIN_SECRET_KEY_GUESSES_LOG10 = 24
 # Keys copied from tutorials and framework docs; a deployment using one of them is not secret at all.
 KNOWN_WEAK_KEYS = {
     "dev", "development", "secret", "changeme", "change-me", "change_me", "your-secret-key",
@@ -142,7 +145,8 @@ def _normalise(app):
         config["SQLALCHEMY_ENGINE_OPTIONS"] = {}
     public_url = config.get("PUBLIC_URL")
     if public_url:
-        config["PUBLIC_URL"] = public_url.rstrip("/")
+        config["PUBLIC_URL"] = public_url = public_url.rstrip("/")
+    _refuse_insecure_http(app, public_url)
     if config.get("SESSION_COOKIE_SECURE") is None:
         config["SESSION_COOKIE_SECURE"] = bool(public_url and public_url.startswith("https://"))
     for name, allowed in (("SQLITE_JOURNAL_MODE", {"DELETE", "TRUNCATE", "PERSIST", "WAL"}),
@@ -156,6 +160,20 @@ def _normalise(app):
     if int(config["PASSWORD_MAX_LENGTH"]) < 64:
         raise ConfigError("PASSWORD_MAX_LENGTH must allow at least 64 characters.")
     config["TIMEZONE"] = _checked_timezone(config.get("TIMEZONE"))
+
+
+def _refuse_insecure_http(app, public_url):
+    """Plain http (for geologin itself or its identity servers) exposes sessions, codes and client secrets:
+    only a development instance, or the test suite, may use it."""
+    if is_development(app) or app.config.get("TESTING"):
+        return
+    if app.config.get("ALLOW_INSECURE_HTTP"):
+        raise ConfigError("ALLOW_INSECURE_HTTP is for development only: unset GEOLOGIN_ALLOW_INSECURE_HTTP, or set "
+                          "GEOLOGIN_ENV=development on a machine nobody else uses.")
+    if public_url and not public_url.lower().startswith("https://"):
+        raise ConfigError(f"PUBLIC_URL {public_url!r} is not https: browsers would send sessions and login codes in "
+                          "clear. Serve geologin behind TLS and set GEOLOGIN_PUBLIC_URL=https://..., or set "
+                          "GEOLOGIN_ENV=development for a local try.")
 
 
 def _checked_timezone(name):
@@ -199,7 +217,14 @@ def weak_secret_key_reason(key):
         return f"is shorter than {MIN_SECRET_KEY_LENGTH} characters"
     if len(set(key)) < 8:
         return "has too little variety to be random"
+    if _guesses_log10(key) < MIN_SECRET_KEY_GUESSES_LOG10:
+        return "follows a pattern or sequence (repeats, runs like abcd or 1234, words): it is not random"
     return None
+
+
+def _guesses_log10(key):
+    import zxcvbn  # imported here: only start-up needs it
+    return zxcvbn.zxcvbn(key[:100])["guesses_log10"]
 
 
 def read_or_create_instance_secret(app, filename, generate):

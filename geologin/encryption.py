@@ -1,9 +1,15 @@
 """Encryption at rest for provider secrets (Fernet). Several keys may be configured: the first encrypts,
 all decrypt, so keys can be rotated without downtime."""
+import base64
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
 
 from .config import ConfigError, is_development, read_or_create_instance_secret
+
+
+# 32 random bytes hold about 30 distinct values; fewer than 16 happens by chance far less than once in 2**100.
+MIN_DISTINCT_KEY_BYTES = 16
 
 
 class SecretUnreadable(RuntimeError):
@@ -30,6 +36,12 @@ def init_app(app):
         fernets = [Fernet(k) for k in keys]
     except ValueError:
         raise ConfigError("ENCRYPTION_KEY must be 32 url-safe base64-encoded bytes (a Fernet key).") from None
+    for position, key in enumerate(keys, 1):
+        if len(set(base64.urlsafe_b64decode(key))) < MIN_DISTINCT_KEY_BYTES:
+            raise ConfigError(
+                f"ENCRYPTION_KEY number {position} is not random (its 32 bytes repeat a few values, like an "
+                "all-zero key). Make one with "
+                "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`.")
     app.extensions["geologin.encryption"] = MultiFernet(fernets)
 
 

@@ -16,7 +16,7 @@ from geologin import create_app
 from geologin.extensions import db
 
 TEST_DB = os.environ.get("GEOLOGIN_TEST_DB", "sqlite")
-TEST_SECRET_KEY = "test-secret-key-0123456789-abcdefghijklmnopqrstuvwxyz"
+TEST_SECRET_KEY = "tEst-kEy-not-secret_Vq3sXw9LpZr2Hn7Ty4Bd8Gk6Mc1Jf5Ue0"
 STRONG_PASSWORD = "Correct-horse-battery-9"
 TEST_ENCRYPTION_KEY = "7TSaOKjj0yW2GIQqPJmHlmz9Xw2kqzn_p6s0sNqD5sA="
 

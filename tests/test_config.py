@@ -73,7 +73,7 @@ def test_sec_31_cookie_signed_with_another_key_is_rejected(app_factory, make_use
     client = app.test_client()
     AuthActions(client).login("amina")
     assert client.get("/").status_code == 200
-    other = app_factory(SECRET_KEY="another-secret-key-abcdefghijklmnopqrstuvwxyz-0123")
+    other = app_factory(SECRET_KEY="anOther-kEy-not-secret_Qw8Er5Ty2Ui9Op3As6Df1Gh4Jk7")
     forged = other.test_client()
     # Sign a session naming the very same server-side session, but with the wrong key.
     with client.session_transaction() as real_session:
@@ -111,3 +111,54 @@ def test_environment_beats_instance_file_and_database_defaults(tmp_path, monkeyp
 def test_password_minimum_cannot_be_set_below_8(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="below 8"):
         _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY, "GEOLOGIN_PASSWORD_MIN_LENGTH": "6"})
+
+
+@pytest.mark.parametrize("key", ["abcdefgh" * 4, "0123456789" * 4, "abcdefghijklmnopqrstuvwxyz0123456789",
+                                 "qwertyuiopasdfghjklzxcvbnm123456", "Password1234Password1234Password1234"])
+def test_reg_low_entropy_secret_key_refused(tmp_path, monkeypatch, key):
+    """Keys with 8+ distinct characters still fail when they repeat a pattern or walk the keyboard/alphabet."""
+    with pytest.raises(ConfigError, match="SECRET_KEY .*(pattern|sequence|random)"):
+        _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": key})
+
+
+@pytest.mark.parametrize("generated", [lambda: __import__("secrets").token_urlsafe(48),
+                                       lambda: __import__("secrets").token_hex(32),
+                                       lambda: __import__("secrets").token_urlsafe(24)])
+def test_reg_random_secret_keys_still_accepted(tmp_path, monkeypatch, generated):
+    for _ in range(20):  # random keys, so any false refusal would show within a few draws
+        key = generated()
+        app = _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": key})
+        assert app.config["SECRET_KEY"] == key
+
+
+@pytest.mark.parametrize("key", ["A" * 43 + "=", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=",
+                                 "MDEyMzQ1Njc4OTAxMjM0NTY3ODkwMTIzNDU2Nzg5MDE="])
+def test_reg_low_entropy_encryption_key_refused(tmp_path, monkeypatch, key):
+    """An all-zero (or repeated-byte, or digits) Fernet key is well-formed but encrypts nothing worth the name."""
+    with pytest.raises(ConfigError, match="ENCRYPTION_KEY .*random"):
+        _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY, "GEOLOGIN_ENCRYPTION_KEY": key})
+
+
+def test_reg_old_weak_encryption_key_after_the_first_is_refused_too(tmp_path, monkeypatch):
+    with pytest.raises(ConfigError, match="ENCRYPTION_KEY"):
+        _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY,
+                                     "GEOLOGIN_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY + "," + "A" * 43 + "="})
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"GEOLOGIN_ALLOW_INSECURE_HTTP": "1"}, "ALLOW_INSECURE_HTTP"),
+    ({"GEOLOGIN_PUBLIC_URL": "http://login.moh.example"}, "PUBLIC_URL"),
+    ({"GEOLOGIN_PUBLIC_URL": "http://login.moh.example", "GEOLOGIN_ALLOW_INSECURE_HTTP": "1"}, "development"),
+])
+def test_sec_13_insecure_http_refused_outside_development(tmp_path, monkeypatch, env, message):
+    with pytest.raises(ConfigError, match=message):
+        _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY, **env})
+
+
+def test_sec_13_insecure_http_allowed_in_development(tmp_path, monkeypatch):
+    app = _app(tmp_path, monkeypatch, {"GEOLOGIN_ENV": "development", "GEOLOGIN_ALLOW_INSECURE_HTTP": "1",
+                                       "GEOLOGIN_PUBLIC_URL": "http://127.0.0.1:5000"})
+    assert app.config["ALLOW_INSECURE_HTTP"] is True
+    app = _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY,
+                                       "GEOLOGIN_PUBLIC_URL": "https://login.moh.example/"})
+    assert app.config["PUBLIC_URL"] == "https://login.moh.example"

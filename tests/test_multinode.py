@@ -44,7 +44,8 @@ def cluster(shared_database, tmp_path_factory):
     redis.Redis.from_url(redis_url).flushdb()
     dhis2 = FakeServer("--version", "2.40.3", "--client", f"geologin:{SECRET}:{public}/auth/moh/callback")
     env = {k: v for k, v in os.environ.items() if not k.startswith("GEOLOGIN_")}
-    env.update({"GEOLOGIN_ENV": "production", "GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY,
+    # Development only for plain http on loopback (no TLS here); every key is given, as in production.
+    env.update({"GEOLOGIN_ENV": "development", "GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY,
                 "GEOLOGIN_ENCRYPTION_KEY": TEST_ENCRYPTION_KEY, "DATABASE_URL": shared_database,
                 "GEOLOGIN_REDIS_URL": redis_url, "GEOLOGIN_PUBLIC_URL": public, "GEOLOGIN_ALLOW_INSECURE_HTTP": "1",
                 "GEOLOGIN_LOCKOUT_MAX_FAILURES": "3", "GEOLOGIN_WORKERS": "2", "GEOLOGIN_THREADS": "2",

@@ -20,7 +20,7 @@ def test_the_plugin_template_installs_through_its_entry_point_and_passes_its_tes
     env = {**os.environ, "PYTHONPATH": str(site), "GEOLOGIN_INSTANCE": str(tmp_path / "instance")}
     found = subprocess.run([sys.executable, "-c", (
         "from geologin import create_app\n"
-        "app = create_app({'TESTING': True, 'SECRET_KEY': 'test-secret-key-0123456789-abcdefghijklmnop', 'SQLALCHEMY_DATABASE_URI': 'sqlite://', 'ENCRYPTION_KEY': '7TSaOKjj0yW2GIQqPJmHlmz9Xw2kqzn_p6s0sNqD5sA='})\n"
+        "app = create_app({'TESTING': True, 'SECRET_KEY': 'tEst-kEy-not-secret_Vq3sXw9LpZr2Hn7Ty4Bd8Gk6Mc1Jf5Ue0', 'SQLALCHEMY_DATABASE_URI': 'sqlite://', 'ENCRYPTION_KEY': '7TSaOKjj0yW2GIQqPJmHlmz9Xw2kqzn_p6s0sNqD5sA='})\n"
         "plugin = app.extensions['geologin.plugins'].plugins['example']\n"
         "print(plugin.origin)\n"
         "with app.test_request_context(headers={'Accept-Language': 'fr'}):\n"

@@ -1,4 +1,2 @@
-"""WSGI entry point: ``flask --app wsgi ...`` and any WSGI server (``gunicorn wsgi:app``)."""
-from geologin import create_app
-
-app = create_app()
+"""WSGI entry point of a checkout: ``flask --app wsgi ...`` and ``gunicorn wsgi:app`` (geologin.wsgi)."""
+from geologin.wsgi import app  # noqa: F401

@@ -121,11 +121,37 @@ def load_config(app, test_config=None):
     app.config.update(DEFAULTS)
     app.config.from_pyfile("config.py", silent=True)
     if test_config is None:
-        app.config.update(environment_overrides())
+        overrides = environment_overrides()
+        app.config.update(overrides)
+        if is_development(app) and "ENV" in overrides:
+            _remember_development(app)
     else:
         app.config.update(test_config)
     _normalise(app)
     _ensure_secret_key(app)
+
+
+DEVELOPMENT_INSTANCE_CONFIG = """\
+# Written by geologin when this instance folder was first used in development mode (make run).
+# It makes `flask --app wsgi ...` here work without exporting GEOLOGIN_ENV: the secret keys are the
+# generated files beside this one. Never use this folder in production: delete this file and set
+# GEOLOGIN_SECRET_KEY and GEOLOGIN_ENCRYPTION_KEY (see docs/deploy.md).
+ENV = "development"
+"""
+
+
+def _remember_development(app):
+    """A new instance folder started in development mode remembers it, so later commands in it need no
+    GEOLOGIN_ENV. An existing config.py is never touched: it already says what the operator wants."""
+    path = Path(app.instance_path) / "config.py"
+    if path.exists():
+        return
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    except FileExistsError:
+        return
+    with os.fdopen(fd, "w") as handle:
+        handle.write(DEVELOPMENT_INSTANCE_CONFIG)
 
 
 def is_development(app):

@@ -143,3 +143,16 @@ def test_audit_list(app, runner, make_user):
     assert events[0]["time"].endswith("+00:00")
     assert _invoke(runner, "audit", "list", "--limit", "0").exit_code != 0
     assert _invoke(runner, "audit", "list", "--limit", "many").exit_code != 0
+
+
+def test_reg_exit_codes_are_the_ones_the_readme_promises(runner, app):
+    """README: errors exit 1 with one line and change nothing; a command used wrongly exits 2 (Click's rule)."""
+    from geologin import ROOT
+    readme = (ROOT / "README.md").read_text()
+    assert "exit with status 1" in readme and "exits with status 2" in readme
+    misused = runner.invoke(args=["users", "create"])  # the NAME argument is missing
+    assert misused.exit_code == 2 and "Missing argument" in misused.output
+    combined = runner.invoke(args=["users", "create", "x", "--password-stdin", "--no-password"])
+    assert combined.exit_code == 2
+    failed = runner.invoke(args=["users", "deactivate", "nobody"])
+    assert failed.exit_code == 1 and "Traceback" not in failed.output

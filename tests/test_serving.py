@@ -149,3 +149,37 @@ def test_gunicorn_serves_with_the_shipped_config_in_production_mode(tmp_path):
         server.terminate()
         output = server.communicate(timeout=20)[0]
     assert output.count("Booting worker") == 2, output
+
+
+@pytest.mark.skipif(TEST_DB != "sqlite", reason="the embedded default is SQLite")
+def test_reg_cli_in_the_make_run_instance_works_without_exporting_env(tmp_path):
+    """`make run` made the instance in development mode; the login page then tells the person to run
+    `flask --app wsgi setup-link` by hand, with no GEOLOGIN_ENV: that command must just work."""
+    instance = tmp_path / "instance"
+    subprocess.run(FLASK + ["db", "upgrade"], cwd=ROOT, env=_env(instance), check=True, capture_output=True)
+    bare = {k: v for k, v in _env(instance).items() if k != "GEOLOGIN_ENV"}
+    link = subprocess.run(FLASK + ["setup-link", "--base-url", "http://127.0.0.1:5000"], cwd=ROOT, env=bare,
+                          capture_output=True, text=True)
+    assert link.returncode == 0, link.stderr
+    assert "http://127.0.0.1:5000/setup/" in link.stdout
+    # The instance says so where an operator looks, and production can still be forced explicitly.
+    assert 'ENV = "development"' in (instance / "config.py").read_text()
+    forced = subprocess.run(FLASK + ["users", "list"], cwd=ROOT, env={**bare, "GEOLOGIN_ENV": "production"},
+                            capture_output=True, text=True)
+    assert forced.returncode == 1 and "SECRET_KEY is not set" in forced.stderr
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"GEOLOGIN_ENV": "production"}, "SECRET_KEY is not set"),
+    ({"GEOLOGIN_TIMEZONE": "Mars/Olympus"}, "is not a known time zone"),
+    ({"GEOLOGIN_ENV": "production", "GEOLOGIN_SECRET_KEY": "abcdefgh" * 4}, "not random"),
+])
+def test_reg_config_errors_are_one_line_not_a_traceback(tmp_path, env, message):
+    for command in (FLASK + ["users", "list"], [sys.executable, "-c", "import wsgi"]):
+        result = subprocess.run(command, cwd=ROOT, env={**_env(tmp_path / "instance"), **env},
+                                capture_output=True, text=True)
+        assert result.returncode == 1, result.stderr
+        assert "Traceback" not in result.stderr
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and message in lines[0], result.stderr
+        assert lines[0].startswith("geologin: configuration error: ")

@@ -1,0 +1,12 @@
+"""The WSGI application (``gunicorn geologin.wsgi:app``, ``flask --app geologin.wsgi``), for checkouts and
+installed packages alike. A configuration error ends the process with one line, never a traceback."""
+import sys
+
+from geologin import create_app
+from geologin.config import ConfigError
+
+try:
+    app = create_app()
+except ConfigError as error:
+    print(f"geologin: configuration error: {error}", file=sys.stderr)
+    raise SystemExit(1) from None

@@ -2,6 +2,7 @@
 copies the package, so every wheel and every `pip install .` ships the .mo files next to the .po files.
 The .mo files are build output and never committed (see geologin/catalogs.py)."""
 import importlib.util
+import shutil
 from pathlib import Path
 
 from setuptools import setup
@@ -18,10 +19,21 @@ def _catalogs():
     return module
 
 
+# The checkout keeps these at the top level (the project's layout); a wheel carries them inside the package,
+# where geologin.resource_folder finds them. Test tooling stays out of the wheel.
+BUNDLED = ("templates", "static", "plugins")
+NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "fake_*.py", "*.pot", "babel.cfg")
+
+
 class BuildPyWithCatalogs(build_py):
     def run(self):
         _catalogs().compile_all(HERE)
         super().run()
+        if not self.editable_mode:
+            target = Path(self.build_lib) / "geologin" / "_bundled"
+            shutil.rmtree(target, ignore_errors=True)
+            for name in BUNDLED:
+                shutil.copytree(HERE / name, target / name, ignore=NOT_SHIPPED)
 
 
 setup(cmdclass={"build_py": BuildPyWithCatalogs})

@@ -5,17 +5,31 @@ from pathlib import Path
 from flask import Flask
 
 ROOT = Path(__file__).resolve().parent.parent
+# An installed wheel carries the checkout's top-level templates/, static/ and plugins/ here (setup.py).
+BUNDLED = Path(__file__).resolve().parent / "_bundled"
+
+
+def resource_folder(name):
+    """Where ``templates``, ``static`` or ``plugins`` are: the checkout's top-level folder, or the copy an
+    installed package carries."""
+    return BUNDLED / name if BUNDLED.is_dir() else ROOT / name
+
+
+def default_instance_path():
+    """The checkout's ``instance/``; an installed package uses ``./instance`` of the folder it runs in."""
+    return Path.cwd() / "instance" if BUNDLED.is_dir() else ROOT / "instance"
 
 
 def create_app(test_config=None):
     """Build the application; ``test_config`` replaces the environment layer for tests."""
-    instance_path = (test_config or {}).get("INSTANCE_PATH") or os.environ.get("GEOLOGIN_INSTANCE") or ROOT / "instance"
+    instance_path = ((test_config or {}).get("INSTANCE_PATH") or os.environ.get("GEOLOGIN_INSTANCE")
+                     or default_instance_path())
     app = Flask(
         __name__,
         instance_path=str(Path(instance_path).resolve()),
         instance_relative_config=True,
-        template_folder=str(ROOT / "templates"),
-        static_folder=str(ROOT / "static"),
+        template_folder=str(resource_folder("templates")),
+        static_folder=str(resource_folder("static")),
     )
     Path(app.instance_path).mkdir(parents=True, exist_ok=True)
 

@@ -1,12 +1,21 @@
 """Health endpoints for load balancers and orchestrators: /healthz (the process answers) and /readyz
-(the database answers and its schema is at the newest migration)."""
+(the database answers, its schema is at the newest migration, the login page can be rendered and every
+enabled provider's plugin is loaded)."""
+from pathlib import Path
+
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from flask import Blueprint, current_app, jsonify
-from sqlalchemy import text
+from jinja2 import TemplateError
+from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .extensions import db
+from .models import ProviderInstance
+
+# What the login page and every error page need; a package built without them cannot serve anybody.
+PAGE_TEMPLATES = ("base.html", "login.html", "external_widget.html", "error.html")
+STATIC_FILES = ("geologin.css",)
 
 bp = Blueprint("health", __name__)
 
@@ -32,14 +41,37 @@ def readyz():
         return jsonify(status="unavailable", reason="database unreachable"), 503
     scripts = _script_directory()
     expected = set(scripts.get_heads())
-    if current == expected:
-        return jsonify(status="ready")
-    known = {revision for revision in current if _is_known(scripts, revision)}
-    if current and not known:
+    note = {}
+    if current != expected:
+        known = {revision for revision in current if _is_known(scripts, revision)}
+        if not current or known:
+            return jsonify(status="unavailable", reason="database schema is not at the newest migration",
+                           current=sorted(current), expected=sorted(expected)), 503
         # A newer release migrated the database during a rolling upgrade; this node keeps serving.
-        return jsonify(status="ready", note="database schema is newer than this release")
-    return jsonify(status="unavailable", reason="database schema is not at the newest migration",
-                   current=sorted(current), expected=sorted(expected)), 503
+        note = {"note": "database schema is newer than this release"}
+    problem = _serving_problem()
+    if problem:
+        current_app.logger.warning("readiness check: %s", problem)
+        return jsonify(status="unavailable", reason=problem), 503
+    return jsonify(status="ready", **note)
+
+
+def _serving_problem():
+    """Why this process could not serve the login page, or None: templates, static files, and the plugin of
+    every enabled provider."""
+    for name in PAGE_TEMPLATES:
+        try:
+            current_app.jinja_env.get_template(name)
+        except TemplateError:
+            return f"template {name} cannot be loaded"
+    for name in STATIC_FILES:
+        if not (Path(current_app.static_folder) / name).is_file():
+            return f"static file {name} is missing"
+    installed = current_app.extensions["geologin.plugins"]
+    for type_name in db.session.scalars(select(ProviderInstance.type).where(ProviderInstance.enabled).distinct()):
+        if installed.get(type_name) is None:
+            return f"the plugin {type_name!r} of an enabled provider is not installed"
+    return None
 
 
 def _is_known(scripts, revision):

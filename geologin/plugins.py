@@ -4,14 +4,14 @@ import os
 
 from flask import Blueprint
 
-from . import ROOT
+from . import resource_folder
 from .external import register_callback_paths
 from .providers.registry import discover
 
 
 def discover_plugins(app):
     """Find the plugins early: i18n needs their translations folders before Flask-Babel starts."""
-    folders = app.config.get("PLUGINS_FOLDER") or [ROOT / "plugins"]
+    folders = app.config.get("PLUGINS_FOLDER") or [resource_folder("plugins")]
     if isinstance(folders, str):
         folders = folders.split(os.pathsep)
     registry = discover(folders, disabled=set(app.config.get("DISABLED_PLUGINS") or ()))

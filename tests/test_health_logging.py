@@ -68,3 +68,31 @@ def test_text_logs_by_default(app, client, capsys):
     capsys.readouterr()
     client.get("/healthz")
     assert "geologin.requests: GET /healthz 200" in capsys.readouterr().out
+
+
+def test_reg_readyz_is_503_when_the_login_page_cannot_be_rendered(migrated_database, tmp_path, monkeypatch):
+    """A package built without its templates served TemplateNotFound on /login while /readyz said ready."""
+    import geologin
+    empty = tmp_path / "bundled"
+    for name in ("templates", "static", "plugins"):
+        (empty / name).mkdir(parents=True)
+    monkeypatch.setattr(geologin, "BUNDLED", empty)
+    app = create_app(make_config(migrated_database, tmp_path / "instance"))
+    response = app.test_client().get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["reason"] == "template base.html cannot be loaded"
+
+
+def test_reg_readyz_is_503_when_an_enabled_providers_plugin_is_missing(app, client):
+    from geologin.extensions import db
+    from geologin.models import ProviderInstance
+    with app.app_context():
+        db.session.add(ProviderInstance(slug="gone", type="vanished", label="Gone", enabled=True))
+        db.session.commit()
+    response = client.get("/readyz")
+    assert response.status_code == 503
+    assert response.get_json()["reason"] == "the plugin 'vanished' of an enabled provider is not installed"
+    with app.app_context():
+        db.session.execute(db.update(ProviderInstance).values(enabled=False))
+        db.session.commit()
+    assert client.get("/readyz").get_json() == {"status": "ready"}

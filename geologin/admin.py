@@ -9,12 +9,12 @@ from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import SelectMultipleField
 
-from . import instances, users
+from . import audit, instances, throttle, users
 from .admin_audit import bp as audit_bp
 from .admin_providers import bp as providers_bp
 from .extensions import db, login_manager
 from .forms import Form, SetPasswordForm, UserCreateForm, UserEditForm
-from .models import ProviderInstance, User
+from .models import ProviderInstance, User, utcnow
 from .redirects import safe_next
 from .sessions import login_age
 from .web import requested_page
@@ -70,11 +70,13 @@ def _providers_form(user, formdata=None):
 
 def _user_page(user, form, providers_form=None, status=200):
     """The user screen: the details form, the identity providers ticked for them, their linked accounts."""
+    locked_for = throttle.locked_for(user.username)
     return render_template(
         "admin/user_edit.html", user=user, form=form,
         providers_form=providers_form or _providers_form(user),
         provider_instances={i.id: i for i in instances.ordered_instances()},
         identities=instances.identities_of(user),
+        locked_until=utcnow() + timedelta(seconds=locked_for) if locked_for else None,
     ), status
 
 
@@ -163,10 +165,21 @@ def user_password(user_id):
     form.username_for_policy = user.username
     if form.validate_on_submit():
         users.set_password(user, form.password.data, actor=_actor())
+        throttle.unlock(user.username)  # the new password is the way back in, even for a locked account
         flash(_("New password set for %(name)s. Their other sessions have ended.", name=user.username), "info")
         return redirect(url_for("admin.user_edit", user_id=user.id))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/user_password.html", user=user, form=form), status
+
+
+@bp.route("/users/<int:user_id>/unlock", methods=["POST"])
+def user_unlock(user_id):
+    """Lift a lockout: anyone can lock an account by failing its logins, an administrator's included."""
+    user = _user_or_404(user_id)
+    throttle.unlock(user.username)
+    audit.record("user.unlock", target=user.username, actor=_actor())
+    flash(_("%(name)s can try to log in again.", name=user.username), "info")
+    return redirect(url_for("admin.user_edit", user_id=user.id))
 
 
 def _set_active(user_id, active):

@@ -3,7 +3,6 @@
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
-from flask_babel import ngettext
 from flask_login import current_user, login_required
 from markupsafe import Markup
 
@@ -14,7 +13,7 @@ from .forms import LoginForm, ReauthForm, SetupForm
 from .models import ProviderInstance, User
 from .passwords import hash_password, needs_rehash, verify_password
 from .redirects import safe_next
-from .sessions import current_session_row, end_session, start_session
+from .sessions import current_session_row, end_session, end_user_sessions, start_session
 
 bp = Blueprint("auth", __name__)
 
@@ -53,7 +52,7 @@ def login():
         wait = throttle.locked_for(username)
         if wait:
             audit.record("login", audit.FAILURE, target=username, reason="locked_out", actor="")
-            flash(_lockout_message(wait), "error")
+            flash(throttle.lockout_message(wait), "error")
             return _login_page(form, 429, {"Retry-After": str(wait)})
         user, reason = _password_login_failure(username)
         # Verify (or burn the same time on a dummy hash) whatever the reason, so timing reveals nothing.
@@ -73,12 +72,6 @@ def login():
             audit.record("lockout", audit.FAILURE, target=username, actor="", detail=f"locked for {locked} s")
         flash(_("Invalid username or password."), "error")
     return _login_page(form, status)
-
-
-def _lockout_message(seconds):
-    minutes = max(1, -(-seconds // 60))
-    return ngettext("Too many failed attempts. Try again in %(num)d minute.",
-                    "Too many failed attempts. Try again in %(num)d minutes.", minutes)
 
 
 def _login_page(form, status, headers=None):
@@ -114,6 +107,25 @@ def _empty_login_form():
     return Markup(with_csrf_token(html))
 
 
+def check_own_password(user, password, event):
+    """A signed-in user's password typed again (re-authentication, password change), under the same
+    per-account lockout as the login form, so a session holder cannot guess it without limit. Returns
+    None when it matches, 0 when it does not, else the seconds the account is locked for; failures and
+    lockouts are audited as ``event`` with the login form's reason codes."""
+    wait = throttle.locked_for(user.username)
+    if wait:
+        audit.record(event, audit.FAILURE, target=user.username, actor=user.username, reason="locked_out")
+        return wait
+    if verify_password(user.password_hash, password):
+        throttle.record_success(user.username)
+        return None
+    audit.record(event, audit.FAILURE, target=user.username, actor=user.username, reason="bad_password")
+    locked = throttle.record_failure(user.username)
+    if locked:
+        audit.record("lockout", audit.FAILURE, target=user.username, actor="", detail=f"locked for {locked} s")
+    return 0
+
+
 @bp.route("/reauth", methods=["GET", "POST"])
 @login_required
 @throttle.limit_attempts
@@ -128,18 +140,15 @@ def reauth():
     provider = ProviderInstance.by_slug(provider_slug) if provider_slug else None
     can_use_password = user.has_password and user.password_login_allowed
     if can_use_password and form.validate_on_submit():
-        wait = throttle.locked_for(user.username)
+        wait = check_own_password(user, form.password.data, "reauth")
         if wait:
-            flash(_lockout_message(wait), "error")
-            return render_template("reauth.html", form=form, provider=provider, can_use_password=True), 429
-        if verify_password(user.password_hash, form.password.data):
-            throttle.record_success(user.username)
+            flash(throttle.lockout_message(wait), "error")
+            return render_template("reauth.html", form=form, provider=provider, can_use_password=True,
+                                   next=form.next.data), 429, {"Retry-After": str(wait)}
+        if wait is None:
             start_session(user, "password", commit=False)  # committed with its audit event
             audit.record("reauth", target=user.username, actor=user.username)
             return _landing(form.next.data)
-        audit.record("reauth", audit.FAILURE, target=user.username, actor=user.username, reason="bad_password")
-        if throttle.record_failure(user.username):
-            audit.record("lockout", audit.FAILURE, target=user.username, actor="")
         form.password.errors.append(_("This is not your password."))
     status = 400 if request.method == "POST" else 200
     return render_template("reauth.html", form=form, provider=provider, can_use_password=can_use_password,
@@ -155,6 +164,21 @@ def logout():
         end_session()
         audit.record("logout", target=username, actor=username)
         flash(_("You have been logged out."), "info")
+    return redirect(server_logout or url_for("auth.login"))
+
+
+@bp.route("/logout/everywhere", methods=["POST"])
+@login_required
+def logout_everywhere():
+    """End every session of the signed-in user, in every browser and device (a lost phone, a shared
+    computer), this one included."""
+    user = current_user._get_current_object()
+    username = user.username
+    server_logout = provider_logout_url(current_session_row())
+    end_user_sessions(user)
+    end_session()
+    audit.record("logout", target=username, actor=username, detail="everywhere")
+    flash(_("You have been logged out everywhere."), "info")
     return redirect(server_logout or url_for("auth.login"))
 
 

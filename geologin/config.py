@@ -6,6 +6,7 @@ its tooling prefers, while development works with no configuration at all.
 import json
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -129,6 +130,13 @@ def load_config(app, test_config=None):
         app.config.update(test_config)
     _normalise(app)
     _ensure_secret_key(app)
+    _match_cookie_to_session(app.config)
+
+
+def _match_cookie_to_session(config):
+    """The session cookie expires when the server ends the session (SESSION_ABSOLUTE_HOURS), not after
+    Flask's default 31 days, so no browser keeps a dead session's cookie around."""
+    config["PERMANENT_SESSION_LIFETIME"] = timedelta(hours=int(config["SESSION_ABSOLUTE_HOURS"]))
 
 
 DEVELOPMENT_INSTANCE_CONFIG = """\

@@ -7,6 +7,7 @@ import math
 import time
 
 from flask import current_app, request
+from flask_babel import ngettext
 from limits.storage import MemoryStorage
 
 from .extensions import limiter
@@ -90,9 +91,11 @@ def _client_ip():
 
 
 # One budget per client IP shared by every login entry point: the password form, the external-login
-# start and the callbacks (what the limit counts is attempts, so only those methods).
+# start and the callbacks (what the limit counts is attempts, so only those methods). HEAD runs a GET view
+# in full (a callback's code exchange and audit row included), so it counts as a GET.
 limit_attempts = limiter.shared_limit(login_rate_limit, scope="login", key_func=_client_ip, methods=["POST"])
-limit_callbacks = limiter.shared_limit(login_rate_limit, scope="login", key_func=_client_ip, methods=["GET"])
+limit_callbacks = limiter.shared_limit(login_rate_limit, scope="login", key_func=_client_ip,
+                                       methods=["GET", "HEAD"])
 
 
 def _key(prefix, username):
@@ -138,3 +141,20 @@ def record_failure(username):
 def record_success(username):
     _storage().clear(_key(_FAILURES, username))
     _storage().clear(_key(_LOCK, username))
+
+
+def unlock(username):
+    """Forget the account's failures and lift its lockout (an administrator's Unlock, a new password)."""
+    record_success(username)
+
+
+def process_local():
+    """True when lockouts live in this process's memory (no ``REDIS_URL``): another process, such as a
+    ``flask`` command, can neither see nor lift the server's lockouts."""
+    return isinstance(_storage(), MemoryStorage)
+
+
+def lockout_message(seconds):
+    minutes = max(1, -(-seconds // 60))
+    return ngettext("Too many failed attempts. Try again in %(num)d minute.",
+                    "Too many failed attempts. Try again in %(num)d minutes.", minutes)

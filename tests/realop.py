@@ -8,6 +8,7 @@ package (``make real-op-deps``) is missing.
     back = OPUser("alice", ALICE_PASSWORD).authorize(authorization_url)   # the redirect back to the client
     op.stop()
 """
+import contextlib
 import copy
 import json
 import os
@@ -99,6 +100,7 @@ class RealOP:
                 line = self.proc.stdout.readline()
                 if line.startswith(prefix):
                     self.issuer = line[len(prefix):].strip()
+                    self._forget_config()  # read at start; the client secrets need not outlive that
                     break
                 if line:
                     seen.append(line)
@@ -134,10 +136,13 @@ class RealOP:
         self.stderr.seek(0)
         return self.stderr.read().decode(errors="replace")
 
+    def _forget_config(self):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._config_file.name)
+
     def stop(self):
         stop_process(self.proc)
-        if os.path.exists(self._config_file.name):
-            os.unlink(self._config_file.name)
+        self._forget_config()
 
     def __enter__(self):
         return self

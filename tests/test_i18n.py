@@ -236,7 +236,7 @@ def test_first_run_setup_page_in_each_language(app, client, lang):
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_error_pages_in_each_language(app_factory, make_user, lang):
-    app = app_factory(TESTING=False, DEBUG=False, LOGIN_RATE_LIMIT="2 per minute")
+    app = app_factory(TESTING=False, DEBUG=False, ENV="development", LOGIN_RATE_LIMIT="2 per minute")
 
     @app.route("/boom")
     def boom():

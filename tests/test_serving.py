@@ -83,6 +83,9 @@ def test_make_demo_serves_two_fake_dhis2_servers_and_says_what_to_click(tmp_path
 def _run_demo(env):
     port = _free_port()
     env["PORT"] = str(port)
+    temp = Path(env["DEMO_INSTANCE"]).parent / "demo-tmp"
+    temp.mkdir()
+    env["TMPDIR"] = str(temp)  # the demo's temporary files land here, to be checked after it stops
     demo = subprocess.Popen([sys.executable, "scripts/demo.py"], cwd=ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
@@ -110,6 +113,9 @@ def _run_demo(env):
         demo.wait(timeout=15)
     with pytest.raises(OSError):  # geologin and the fake servers stopped with the demo
         urllib.request.urlopen(f"http://127.0.0.1:{port}/login", timeout=2)
+    from tests.realop import CLIENT_SECRET
+    left = [path for path in temp.rglob("*") if path.is_file() and CLIENT_SECRET in path.read_text(errors="replace")]
+    assert left == [], "the demo left a client secret behind in its temporary files"
 
 
 @pytest.mark.skipif(TEST_DB != "sqlite", reason="runs on a throwaway SQLite database")

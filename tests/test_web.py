@@ -16,7 +16,7 @@ def test_sec_33_csp_allows_no_inline_script(client):
 
 
 def test_sec_35_production_error_page_has_no_stack_trace(app_factory, tmp_path):
-    app = app_factory(TESTING=False, DEBUG=False)
+    app = app_factory(TESTING=False, DEBUG=False, ENV="development")  # plain-http PUBLIC_URL
 
     @app.route("/boom")
     def boom():

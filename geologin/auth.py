@@ -1,6 +1,6 @@
 """Logging in and out with a local password, and the first-run setup page."""
 
-from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
@@ -187,7 +187,7 @@ def logout_everywhere():
 def setup(token):
     """Create the first administrator through the one-time link printed on the console."""
     if firstrun.admin_exists():
-        abort(404)
+        return render_template("setup_missing.html", setup_done=True), 404
     if not firstrun.setup_token_valid(token):
         return render_template("setup_missing.html", bad_token=token is not None), 404 if token else 200
     form = SetupForm()

@@ -277,3 +277,24 @@ def test_admin_pages_not_cached(admin_client):
 def test_absurd_page_numbers_never_500(admin_client):
     for page in ["99999999999999999999999", "-5", "0", "abc"]:
         assert admin_client.get(f"/admin/users?page={page}").status_code == 200
+
+
+def _user_screen(app, admin_client, username):
+    from geologin.models import User
+    with app.app_context():
+        user_id = User.by_username(username).id
+    return admin_client.get(f"/admin/users/{user_id}").get_data(as_text=True)
+
+
+def test_reg_user_screen_says_what_password_login_really_allows(app, admin_client, make_user):
+    """"Password: none" beside a ticked "Password login allowed" read as a contradiction."""
+    make_user("nopass", password=None)
+    page = _user_screen(app, admin_client, "nopass")
+    assert "Not set: this user cannot log in with a password until one is set." in page
+    assert ">none<" not in page
+    make_user("external", password=None, password_login_allowed=False)
+    assert "None: this user logs in through identity providers only." in _user_screen(app, admin_client, "external")
+    make_user("withpass")
+    assert ">Set<" in _user_screen(app, admin_client, "withpass")
+    make_user("blocked", password_login_allowed=False)
+    assert "Set, but password login is not allowed for this user." in _user_screen(app, admin_client, "blocked")

@@ -95,3 +95,13 @@ def test_setup_notice_shows_the_command_as_code_in_every_language(client):
     html = client.get("/login").get_data(as_text=True)
     assert 'dir="rtl"' in html
     assert "<code>flask --app wsgi setup-link</code>" in html
+
+
+def test_reg_a_used_setup_link_says_setup_is_done_and_points_to_login(app, client, runner):
+    link = _issue_link(runner)
+    _fill(client, link)
+    page = app.test_client().get(link)
+    assert page.status_code == 404  # nothing to set up here any more
+    text = page.get_data(as_text=True)
+    assert "This setup link has already been used: an administrator exists." in text
+    assert 'href="/login"' in text

@@ -242,3 +242,165 @@ def test_sec_45_refused_endpoint_never_gets_the_code_or_secret_in_a_login(app, c
                 provider.complete_login(CallbackContext(params={"code": "c0de", "state": "s"},
                                                         redirect_uri=PUBLIC + "/cb", nonce="n", code_verifier="v" * 43))
             assert token.call_count == 0
+
+
+# -- items 13 and 16: Test connection identifies DHIS2 before it sends the secret ----------------------------
+class AnyWebServer:
+    """A web server on loopback that answers every request with a 200 HTML page (as geologin's own login
+    page, a proxy's default page or an intranet service would), recording what it was sent."""
+
+    def __init__(self):
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        seen = self.requests = []
+
+        class Handler(BaseHTTPRequestHandler):
+            def _answer(self):
+                length = int(self.headers.get("Content-Length") or 0)
+                seen.append((self.command, self.path, dict(self.headers), self.rfile.read(length)))
+                body = b"<!doctype html><title>Log in</title><p>Welcome"
+                self.send_response(200)
+                self.send_header("Content-Type", "text/html")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            do_GET = do_POST = _answer
+
+            def log_message(self, *args):
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def any_web_server():
+    server = AnyWebServer()
+    yield server
+    server.stop()
+
+
+def _checks(app, slug):
+    with app.test_request_context():
+        return instances.build_provider(instances.ProviderInstance.by_slug(slug)).test_connection()
+
+
+def _token_calls(server):
+    return [r for r in server.control("log", method="GET") if r["path"].endswith(("/token", "/oauth/token"))]
+
+
+NOT_DHIS2 = "This is not the address of a DHIS2 server: use the address you open DHIS2 at, without /dhis-web-... or /api/."
+
+
+@pytest.mark.parametrize("path", ["/dhis-web-dashboard/", "/api/", "/dhis-web-dashboard/index.html#/", "/uaa/"])
+def test_reg_dhis2_path_in_the_address_is_refused_and_corrected(app, oidc, path):
+    register(app, oidc, "moh")
+    with app.app_context():
+        instance = instances.ProviderInstance.by_slug("moh")
+        instances.update_instance(instance, settings={"base_url": oidc.url + path.split("#")[0]}, actor="t")
+    checks = _checks(app, "moh")
+    assert [c.ok for c in checks] == [False]
+    assert checks[0].name == "Server reachable"
+    assert checks[0].message == f"{NOT_DHIS2} DHIS2 answers at {oidc.url}/: use that address."
+    assert not _token_calls(oidc)  # the client secret was not sent
+
+
+def test_reg_2_42_behind_a_wrong_path_is_not_called_legacy(app, oidc):
+    register(app, oidc, "moh")
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("moh"),
+                                  settings={"base_url": oidc.url + "/dhis/"}, actor="t")
+    checks = _checks(app, "moh")
+    assert [c.ok for c in checks] == [False] and checks[0].message == NOT_DHIS2
+    assert "legacy" not in " ".join(c.message for c in checks)
+
+
+def test_sec_13_test_connection_sends_no_secret_to_a_server_that_is_not_dhis2(app, any_web_server):
+    register(app, any_web_server, "moh")
+    checks = _checks(app, "moh")
+    assert [c.ok for c in checks] == [False] and checks[0].message == NOT_DHIS2
+    assert {method for method, *_ in any_web_server.requests} == {"GET"}
+    assert all("Authorization" not in headers and SECRET.encode() not in body
+               for _, _, headers, body in any_web_server.requests)
+
+
+@pytest.mark.parametrize("server,expected", [("legacy", ["DHIS2 answers at", "legacy (/uaa)"]),
+                                             ("oidc", ["DHIS2 2.42.5 answers at", "2.42+ (OpenID Connect)"])])
+def test_reg_dhis2_is_identified_positively(app, request, server, expected):
+    fake = request.getfixturevalue(server)
+    register(app, fake, "moh")
+    checks = _checks(app, "moh")
+    assert [c.ok for c in checks] == [True, True, True], checks
+    assert [m in c.message for m, c in zip(expected, checks)] == [True, True]
+    assert [r["path"] for r in fake.control("log", method="GET")
+            if r["path"].endswith("/api/system/ping")], "identified by api/system/ping"
+
+
+# -- item 16: a provider whose connection test never passed is created disabled ---------------------------
+def _admin(app):
+    from geologin import users
+    from tests.conftest import STRONG_PASSWORD
+
+    with app.app_context():
+        users.create_user("root", password=STRONG_PASSWORD, is_admin=True, actor="test")
+    client = app.test_client()
+    assert AuthActions(client).login("root").status_code == 302
+    return client
+
+
+def _new_form(base_url, **changes):
+    return {"slug": "moh", "label": "MoH", "enabled": "y", "setting_base_url": base_url,
+            "setting_client_id": "geologin", "setting_client_secret": SECRET, "setting_generation": "auto",
+            "setting_redirect_uri": "", **changes}
+
+
+def _enabled(app, slug="moh"):
+    with app.app_context():
+        return instances.ProviderInstance.by_slug(slug).enabled
+
+
+def test_reg_admin_creates_a_provider_disabled_until_its_test_passes(app, legacy, any_web_server):
+    from tests.conftest import post_form
+
+    client = _admin(app)
+    response = post_form(client, "/admin/providers/new?type=dhis2", _new_form(any_web_server.url + "/dhis-web-dashboard/"))
+    assert response.status_code == 302 and not _enabled(app)
+    page = client.get(response.headers["Location"]).get_data(as_text=True)
+    assert "created disabled because the connection test did not pass" in page
+    assert "This is not the address of a DHIS2 server" in page and "enable it with Edit" in page
+    assert all("Authorization" not in headers for _, _, headers, _ in any_web_server.requests)
+
+    response = post_form(client, "/admin/providers/new?type=dhis2", _new_form(legacy.url + "/", slug="ok"))
+    assert _enabled(app, "ok")
+    assert "The connection test passed" in client.get(response.headers["Location"]).get_data(as_text=True)
+
+    post_form(client, "/admin/providers/new?type=dhis2",
+              _new_form(any_web_server.url + "/", slug="forced", enable_untested="y"))
+    assert _enabled(app, "forced")
+    post_form(client, "/admin/providers/new?type=dhis2", _new_form(legacy.url + "/", slug="off", enabled=None))
+    assert not _enabled(app, "off")
+
+
+def test_reg_cli_creates_a_provider_disabled_until_its_test_passes(app, legacy, any_web_server):
+    cli = app.test_cli_runner()
+
+    def add(slug, url, *extra):
+        return cli.invoke(args=["providers", "add", "dhis2", "--slug", slug, "--label", slug, "--base-url", url,
+                                "--client-secret-stdin", *extra], input=f"{SECRET}\n")
+
+    failed = add("moh", any_web_server.url + "/api/")
+    assert failed.exit_code == 0 and not _enabled(app, "moh")
+    assert "FAILED  Server reachable: This is not the address of a DHIS2 server" in failed.output
+    assert "moh was created disabled because the connection test did not pass" in failed.output
+    assert "`providers enable moh`" in failed.output
+    passed = add("ok", legacy.url + "/")
+    assert "The connection test passed: ok is enabled." in passed.output and _enabled(app, "ok")
+    forced = add("forced", any_web_server.url + "/", "--enabled")
+    assert forced.exit_code == 0 and _enabled(app, "forced") and "FAILED" not in forced.output
+    assert add("both", legacy.url + "/", "--enabled", "--disabled").exit_code == 2

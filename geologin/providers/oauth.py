@@ -59,7 +59,9 @@ class OAuth2Provider(Provider):
         if bad:
             raise SettingsError({ENDPOINT_HOSTS.name: _l("Enter host names only, such as oauth2.googleapis.com "
                                                          "(not %(value)s).", value=bad[0][:100])})
-        cleaned[ENDPOINT_HOSTS.name] = " ".join(dict.fromkeys(hosts)) or None
+        cleaned.pop(ENDPOINT_HOSTS.name, None)
+        if hosts:  # stored only when set, so plugins' own settings read as before
+            cleaned[ENDPOINT_HOSTS.name] = " ".join(dict.fromkeys(hosts))
         return cleaned
 
     # -- what subclasses provide ------------------------------------------------------------------
@@ -319,7 +321,8 @@ class OAuth2Provider(Provider):
         wrong ones -> 401 or invalid_client."""
         name = _l("Client credentials")
         try:
-            response = self.http.post(self.endpoints()["token_endpoint"],
+            token_endpoint = self.endpoints()["token_endpoint"]
+            response = self.http.post(token_endpoint,
                                       data={"grant_type": "authorization_code", "code": "geologin-probe",
                                             "redirect_uri": self.redirect_uri() or "", "client_id": self.client_id()},
                                       headers={"Authorization": self.basic_auth_header(),
@@ -335,6 +338,9 @@ class OAuth2Provider(Provider):
                                          server=server_name, status=response.status_code))
         if response.status_code == 400 and error == "invalid_grant":
             return Check(name, True, _l("%(server)s accepts the client ID and secret.", server=server_name))
+        if response.status_code in (404, 405):
+            return Check(name, False, _l("There is no token endpoint at %(url)s (HTTP %(status)s): check the "
+                                         "server's address.", url=token_endpoint, status=response.status_code))
         return Check(name, False, _l("Unexpected answer from the token endpoint: HTTP %(status)s %(error)s",
                                      status=response.status_code, error=error or ""))
 

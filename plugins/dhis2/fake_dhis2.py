@@ -884,6 +884,12 @@ def api_system_info():
                           "dateFormat": "yyyy-mm-dd", "systemName": "DHIS 2 (fake)"})
 
 
+@dhis.route("/api/system/ping")
+def api_system_ping():
+    """Every version answers without a login, as DHIS2's SystemController does: the text "pong"."""
+    return Response("pong", 200, {"Content-Type": "text/plain;charset=UTF-8", "Cache-Control": "no-store"})
+
+
 @dhis.route("/api/loginConfig")
 @locked
 def api_login_config():

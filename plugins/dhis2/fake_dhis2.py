@@ -76,6 +76,8 @@ Choices where the reference page is silent (from the Spring sources DHIS2 uses):
   the deny path and forgets the consent; ``localhost`` redirect URIs are refused (only loopback
   IP literals get the any-port rule); a ``code_verifier`` without a ``code_challenge`` is
   refused; a replayed code revokes the tokens it produced;
+* ``/api/system/ping`` answers the text "pong" without a login (every version, as DHIS2's
+  SystemController); ``/api/loginConfig`` (2.41+) needs no login; ``/api/system/info`` does;
 * the HTML login page (every version) posts j_username/j_password to
   ``/dhis-web-commons-security/login.action``; ``/api/auth/login`` (JSON) exists on 2.41+.
 """

@@ -60,7 +60,9 @@ class _CappedAdapter(HTTPAdapter):
                 if left <= 0:
                     raise _late(host)
                 sock.settimeout(left if read_timeout is None else min(read_timeout, left))
-            chunk = raw.read1(64 * 1024, decode_content=True)
+            # read1 returns what has arrived (read would wait for the whole chunk, byte by dripped byte).
+            read = raw.read1 if sock is not None else raw.read
+            chunk = read(64 * 1024, decode_content=True)
             if not chunk:
                 return bytes(body)
             body += chunk

@@ -46,6 +46,12 @@ class ProviderEditForm(Form):
 
 
 class ProviderCreateForm(ProviderEditForm):
+    enabled = BooleanField(_l("Enabled"), default=True,
+                           description=_l("Enabled once geologin has tested the connection and it passed; until "
+                                          "then it is created disabled."))
+    enable_untested = BooleanField(_l("Enable it even if the connection test does not pass"), default=False,
+                                   description=_l("For a server geologin cannot reach yet. Users are offered it at "
+                                                  "once, so make sure the address and secret are right."))
     slug = StringField(_l("Slug"), validators=[MarkRequired()], filters=[_strip],
                        description=_l("Part of the redirect URI; cannot be changed later. Lowercase letters, "
                                       "digits and dashes, e.g. moh-dhis2."),
@@ -134,7 +140,7 @@ def new():
         try:
             instance = instances.create_instance(
                 type_name, slug=form.slug.data, label=form.label.data, description=form.description.data,
-                settings=plain, secrets=secrets, enabled=form.enabled.data,
+                settings=plain, secrets=secrets, enabled=form.enabled.data and form.enable_untested.data,
                 allow_all_users=form.allow_all_users.data, actor=_actor())
         except instances.InstanceError as error:
             db.session.rollback()
@@ -142,6 +148,8 @@ def new():
         else:
             flash(_("Identity provider %(label)s created. Now register geologin at the server as shown here.",
                     label=instance.label), "info")
+            if form.enabled.data and not form.enable_untested.data:
+                _enable_if_tested(instance)
             return redirect(url_for("admin.providers.setup", slug=instance.slug))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/providers_form.html", form=form, plugin=cls, instance=None,
@@ -259,16 +267,35 @@ def _run_checks(provider):
     return checks or [Check(_("Connection test"), False, _("This plugin has no connection test."))]
 
 
+def _enable_if_tested(instance):
+    """Item 16: a new provider is offered to users only once its connection test passed; otherwise it stays
+    disabled and the flash says why and how to enable it."""
+    checks = _run_checks(instances.build_provider(instance))
+    ok = all(check.ok for check in checks)
+    _audit_test(instance, checks, ok)
+    if ok:
+        instances.update_instance(instance, enabled=True, actor=_actor())
+        flash(_("The connection test passed, so %(label)s is enabled.", label=instance.label), "info")
+        return
+    failed = "; ".join(f"{check.name}: {check.message}" for check in checks if not check.ok)
+    flash(_("%(label)s was created disabled because the connection test did not pass (%(failed)s). Fix the "
+            "settings and run Test connection, then enable it with Edit.", label=instance.label, failed=failed[:600]),
+          "error")
+
+
+def _audit_test(instance, checks, ok):
+    audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=instance.slug,
+                 provider=instance.slug, actor=_actor(),
+                 detail="; ".join(f"{check.name}: {'ok' if check.ok else 'failed'}" for check in checks))
+
+
 @bp.route("/<slug>/test", methods=["POST"])
 def test(slug):
     instance = _instance_or_404(slug)
     if instances.plugins().get(instance.type) is None:
         return _setup_page(instance)
     checks = _run_checks(instances.build_provider(instance))
-    ok = all(check.ok for check in checks)
-    audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=instance.slug,
-                 provider=instance.slug, actor=_actor(),
-                 detail="; ".join(f"{check.name}: {'ok' if check.ok else 'failed'}" for check in checks))
+    _audit_test(instance, checks, all(check.ok for check in checks))
     return _setup_page(instance, checks=checks)
 
 

@@ -114,7 +114,9 @@ def _add_command(type_name, cls):
                     **{s.name: _option_name(s) for s in cls.settings}}
 
     @with_appcontext
-    def add(slug, label, description, disabled, allow_all_users, **values):
+    def add(slug, label, description, disabled, enabled, allow_all_users, **values):
+        if disabled and enabled:
+            raise click.UsageError("--enabled and --disabled cannot be combined.")
         secret_flags = [s for s in cls.settings if s.secret and values.get(s.name)]
         if len(secret_flags) > 1:
             raise click.UsageError("Only one secret can be read from standard input per call: "
@@ -123,17 +125,22 @@ def _add_command(type_name, cls):
         secrets = {s.name: _read_secret_stdin(s.name) for s in secret_flags}
         settings = {s.name: values[s.name] for s in cls.settings if not s.secret and values.get(s.name) is not None}
         instance = _service(instances.create_instance, type_name, slug=slug, label=label,
-                            description=description, settings=settings, secrets=secrets, enabled=not disabled,
+                            description=description, settings=settings, secrets=secrets, enabled=enabled,
                             allow_all_users=allow_all_users, actor=CLI_ACTOR, names=option_names)
         click.echo(f"Created {type_name} provider {instance.slug}"
-                   f"{'' if instance.enabled else ' (disabled)'}. Register this redirect URI at the server: "
-                   f"{instances.build_provider(instance).redirect_uri() or '(set PUBLIC_URL first)'}")
+                   f"{'' if instance.enabled or not disabled else ' (disabled)'}. Register this redirect URI at the "
+                   f"server: {instances.build_provider(instance).redirect_uri() or '(set PUBLIC_URL first)'}")
+        if not disabled and not enabled:
+            _enable_if_tested(instance)
 
     params = [
         click.Option(["--slug"], required=True, help="Short name used in URLs, e.g. moh-dhis2 (cannot change)."),
         click.Option(["--label"], required=True, help="What users see on the login page."),
         click.Option(["--description"], default="", help="A note for administrators."),
         click.Option(["--disabled"], is_flag=True, help="Create it disabled (not offered on the login page)."),
+        click.Option(["--enabled"], is_flag=True,
+                     help="Create it enabled without testing the connection (by default it is tested first and "
+                          "created disabled unless the test passes)."),
         click.Option(["--allow-all-users"], is_flag=True,
                      help="Every active user may log in through it (default: only users allowed one by one)."),
         *setting_options(cls.settings),
@@ -295,6 +302,25 @@ def _run_checks(instance):
     except LoginFailure as failure:
         checks = [Check("Connection test", False, failure.detail or type(failure).__name__)]
     return checks
+
+
+def _enable_if_tested(instance):
+    """Item 16: test the new provider's connection; enable it only when every check passed, else say why it
+    stays disabled and how to enable it."""
+    checks = _run_checks(instance)
+    ok = bool(checks) and all(check.ok for check in checks)
+    audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=instance.slug,
+                 provider=instance.slug, actor=CLI_ACTOR,
+                 detail="; ".join(f"{check.name}: {'ok' if check.ok else 'failed'}" for check in checks))
+    for check in checks:
+        click.echo(f"{'ok' if check.ok else 'FAILED':<6}  {check.name}: {check.message}")
+    if ok:
+        _service(instances.update_instance, instance, enabled=True, actor=CLI_ACTOR)
+        click.echo(f"The connection test passed: {instance.slug} is enabled.")
+    else:
+        click.echo(f"{instance.slug} was created disabled because the connection test did not pass. Fix its settings "
+                   f"(`providers edit {instance.slug}`), check with `providers test {instance.slug}`, then "
+                   f"`providers enable {instance.slug}`.")
 
 
 @providers_cli.command("test")

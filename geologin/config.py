@@ -44,8 +44,12 @@ DEFAULTS = {
     "LOGIN_TRANSACTION_MINUTES": 10,
     "HTTP_CONNECT_TIMEOUT": 5,
     "HTTP_READ_TIMEOUT": 10,
+    "HTTP_TOTAL_TIMEOUT": 15,  # seconds one outbound call may take in all, however the server drips its answer
     "HTTP_MAX_RESPONSE_BYTES": 1024 * 1024,
-    "HTTP_MAX_CONCURRENT_PER_SERVER": 8,  # calls in flight to one identity server
+    # Calls in flight to one identity server, per process; None -> one less than WORKER_THREADS, so a stalled
+    # server always leaves a thread for everyone else (a larger value is lowered to that too).
+    "HTTP_MAX_CONCURRENT_PER_SERVER": None,
+    "WORKER_THREADS": None,  # threads per process; gunicorn.conf.py sets it; None -> gunicorn's default 4
     "HTTP_QUEUE_TIMEOUT": 1.0,  # seconds to wait for a free slot before "server unavailable"
     "DEFAULT_LOCALE": "en",  # when neither the user, the cookie nor the browser names a language we have
     "TIMEZONE": "UTC",  # IANA zone the screens show times in; stored times, CSV and JSON stay UTC

@@ -8,9 +8,12 @@ bind = os.environ.get("GEOLOGIN_BIND", "127.0.0.1:" + os.environ.get("PORT", "80
 worker_class = "gthread"
 workers = int(os.environ.get("GEOLOGIN_WORKERS", min(multiprocessing.cpu_count() * 2 + 1, 8)))
 threads = int(os.environ.get("GEOLOGIN_THREADS", 4))
-# Longer than the outbound calls (connect 5 s + read 10 s, twice in a login) so a slow identity server
-# ends in a "server unavailable" page, not a killed worker.
-timeout = int(os.environ.get("GEOLOGIN_WORKER_TIMEOUT", 60))
+# The app keeps calls in flight to one identity server below this (HTTP_MAX_CONCURRENT_PER_SERVER), so a
+# stalled server always leaves a thread free; the workers inherit the variable.
+os.environ["GEOLOGIN_WORKER_THREADS"] = str(threads)
+# Longer than the outbound calls (each ends within HTTP_TOTAL_TIMEOUT, 15 s; a login makes up to four), so
+# a slow identity server ends in a "server unavailable" page, not a killed worker.
+timeout = int(os.environ.get("GEOLOGIN_WORKER_TIMEOUT", 90))
 graceful_timeout = 30
 keepalive = 5
 # geologin logs one line per request itself (path only, never the query string with codes and state).

@@ -14,7 +14,7 @@ from .encryption import decrypt, encrypt, reencrypt
 from .extensions import db
 from .models import CacheVersion, ExternalIdentity, ProviderInstance, User, UserProviderPermission
 from .providers.base import InstanceView, SettingsContext, SettingsError
-from .providers.http import HttpClient
+from .providers.http import HttpClient, per_server_cap
 from .sessions import end_sessions_via_provider, end_user_sessions_via
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
@@ -323,8 +323,9 @@ def build_provider(instance):
                    post_logout_redirect_uri=post_logout_url())
     provider.http = HttpClient(provider.allowed_hosts(), connect_timeout=config["HTTP_CONNECT_TIMEOUT"],
                                read_timeout=config["HTTP_READ_TIMEOUT"],
+                               total_timeout=config["HTTP_TOTAL_TIMEOUT"],
                                max_bytes=config["HTTP_MAX_RESPONSE_BYTES"],
-                               max_concurrent=config["HTTP_MAX_CONCURRENT_PER_SERVER"],
+                               max_concurrent=per_server_cap(config),
                                queue_timeout=config["HTTP_QUEUE_TIMEOUT"])
     return provider
 

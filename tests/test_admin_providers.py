@@ -18,7 +18,8 @@ NEW_SECRET = "Yp7-another-secret-value-9876543210zy"
 def _form(**changes):
     data = {"slug": "moh", "label": "Ministry of Health DHIS2", "description": "National server",
             "enabled": "y", "setting_base_url": "https://dhis2.example.org", "setting_client_id": "geologin",
-            "setting_client_secret": SECRET, "setting_generation": "auto", "setting_redirect_uri": ""}
+            "setting_client_secret": SECRET, "setting_generation": "auto", "setting_redirect_uri": "",
+            "enable_untested": "y"}  # no DHIS2 answers at dhis2.example.org: enable explicitly
     data.update(changes)
     return {k: v for k, v in data.items() if v is not None}
 

@@ -1,7 +1,9 @@
-"""The outbound HTTP client every plugin uses: connect and read timeouts, a response size cap, no
-redirects, only the instance's own hosts, pooled connections. Failures become LoginFailure subclasses."""
+"""The outbound HTTP client every plugin uses: connect and read timeouts, an overall deadline per call, a
+response size cap, no redirects, only the instance's own hosts, a per-server cap on calls in flight, pooled
+connections. Failures become LoginFailure subclasses."""
 import json
 import threading
+import time
 from http.cookiejar import DefaultCookiePolicy
 from urllib.parse import urlsplit
 
@@ -31,24 +33,53 @@ class _CappedAdapter(HTTPAdapter):
             response.close()
             raise ResponseTooLarge(f"response of {declared} bytes from {host} is over the {self.max_bytes}-byte limit")
         try:
-            body = response.raw.read(self.max_bytes + 1, decode_content=True)
+            body = self._read_body(response.raw, host)
         except urllib3.exceptions.DecodeError:
             raise ProviderError(f"{host} sent a body that does not match its Content-Encoding") from None
         except urllib3.exceptions.ReadTimeoutError:
-            raise ProviderUnavailable(f"{host} stopped sending its answer") from None
+            raise _late(host) or ProviderUnavailable(f"{host} stopped sending its answer") from None
         except (urllib3.exceptions.HTTPError, OSError) as error:
             raise ProviderUnavailable(f"{host} broke off its answer: {type(error).__name__}") from None
         finally:
             response.close()
-        if len(body) > self.max_bytes:
-            raise ResponseTooLarge(f"response from {urlsplit(request.url).netloc} is over the "
-                                   f"{self.max_bytes}-byte limit")
         response._content = body
         response._content_consumed = True
         return response
 
+    def _read_body(self, raw, host):
+        """The body, read as it arrives, with each wait cut to what is left of the call's deadline: a server
+        dripping a byte at a time, each within the read timeout, cannot hold the call past the deadline."""
+        connection = getattr(raw, "connection", None)
+        sock = getattr(connection, "sock", None)
+        read_timeout = sock.gettimeout() if sock is not None else None
+        body = bytearray()
+        while True:
+            deadline = getattr(_local, "deadline", None)
+            if deadline is not None and sock is not None:
+                left = deadline[0] - time.monotonic()
+                if left <= 0:
+                    raise _late(host)
+                sock.settimeout(left if read_timeout is None else min(read_timeout, left))
+            # read1 returns what has arrived (read would wait for the whole chunk, byte by dripped byte).
+            read = raw.read1 if sock is not None else raw.read
+            chunk = read(64 * 1024, decode_content=True)
+            if not chunk:
+                return bytes(body)
+            body += chunk
+            if len(body) > self.max_bytes:
+                raise ResponseTooLarge(f"response from {host} is over the {self.max_bytes}-byte limit")
 
-_local = threading.local()
+
+def _late(host):
+    """The error for a call past its overall deadline, or None while there is time left."""
+    deadline = getattr(_local, "deadline", None)
+    if deadline is None or time.monotonic() < deadline[0]:
+        return None
+    return ProviderUnavailable(f"{host} did not finish its answer within {deadline[1]:g} s")
+
+
+DEFAULT_WORKER_THREADS = 4  # gunicorn.conf.py's default
+_local = threading.local()  # per thread: the pooled sessions, and the deadline of the call in progress
 _gates = {}
 _gates_lock = threading.Lock()
 
@@ -59,6 +90,15 @@ def _gate(host, limit):
         if (host, limit) not in _gates:
             _gates[(host, limit)] = threading.BoundedSemaphore(limit)
         return _gates[(host, limit)]
+
+
+def per_server_cap(config):
+    """Calls in flight to one server per process: below the worker's threads, so a stalled server never
+    holds them all (a cap at or above the thread count would never engage)."""
+    threads = int(config.get("WORKER_THREADS") or DEFAULT_WORKER_THREADS)
+    ceiling = max(1, threads - 1)
+    wanted = config.get("HTTP_MAX_CONCURRENT_PER_SERVER")
+    return ceiling if not wanted else max(1, min(int(wanted), ceiling))
 
 
 def _session(max_bytes):
@@ -82,10 +122,11 @@ def _session(max_bytes):
 class HttpClient:
     """Calls to one instance's server. Never follows redirects and never retries (a code is used once)."""
 
-    def __init__(self, allowed_hosts, *, connect_timeout=5, read_timeout=10, max_bytes=1024 * 1024,
-                 verify=True, max_concurrent=8, queue_timeout=1.0):
+    def __init__(self, allowed_hosts, *, connect_timeout=5, read_timeout=10, total_timeout=15,
+                 max_bytes=1024 * 1024, verify=True, max_concurrent=3, queue_timeout=1.0):
         self.allowed_hosts = {h.lower() for h in allowed_hosts}
         self.timeout = (connect_timeout, read_timeout)
+        self.total_timeout = total_timeout
         self.max_bytes = max_bytes
         self.verify = verify
         self.max_concurrent = max_concurrent
@@ -102,9 +143,11 @@ class HttpClient:
         kwargs.setdefault("timeout", self.timeout)
         kwargs.setdefault("verify", self.verify)
         kwargs["allow_redirects"] = False
+        started = time.monotonic()
         gate = _gate(host, self.max_concurrent)
         if not gate.acquire(timeout=self.queue_timeout):
             raise ProviderUnavailable(f"{host} is busy: {self.max_concurrent} requests to it are already waiting")
+        _local.deadline = (started + self.total_timeout, self.total_timeout) if self.total_timeout else None
         try:
             response = _session(self.max_bytes).request(method, url, **kwargs)
         except ResponseTooLarge:
@@ -112,12 +155,13 @@ class HttpClient:
         except requests.exceptions.SSLError as error:
             raise ProviderUnavailable(f"TLS error talking to {host}: {type(error).__name__}") from None
         except requests.exceptions.Timeout:
-            raise ProviderUnavailable(f"{host} did not answer within {self.timeout[1]} s") from None
+            raise _late(host) or ProviderUnavailable(f"{host} did not answer within {self.timeout[1]} s") from None
         except requests.exceptions.ConnectionError:
             raise ProviderUnavailable(f"cannot connect to {host}") from None
         except requests.exceptions.RequestException as error:
             raise ProviderUnavailable(f"request to {host} failed: {type(error).__name__}") from None
         finally:
+            _local.deadline = None
             gate.release()
         if response.status_code >= 500:
             raise ProviderUnavailable(f"{host} answered HTTP {response.status_code}")

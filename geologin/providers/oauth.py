@@ -2,9 +2,10 @@
 response checks (error, code, RFC 9207 ``iss``), the code exchange, discovery, and id_token validation.
 A plugin says where its endpoints are and maps the result to an Identity; the security lives here."""
 import base64
+import ipaddress
 import re
 import time
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from authlib.common.urls import add_params_to_uri
 from authlib.oauth2.rfc7636 import create_s256_code_challenge  # noqa: F401  (re-exported for plugins)
@@ -15,7 +16,8 @@ from joserfc.jwk import KeySet
 
 from flask_babel import lazy_gettext as _l
 
-from .base import ACCESS_DENIED, Check, LoginFailure, Provider, ProviderError, ProviderUnavailable
+from .base import (ACCESS_DENIED, Check, LoginFailure, Provider, ProviderError, ProviderUnavailable, Setting,
+                   SettingsError)
 from .http import json_object
 
 # Asymmetric algorithms only: an HS256 token "signed" with the server's public key must never verify.
@@ -23,8 +25,16 @@ ACCESS_TOKEN = re.compile(r"[\x21-\x7e]{1,8192}")  # visible ASCII (RFC 6750's b
 SIGNING_ALGORITHMS = ("RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA")
 ID_TOKEN_LEEWAY_SECONDS = 60
 METADATA_TTL_SECONDS = 600
+# A failed discovery is remembered this long, so each click on the login button does not fetch it again.
+METADATA_FAILURE_TTL_SECONDS = 30
 ENDPOINT_KEYS = ("authorization_endpoint", "token_endpoint", "jwks_uri", "userinfo_endpoint", "end_session_endpoint")
 JWKS_REFETCH_INTERVAL_SECONDS = 60
+HOST_NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*(:[0-9]{1,5})?")
+DEFAULT_PORTS = {"https": 443, "http": 80}
+ENDPOINT_HOSTS = Setting(
+    "endpoint_hosts", _l("Other hosts of the server"),
+    help=_l("Only when the server's discovery document names endpoints on other hosts than its issuer, e.g. "
+            "oauth2.googleapis.com www.googleapis.com for Google. Separated by spaces; leave empty otherwise."))
 
 
 class OAuth2Provider(Provider):
@@ -34,6 +44,25 @@ class OAuth2Provider(Provider):
     ``client_id()``, ``client_secret()`` and ``identity_from(tokens, claims)``."""
 
     token_auth_method = "client_secret_basic"  # or "client_secret_post"
+
+    def __init_subclass__(cls, **kwargs):
+        # Every OAuth plugin gets the "other hosts" setting, since the discovery checks live here.
+        super().__init_subclass__(**kwargs)
+        if ENDPOINT_HOSTS.name not in {s.name for s in cls.settings}:
+            cls.settings = (*cls.settings, ENDPOINT_HOSTS)
+
+    @classmethod
+    def clean_settings(cls, values, context):
+        cleaned = super().clean_settings(values, context)
+        hosts = (cleaned.get(ENDPOINT_HOSTS.name) or "").replace(",", " ").lower().split()
+        bad = [host for host in hosts if not HOST_NAME.fullmatch(host)]
+        if bad:
+            raise SettingsError({ENDPOINT_HOSTS.name: _l("Enter host names only, such as oauth2.googleapis.com "
+                                                         "(not %(value)s).", value=bad[0][:100])})
+        cleaned.pop(ENDPOINT_HOSTS.name, None)
+        if hosts:  # stored only when set, so plugins' own settings read as before
+            cleaned[ENDPOINT_HOSTS.name] = " ".join(dict.fromkeys(hosts))
+        return cleaned
 
     # -- what subclasses provide ------------------------------------------------------------------
     def endpoints(self):
@@ -148,11 +177,31 @@ class OAuth2Provider(Provider):
         raise NotImplementedError
 
     def metadata(self):
-        """Discovery document, cached; refused unless its ``issuer`` is exactly an expected one."""
+        """Discovery document, cached; refused unless its ``issuer`` is exactly an expected one and every
+        endpoint it names is one geologin may call (item 45). A failure is remembered briefly too."""
         cached = self.cache.get("metadata")
         if cached and cached[0] > time.monotonic():
             self._trust_endpoints(cached[1])
             return cached[1]
+        failed = self.cache.get("metadata_failure")
+        if failed and failed[0] > time.monotonic():
+            raise _copy_failure(failed[1])
+        try:
+            metadata = self._fetch_metadata()
+        except LoginFailure as failure:
+            self.cache["metadata_failure"] = (time.monotonic() + METADATA_FAILURE_TTL_SECONDS, failure)
+            raise
+        self.cache.pop("metadata_failure", None)
+        self.cache["metadata"] = (time.monotonic() + METADATA_TTL_SECONDS, metadata)
+        self._trust_endpoints(metadata)
+        return metadata
+
+    def forget_metadata(self):
+        """Drop the cached discovery result, good or bad (Test connection always asks the server again)."""
+        self.cache.pop("metadata", None)
+        self.cache.pop("metadata_failure", None)
+
+    def _fetch_metadata(self):
         response = self.http.get(self.discovery_url(), headers={"Accept": "application/json"})
         if response.status_code != 200:
             error = ProviderError(f"discovery document answered HTTP {response.status_code}")
@@ -165,13 +214,42 @@ class OAuth2Provider(Provider):
         for key in ("authorization_endpoint", "token_endpoint", "jwks_uri"):
             if not isinstance(metadata.get(key), str):
                 raise ProviderError(f"discovery document lacks {key}")
-        self.cache["metadata"] = (time.monotonic() + METADATA_TTL_SECONDS, metadata)
-        self._trust_endpoints(metadata)
+        for key in ENDPOINT_KEYS:
+            if metadata.get(key) is not None:
+                problem = self.endpoint_problem(metadata["issuer"], metadata[key])
+                if problem:
+                    raise ProviderError(f"discovery document's {key} refused: {problem}")
         return metadata
 
+    def extra_endpoint_hosts(self):
+        """Hosts besides the issuer's that the admin allowed the discovery document to name."""
+        return {_host_key(f"https://{host}") for host in (self.setting(ENDPOINT_HOSTS.name) or "").split()}
+
+    def endpoint_problem(self, issuer, endpoint):
+        """Why geologin must not call (or send a browser to) ``endpoint`` named by ``issuer``'s discovery
+        document, or None: not https outside development, another host than the issuer's unless the admin
+        allowed it, or a private address when the issuer is public."""
+        if not isinstance(endpoint, str) or not endpoint:
+            return "not a URL"
+        parts = urlsplit(endpoint)
+        if parts.scheme not in DEFAULT_PORTS or not parts.hostname:
+            return f"{endpoint[:200]!r} is not an http(s) URL"
+        if parts.scheme != "https" and not self.allow_insecure_http:
+            return f"{endpoint[:200]!r} is not https"
+        if parts.username is not None or parts.password is not None or parts.fragment:
+            return f"{endpoint[:200]!r} carries credentials or a fragment"
+        host = _host_key(endpoint)
+        if host != _host_key(issuer) and host not in self.extra_endpoint_hosts():
+            return (f"{host[0]} is not the issuer's host and is not among the server's other hosts "
+                    f"({ENDPOINT_HOSTS.name})")
+        if _private_address(parts.hostname) and not _private_address(urlsplit(issuer).hostname or "") \
+                and not self.allow_insecure_http:
+            return f"{parts.hostname} is a private address but the issuer is not"
+        return None
+
     def _trust_endpoints(self, metadata):
-        # A document whose issuer is exactly the configured one speaks for the server: its endpoints
-        # (some servers keep tokens or keys on another host) are the server's own (item 45).
+        # Endpoints of a document whose issuer is exactly the configured one, each checked by
+        # endpoint_problem, are the server's own (item 45).
         self.http.allow(*(metadata.get(key) for key in ENDPOINT_KEYS))
 
     def jwks(self, force=False):
@@ -243,7 +321,8 @@ class OAuth2Provider(Provider):
         wrong ones -> 401 or invalid_client."""
         name = _l("Client credentials")
         try:
-            response = self.http.post(self.endpoints()["token_endpoint"],
+            token_endpoint = self.endpoints()["token_endpoint"]
+            response = self.http.post(token_endpoint,
                                       data={"grant_type": "authorization_code", "code": "geologin-probe",
                                             "redirect_uri": self.redirect_uri() or "", "client_id": self.client_id()},
                                       headers={"Authorization": self.basic_auth_header(),
@@ -259,6 +338,9 @@ class OAuth2Provider(Provider):
                                          server=server_name, status=response.status_code))
         if response.status_code == 400 and error == "invalid_grant":
             return Check(name, True, _l("%(server)s accepts the client ID and secret.", server=server_name))
+        if response.status_code in (404, 405):
+            return Check(name, False, _l("There is no token endpoint at %(url)s (HTTP %(status)s): check the "
+                                         "server's address.", url=token_endpoint, status=response.status_code))
         return Check(name, False, _l("Unexpected answer from the token endpoint: HTTP %(status)s %(error)s",
                                      status=response.status_code, error=error or ""))
 
@@ -275,6 +357,34 @@ class OAuth2Provider(Provider):
         if id_token_claims is not None and info.get("sub") != id_token_claims.get("sub"):
             raise ProviderError("userinfo sub differs from the id_token sub")
         return info
+
+
+def _host_key(url):
+    """(host, port) of ``url`` with the scheme's default port filled in, for comparing servers."""
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = -1
+    return ((parts.hostname or "").lower(), port or DEFAULT_PORTS.get(parts.scheme))
+
+
+def _private_address(host):
+    """True when ``host`` is an IP literal that is loopback, private, link-local or otherwise not public."""
+    try:
+        address = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return not address.is_global
+
+
+def _copy_failure(failure):
+    """A fresh exception like the remembered ``failure`` (an exception object must not be raised twice
+    from several threads), keeping what callers read: its class, detail, reason and HTTP status."""
+    copy = type(failure)(f"{failure.detail} (remembered for {METADATA_FAILURE_TTL_SECONDS} s)", reason=failure.reason)
+    if hasattr(failure, "status"):
+        copy.status = failure.status
+    return copy
 
 
 def _check_audience(claims, client_id):

@@ -76,6 +76,8 @@ Choices where the reference page is silent (from the Spring sources DHIS2 uses):
   the deny path and forgets the consent; ``localhost`` redirect URIs are refused (only loopback
   IP literals get the any-port rule); a ``code_verifier`` without a ``code_challenge`` is
   refused; a replayed code revokes the tokens it produced;
+* ``/api/system/ping`` answers the text "pong" without a login (every version, as DHIS2's
+  SystemController); ``/api/loginConfig`` (2.41+) needs no login; ``/api/system/info`` does;
 * the HTML login page (every version) posts j_username/j_password to
   ``/dhis-web-commons-security/login.action``; ``/api/auth/login`` (JSON) exists on 2.41+.
 """
@@ -882,6 +884,12 @@ def api_system_info():
                           "serverDate": time.strftime("%Y-%m-%dT%H:%M:%S.000", time.gmtime()),
                           "contextPath": state.root, "calendar": "iso8601",
                           "dateFormat": "yyyy-mm-dd", "systemName": "DHIS 2 (fake)"})
+
+
+@dhis.route("/api/system/ping")
+def api_system_ping():
+    """Every version answers without a login, as DHIS2's SystemController does: the text "pong"."""
+    return Response("pong", 200, {"Content-Type": "text/plain;charset=UTF-8", "Cache-Control": "no-store"})
 
 
 @dhis.route("/api/loginConfig")

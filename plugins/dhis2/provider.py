@@ -1,5 +1,6 @@
 """DHIS2 specifics over geologin's shared OAuth base: where the endpoints are for each generation, how
 the generation is detected, and how a DHIS2 answer maps to an Identity."""
+import re
 import time
 from urllib.parse import urljoin, urlsplit
 
@@ -14,6 +15,8 @@ LEGACY = "legacy"
 OIDC = "oidc"
 AUTO = "auto"
 GENERATION_TTL_SECONDS = 300
+# Path segments under DHIS2's own address: its apps, the Web API, and the OAuth and login endpoints.
+DHIS2_PATH = re.compile(r"/(dhis-web-[^/]*|api|uaa|oauth2|\.well-known|login)(/|$)", re.I)
 # Paths GeoPrism Registry used over its versions (1.0, 1.1, 1.2+); a DHIS2 already configured for it works.
 GEOPRISM_CALLBACK_PATHS = ("/cgrsession/ologin", "/api/cgrsession/ologin", "/api/session/ologin")
 
@@ -156,30 +159,66 @@ class DHIS2Provider(OAuth2Provider):
 
     # -- administration -----------------------------------------------------------------------------
     def test_connection(self):
-        checks = []
+        """DHIS2 must first answer as DHIS2 at the address (item 16): only then is the client secret sent
+        (item 13), so the check never hands it to whatever server an address happens to reach."""
+        self.forget_metadata()
+        self.cache.pop("generation", None)
+        name = _l("Server reachable")
         try:
-            self.http.get(self.discovery_url(), headers={"Accept": "application/json"})  # any answer will do
+            version, identified = self._identify(self.base_url())
+        except (ProviderError, ProviderUnavailable) as failure:
+            return [Check(name, False, failure.detail)]
+        if not identified:
+            return [Check(name, False, self._not_dhis2_message())]
+        checks = [Check(name, True, _l("DHIS2 %(version)s answers at %(url)s.", url=self.base_url(), version=version)
+                        if version else _l("DHIS2 answers at %(url)s.", url=self.base_url()))]
+        try:
             generation = self.generation()
         except (ProviderError, ProviderUnavailable) as failure:
-            return [Check(_l("Server reachable"), False, failure.detail)]
-        version = self._version()
-        checks.append(Check(_l("Server reachable"), True,
-                            _l("DHIS2 %(version)s answers at %(url)s.", url=self.base_url(), version=version)
-                            if version else _l("DHIS2 answers at %(url)s.", url=self.base_url())))
+            return checks + [Check(_l("OAuth generation"), False, failure.detail)]
+        if generation == LEGACY and version and _version_tuple(version) >= (2, 42):
+            return checks + [Check(_l("OAuth generation"), False,
+                                   _l("DHIS2 %(version)s should publish %(url)s but does not: check that its "
+                                      "server.base.url is this address.", version=version,
+                                      url=self.discovery_url()))]
         checks.append(Check(_l("OAuth generation"), True,
                             _l("2.42+ (OpenID Connect), issuer %(issuer)s", issuer=self.endpoints()["issuer"])
                             if generation == OIDC else _l("legacy (/uaa), DHIS2 2.30 to 2.41")))
         checks.append(self.check_client_credentials("DHIS2"))
         return checks
 
-    def _version(self):
+    def _identify(self, base):
+        """(version or None, whether ``base`` answers as DHIS2): ``api/system/ping`` says "pong" (every
+        version, no login needed) or ``api/loginConfig`` names an ``apiVersion`` (2.41+)."""
+        version = self._version(base)
+        response = self.http.get(urljoin(base, "api/system/ping"), headers={"Accept": "text/plain, */*"})
+        content_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
+        pong = (response.status_code == 200 and content_type in ("text/plain", "application/json")
+                and response.content.strip().strip(b'"') == b"pong")
+        return version, bool(pong or version)
+
+    def _not_dhis2_message(self):
+        message = _l("This is not the address of a DHIS2 server: use the address you open DHIS2 at, without "
+                     "/dhis-web-... or /api/.")
+        corrected = corrected_base_url(self.base_url())
+        if not corrected:
+            return message
         try:
-            response = self.http.get(urljoin(self.base_url(), "api/loginConfig"),
+            answers = self._identify(corrected)[1]
+        except (ProviderError, ProviderUnavailable):
+            answers = False
+        if answers:
+            return _l("%(message)s DHIS2 answers at %(url)s: use that address.", message=message, url=corrected)
+        return _l("%(message)s Did you mean %(url)s?", message=message, url=corrected)
+
+    def _version(self, base=None):
+        try:
+            response = self.http.get(urljoin(base or self.base_url(), "api/loginConfig"),
                                      headers={"Accept": "application/json"})
             if response.status_code == 200:
                 value = json_object(response, "loginConfig").get("apiVersion")
-                return value if isinstance(value, str) else None
-        except (ProviderError, ProviderUnavailable):
+                return value if isinstance(value, str) and value else None
+        except ProviderError:
             pass
         return None
 
@@ -198,6 +237,21 @@ class DHIS2Provider(OAuth2Provider):
             return {"error": _l("No client secret is stored yet.")}
         hashed = bcrypt.hashpw(self.client_secret().encode(), bcrypt.gensalt(rounds=10)).decode()
         return {"bcrypt_hash": hashed}
+
+
+def corrected_base_url(url):
+    """``url`` cut before the first path segment DHIS2 itself serves (an app, the API, the OAuth endpoints),
+    i.e. the address DHIS2 is opened at; None when ``url`` has no such segment."""
+    parts = urlsplit(url)
+    match = DHIS2_PATH.search(parts.path)
+    if not match:
+        return None
+    return f"{parts.scheme}://{parts.netloc}{parts.path[:match.start() + 1]}"
+
+
+def _version_tuple(text):
+    numbers = re.findall(r"\d+", text.split("-")[0])[:3]
+    return tuple(int(n) for n in numbers)
 
 
 def _str(value):

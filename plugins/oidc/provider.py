@@ -89,6 +89,9 @@ class OIDCProvider(OAuth2Provider):
 
     # -- administration -----------------------------------------------------------------------------
     def test_connection(self):
+        # The secret goes out (the credentials check) only once discovery succeeded with the exact issuer
+        # and every endpoint passed endpoint_problem; a remembered failure is not reused here.
+        self.forget_metadata()
         try:
             metadata = self.metadata()
         except (ProviderError, ProviderUnavailable) as failure:

@@ -145,6 +145,16 @@ def _callback(slug=None):
     if not instances.is_usable(instance):
         return _fail("not_configured", instance, detail="instance disabled or its plugin missing")
     provider = instances.build_provider(instance)
+    # The path the instance uses now, not only the one it used at the start: a server without ``iss`` is
+    # told apart from another one by the redirect URI alone (checklist item 5).
+    if urlsplit(provider.redirect_uri() or "").path != request.path:
+        return _fail("state_invalid", instance, detail="callback arrived on a redirect URI the provider no longer uses")
+    if slug is None:
+        others = [other for other in instances.usable_instances() if other.id != instance.id]
+        sharing = instances.holders_of_redirect_path(request.path, others)
+        if sharing:  # saved before a redirect URI could belong to one provider only
+            return _fail("not_configured", instance,
+                         detail=f"redirect URI shared with {', '.join(repr(o.slug) for o in sharing)}")
     callback = CallbackContext(params=params, redirect_uri=transaction.redirect_uri, nonce=transaction.nonce,
                                code_verifier=transaction.code_verifier, data=json.loads(transaction.data_json))
     identity, failed = _plugin_step(instance, provider.complete_login, callback)

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from geologin import instances
 from geologin.extensions import db
 from geologin.models import AuditEvent, ExternalIdentity, LoginTransaction, User
-from tests.conftest import AuthActions, csrf_from
+from tests.conftest import AuthActions, csrf_from, post_form
 from tests.fakes import SECRET, Dhis2User, FakeServer
 
 PUBLIC = "http://127.0.0.1:8080"  # Spring Authorization Server refuses "localhost" redirect URIs
@@ -723,3 +723,89 @@ def test_sec_28_withdrawing_permission_or_disabling_the_server_ends_sessions_ope
         instances.update_instance(instances.ProviderInstance.by_slug("legacy"), enabled=False, actor="t")
     assert client.get("/").status_code == 302
     assert password_browser.get("/").status_code == 200
+
+
+# -- issue 14 ---------------------------------------------------------------------------------------------
+def _admin_browser(app, make_user):
+    make_user("root", is_admin=True)
+    browser = app.test_client()
+    assert AuthActions(browser).login("root").status_code == 302
+    return browser
+
+
+def test_sec_05_a_redirect_uri_belongs_to_one_provider_only(app, legacy, oidc, make_user):
+    """A second provider may not take the GeoPrism path another one (even a disabled one) uses: in the
+    service, the admin form and the CLI, each with a message that names the holder."""
+    register(app, legacy, "gpr", label="Ministry DHIS2", redirect_uri=PUBLIC + GPR_PATH)
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("gpr"), enabled=False)
+        with pytest.raises(instances.InstanceError) as refused:
+            instances.create_instance("dhis2", slug="other", label="Other", secrets={"client_secret": SECRET},
+                                      settings={"base_url": oidc.url + "/", "redirect_uri": PUBLIC + GPR_PATH})
+        assert "Ministry DHIS2" in str(refused.value.errors["redirect_uri"])
+    admin = _admin_browser(app, make_user)
+    response = post_form(admin, "/admin/providers/new?type=dhis2", {
+        "slug": "other", "label": "Other", "enabled": "y", "setting_base_url": oidc.url + "/",
+        "setting_client_id": "geologin", "setting_client_secret": SECRET, "setting_generation": "auto",
+        "setting_redirect_uri": PUBLIC + GPR_PATH})
+    assert response.status_code == 400
+    assert "already used by Ministry DHIS2" in response.get_data(as_text=True)
+    result = app.test_cli_runner().invoke(args=[
+        "providers", "add", "dhis2", "--slug", "other", "--label", "Other", "--base-url", oidc.url + "/",
+        "--redirect-uri", PUBLIC + GPR_PATH, "--client-secret-stdin"], input=SECRET + "\n")
+    assert result.exit_code != 0 and "already used by Ministry DHIS2" in result.output
+    # Editing an existing provider onto the taken path is refused the same way.
+    register(app, oidc, "oidc")
+    result = app.test_cli_runner().invoke(args=["providers", "edit", "oidc", "--set",
+                                                f"redirect_uri={PUBLIC}{GPR_PATH}"])
+    assert result.exit_code != 0 and "already used by Ministry DHIS2" in result.output
+    with app.app_context():
+        assert instances.settings_of(instances.ProviderInstance.by_slug("oidc"))["redirect_uri"] is None
+        assert instances.ProviderInstance.by_slug("other") is None
+
+
+def test_sec_05_attacker_provider_on_a_shared_path_cannot_complete_another_providers_login(
+        app, client, legacy, dhis2_servers, make_user):
+    """Alice starts a login at the legacy server (no iss) through the GeoPrism path; meanwhile that
+    provider moves to its own callback and an attacker's server takes the GeoPrism path. Her pending
+    answer, delivered on the GeoPrism path, must not complete the legacy provider's login."""
+    make_user("alice", password=None)
+    register(app, legacy, "gpr", allow=["alice"], redirect_uri=PUBLIC + GPR_PATH)
+    location = Dhis2User(*ALICE).authorize(start(client, "gpr"))
+    assert urlsplit(location).path == GPR_PATH
+    attacker = dhis2_servers("2.41.1")
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("gpr"), settings={"redirect_uri": ""})
+    register(app, attacker, "other", allow_all=True, redirect_uri=PUBLIC + GPR_PATH)
+    back_to_geologin(client, location)
+    assert client.get("/").status_code == 302
+    outcome, reason, provider, _, detail = last_login_event(app)
+    assert (outcome, reason, provider) == ("failure", "state_invalid", "gpr")
+    assert "redirect URI" in detail
+
+
+def test_sec_05_providers_sharing_a_path_from_before_the_rule_cannot_log_in_through_it(
+        app, client, legacy, dhis2_servers, make_user):
+    """A database from before the one-provider-per-redirect-URI rule may hold two providers on the same
+    path: a login through that path is refused (and enabling a second one is refused) until one moves."""
+    make_user("alice", password=None)
+    register(app, legacy, "gpr", allow=["alice"], redirect_uri=PUBLIC + GPR_PATH)
+    attacker = dhis2_servers("2.41.1")
+    register(app, attacker, "other", allow_all=True)
+    with app.app_context():
+        other = instances.ProviderInstance.by_slug("other")
+        other.settings_json = json.dumps({**instances.settings_of(other), "redirect_uri": PUBLIC + GPR_PATH})
+        db.session.commit()
+    login_via_dhis2(client, "gpr")
+    assert client.get("/").status_code == 302
+    outcome, reason, provider, _, detail = last_login_event(app)
+    assert (outcome, reason, provider) == ("failure", "not_configured", "gpr")
+    assert "other" in detail
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("other"), enabled=False)
+    result = app.test_cli_runner().invoke(args=["providers", "enable", "other"])
+    assert result.exit_code != 0 and "already used by DHIS2 gpr" in result.output
+    with app.app_context():
+        assert not instances.ProviderInstance.by_slug("other").enabled
+    login_via_dhis2(client, "gpr")
+    assert logged_in_as(client) == "alice"

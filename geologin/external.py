@@ -38,6 +38,8 @@ MESSAGES = {
                        "(and give it roles) before you can log in with it."),
     "not_allowed": _l("User %(username)s is not allowed to log in through %(label)s. Ask an administrator "
                       "to enable it."),
+    "admin_not_allowed": _l("User %(username)s is an administrator: administrators log in through %(label)s "
+                            "only when allowed for it one by one. Ask another administrator."),
     "inactive_user": _l("The account %(username)s is deactivated. Ask an administrator."),
     "identity_mismatch": _l("The %(label)s account you used is not the one linked to %(username)s here. "
                             "Ask an administrator to check the link."),
@@ -60,11 +62,13 @@ def _browser_binding():
     return _digest(session[BROWSER_KEY])
 
 
-def _fail(reason, instance=None, *, username=None, detail=None):
+def _fail(reason, instance=None, *, username=None, detail=None, message=None):
+    """Audit the failure under ``reason`` and show the user ``message`` (a MESSAGES key; the reason's own
+    by default)."""
     label = instance.label if instance is not None else _l("the identity provider")
     audit.record("login", audit.FAILURE, target=username, reason=reason, detail=detail, actor="",
                  provider=instance.slug if instance is not None else None)
-    flash(MESSAGES[reason] % {"label": label, "username": username or "?"}, "error")
+    flash(MESSAGES[message or reason] % {"label": label, "username": username or "?"}, "error")
     return redirect(url_for("auth.login"))
 
 
@@ -161,6 +165,10 @@ def _callback(slug=None):
     if failed:
         return failed
     user, reason = match_identity(identity, instance)
+    if reason == "admin_not_allowed":
+        return _fail("not_allowed", instance, username=identity.username, message=reason,
+                     detail=f"administrator without a permission of their own; external subject "
+                            f"{identity.subject_scheme}:{identity.subject}")
     if reason:
         return _fail(reason, instance, username=identity.username,
                      detail=f"external subject {identity.subject_scheme}:{identity.subject}")
@@ -188,7 +196,7 @@ def _match_identity(identity, instance):
     if not user.active:
         return None, "inactive_user"
     if not instances.is_allowed(user, instance):
-        return None, "not_allowed"
+        return None, "admin_not_allowed" if user.is_admin and instance.allow_all_users else "not_allowed"
     binding = db.session.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == instance.id,
                                                                ExternalIdentity.user_id == user.id))
     if binding is not None and binding.subject_scheme == identity.subject_scheme:

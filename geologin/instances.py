@@ -368,7 +368,9 @@ def build_provider(instance):
 
 # -- who may use an instance ---------------------------------------------------------------------------
 def is_allowed(user, instance):
-    if instance.allow_all_users:
+    """Whether ``user`` may log in through ``instance``. "Every active user" never covers an administrator:
+    whoever runs the server could name an account like a local administrator (issue 14 item 3)."""
+    if instance.allow_all_users and not user.is_admin:
         return True
     return db.session.get(UserProviderPermission, (user.id, instance.id)) is not None
 

@@ -809,3 +809,71 @@ def test_sec_05_providers_sharing_a_path_from_before_the_rule_cannot_log_in_thro
         assert not instances.ProviderInstance.by_slug("other").enabled
     login_via_dhis2(client, "gpr")
     assert logged_in_as(client) == "alice"
+
+
+BOB = ("bob", "Bob-pass-123")
+
+
+def test_sec_14_administrator_is_never_reached_through_every_active_user(app, client, legacy, make_user):
+    """An admin of the DHIS2 server (another organisation) names an account like a local administrator: a
+    provider open to every active user must not log it in; a permission of its own does."""
+    make_user("alice", password=None, is_admin=True)
+    make_user("bob", password=None)
+    register(app, legacy, "legacy", allow_all=True)
+    login_via_dhis2(client, "legacy")
+    assert client.get("/").status_code == 302
+    assert "administrators log in through DHIS2 legacy only when allowed for it one by one" in flashed_error(client)
+    outcome, reason, provider, target, detail = last_login_event(app)
+    assert (outcome, reason, provider, target) == ("failure", "not_allowed", "legacy", "alice")
+    assert "administrator" in detail
+    login_via_dhis2(app.test_client(), "legacy", user=BOB)  # everyone else still gets in
+    assert last_login_event(app)[:4] == ("success", None, "legacy", "bob")
+    with app.app_context():
+        instances.allow([User.by_username("alice")], instances.ProviderInstance.by_slug("legacy"), actor="t")
+    login_via_dhis2(client, "legacy")
+    assert logged_in_as(client) == "alice"
+
+
+def test_sec_28_switching_to_allowed_users_only_ends_sessions_of_users_not_on_the_list(
+        app, client, legacy, make_user):
+    from geologin import users
+
+    make_user("alice", password=None)
+    make_user("bob", password=None)
+    register(app, legacy, "legacy", allow=["bob"], allow_all=True)
+    login_via_dhis2(client, "legacy")
+    bob = app.test_client()
+    login_via_dhis2(bob, "legacy", user=BOB)
+    assert logged_in_as(client) == "alice" and logged_in_as(bob) == "bob"
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), allow_all_users=False, actor="t")
+    assert client.get("/").status_code == 302  # alice is not on the list
+    assert logged_in_as(bob) == "bob"
+    # Made an administrator, bob needs his own permission for that server: he has one, so he stays.
+    with app.app_context():
+        users.update_user(User.by_username("bob"), is_admin=True, actor="t")
+    assert logged_in_as(bob) == "bob"
+    # Made an administrator, alice loses the session "every active user" gave her: she has no permission of
+    # her own.
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), allow_all_users=True, actor="t")
+    login_via_dhis2(client, "legacy")
+    assert logged_in_as(client) == "alice"
+    with app.app_context():
+        users.update_user(User.by_username("alice"), is_admin=True, actor="t")
+    assert client.get("/").status_code == 302
+    assert logged_in_as(bob) == "bob"
+
+
+def test_sec_28_switching_off_password_login_ends_password_sessions(app, client, legacy, make_user):
+    from geologin import users
+
+    make_user("alice")
+    register(app, legacy, "legacy", allow=["alice"])
+    login_via_dhis2(client, "legacy")
+    password_browser = app.test_client()
+    assert AuthActions(password_browser).login("alice").status_code == 302
+    with app.app_context():
+        users.update_user(User.by_username("alice"), password_login_allowed=False, actor="t")
+    assert password_browser.get("/").status_code == 302
+    assert logged_in_as(client) == "alice"  # the DHIS2 session used no password

@@ -111,10 +111,7 @@ def start():
         data_json=json.dumps(login_request.data),
     ))
     db.session.commit()
-    response = redirect(url)
-    response.set_cookie(REMEMBER_COOKIE, instance.slug, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
-                        secure=current_app.config["SESSION_COOKIE_SECURE"])
-    return response
+    return redirect(url)
 
 
 def _pop_transaction(state):
@@ -175,7 +172,11 @@ def _callback(slug=None):
     # One commit for the binding, the session and the audit event (the transaction was taken out before).
     start_session(user, provider_auth_method(instance.slug), commit=False)
     audit.record("login", target=user.username, actor=user.username, provider=instance.slug)
-    return redirect(safe_next(transaction.next_url) or url_for("home.index"))
+    response = redirect(safe_next(transaction.next_url) or url_for("home.index"))
+    # Remembered only now: a failed try through another server must not change the login page's choice.
+    response.set_cookie(REMEMBER_COOKIE, instance.slug, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
 
 
 def match_identity(identity, instance):

@@ -170,12 +170,28 @@ def test_login_page_several_servers_offers_a_labelled_select_in_admin_order(app,
     assert html.index("Malaria programme (2.42)") < html.index("Ministry (2.40)")
 
 
-def test_login_page_remembers_the_chosen_server(app, client, legacy, oidc):
-    register(app, legacy, "legacy")
-    register(app, oidc, "oidc")
-    start(client, "oidc")
+def test_login_page_remembers_the_chosen_server(app, client, legacy, oidc, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    register(app, oidc, "oidc", allow=["alice"])
+    login_via_dhis2(client, "oidc")
+    AuthActions(client).logout()
     html = client.get("/login").get_data(as_text=True)
     assert '<option value="oidc" selected>' in html and '<option value="legacy">' in html
+
+
+def test_reg_server_select_remembers_only_a_server_that_logged_in(app, client, legacy, oidc, make_user):
+    """A failed or abandoned login through another server does not change the remembered one."""
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    register(app, oidc, "oidc")  # alice is not allowed there
+    login_via_dhis2(client, "legacy")
+    AuthActions(client).logout()
+    login_via_dhis2(client, "oidc")
+    assert "not allowed" in flashed_error(client)
+    start(client, "oidc")  # started, never finished
+    html = client.get("/login").get_data(as_text=True)
+    assert '<option value="legacy" selected>' in html and '<option value="oidc">' in html
 
 
 def test_disabled_server_is_not_offered(app, client, legacy):

@@ -50,6 +50,9 @@ MESSAGES = {
                                "another way."),
     "not_configured": _l("Logging in through %(label)s is not set up correctly. Tell an administrator."),
 }
+# After a refusal the browser is still logged in at the server, which would answer the same way again.
+ANOTHER_ACCOUNT = _l("To log in with another %(label)s account, log out of %(label)s first.")
+REFUSALS = {"access_denied", "unknown_user", "not_allowed", "admin_not_allowed", "identity_mismatch"}
 
 
 def _digest(value):
@@ -62,13 +65,17 @@ def _browser_binding():
     return _digest(session[BROWSER_KEY])
 
 
-def _fail(reason, instance=None, *, username=None, detail=None, message=None):
+def _fail(reason, instance=None, *, username=None, detail=None, message=None, hint=None):
     """Audit the failure under ``reason`` and show the user ``message`` (a MESSAGES key; the reason's own
-    by default)."""
+    by default), then the plugin's ``hint``. The actor is whoever this browser is logged in as, if anyone."""
     label = instance.label if instance is not None else _l("the identity provider")
-    audit.record("login", audit.FAILURE, target=username, reason=reason, detail=detail, actor="",
+    audit.record("login", audit.FAILURE, target=username, reason=reason, detail=detail,
                  provider=instance.slug if instance is not None else None)
-    flash(MESSAGES[message or reason] % {"label": label, "username": username or "?"}, "error")
+    values = {"label": label, "username": username or "?"}
+    parts = [MESSAGES[message or reason] % values, hint]
+    if instance is not None and (message or reason) in REFUSALS:
+        parts.append(ANOTHER_ACCOUNT % values)
+    flash(" ".join(str(part) for part in parts if part), "error")
     return redirect(url_for("auth.login"))
 
 
@@ -77,7 +84,7 @@ def _plugin_step(instance, step, argument):
     try:
         return step(argument), None
     except LoginFailure as failure:
-        return None, _fail(failure.reason, instance, detail=failure.detail)
+        return None, _fail(failure.reason, instance, detail=failure.detail, hint=getattr(failure, "hint", None))
     except SecretUnreadable as error:
         return None, _fail("not_configured", instance, detail=str(error))
 

@@ -893,3 +893,48 @@ def test_sec_28_switching_off_password_login_ends_password_sessions(app, client,
         users.update_user(User.by_username("alice"), password_login_allowed=False, actor="t")
     assert password_browser.get("/").status_code == 302
     assert logged_in_as(client) == "alice"  # the DHIS2 session used no password
+
+
+def test_reg_dhis2_242_consent_without_username_is_a_refusal_that_says_to_tick_it(app, client, oidc, make_user):
+    """DHIS2 2.42's consent page: submitting without ticking "username" is a refusal. The user reads what
+    to tick; the audit reads as a refusal and names the user where the browser is logged in."""
+    make_user("alice")
+    register(app, oidc, "oidc", label="Malaria DHIS2", allow=["alice"])
+    login_via_dhis2(client, "oidc", approve=False)
+    message = flashed_error(client)
+    assert "You did not authorize the login at Malaria DHIS2" in message
+    assert "consent page" in message and "username" in message
+    assert "log out of Malaria DHIS2" in message
+    outcome, reason, provider, _, detail = last_login_event(app)
+    assert (outcome, reason, provider) == ("failure", "access_denied", "oidc")
+    assert "refused on the DHIS2 consent page" in detail and "username" in detail
+    assert not detail.startswith("server returned")
+    # Logged in already (with a password), alice tries DHIS2 and refuses: the audit names her.
+    assert AuthActions(client).login("alice").status_code == 302
+    started = client.post("/auth/start", data={"csrf_token": csrf_from(client.get("/")), "provider": "oidc"})
+    back_to_geologin(client, Dhis2User(*ALICE).authorize(started.headers["Location"], approve=False))
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login")
+                                   .order_by(AuditEvent.id.desc())).first()
+        assert (event.reason_code, event.actor) == ("access_denied", "alice")
+    assert logged_in_as(client) == "alice"  # a refused login changes nothing
+
+
+@pytest.mark.parametrize("reason", ["unknown_user", "not_allowed", "identity_mismatch", "access_denied"])
+def test_reg_refusals_say_to_log_out_of_the_server_to_use_another_account(app, client, legacy, make_user,
+                                                                          reason):
+    if reason != "unknown_user":
+        make_user("alice", password=None)
+    else:
+        make_user("bob", password=None)  # someone else; alice does not exist here
+    register(app, legacy, "legacy", label="Ministry DHIS2", allow=["alice"] if reason not in ("not_allowed", "unknown_user") else (),
+             allow_all=reason == "unknown_user")
+    if reason == "identity_mismatch":
+        with app.app_context():
+            db.session.add(ExternalIdentity(user_id=User.by_username("alice").id, subject="SomeoneElse",
+                                            subject_scheme="dhis2-uid",
+                                            provider_id=instances.ProviderInstance.by_slug("legacy").id))
+            db.session.commit()
+    login_via_dhis2(client, "legacy", approve=reason != "access_denied")
+    assert last_login_event(app)[1] == reason
+    assert "To log in with another Ministry DHIS2 account, log out of Ministry DHIS2 first." in flashed_error(client)

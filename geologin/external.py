@@ -156,7 +156,8 @@ def _callback(slug=None):
     # The path the instance uses now, not only the one it used at the start: a server without ``iss`` is
     # told apart from another one by the redirect URI alone (checklist item 5).
     if urlsplit(provider.redirect_uri() or "").path != request.path:
-        return _fail("state_invalid", instance, detail="callback arrived on a redirect URI the provider no longer uses")
+        return _fail("state_invalid", instance,
+                     detail="callback arrived on a redirect URI the provider no longer uses")
     if slug is None:
         others = [other for other in instances.usable_instances() if other.id != instance.id]
         sharing = instances.holders_of_redirect_path(request.path, others)

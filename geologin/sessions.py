@@ -116,7 +116,8 @@ def _method_still_permitted(auth_method, user):
 
 
 def load_user(user_id):
-    """Accept the cookie only while its session row exists, belongs to this user and has not timed out."""
+    """Accept the cookie only while its session row exists, belongs to this user, has not timed out, and the
+    way it logged in is still open to the user (item 28: any lost permission ends it at the next request)."""
     row = current_session_row()
     if row is None or str(row.user_id) != str(user_id):
         return None

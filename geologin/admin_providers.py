@@ -42,7 +42,8 @@ class ProviderEditForm(Form):
                                           "through it."))
     allow_all_users = BooleanField(_l("Every active local user may use it"), default=False,
                                    description=_l("When off, only the users allowed one by one may log in "
-                                                  "through it."))
+                                                  "through it. Administrators must always be allowed one by "
+                                                  "one, even when it is on."))
 
 
 class ProviderCreateForm(ProviderEditForm):

@@ -213,7 +213,8 @@ def _change_permissions(args, from_file, change, summary):
     changed = change(known, instance, actor=CLI_ACTOR)
     click.echo(summary.format(changed=len(changed), slug=instance.slug, unchanged=len(known) - len(changed)))
     if instance.allow_all_users:
-        click.echo(f"Note: {instance.slug} currently admits every active user anyway.")
+        click.echo(f"Note: {instance.slug} currently admits every active user anyway (administrators only "
+                   "when allowed one by one).")
     if unknown:
         raise _unknown_error(unknown)
 

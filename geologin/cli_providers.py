@@ -142,7 +142,8 @@ def _add_command(type_name, cls):
                      help="Create it enabled without testing the connection (by default it is tested first and "
                           "created disabled unless the test passes)."),
         click.Option(["--allow-all-users"], is_flag=True,
-                     help="Every active user may log in through it (default: only users allowed one by one)."),
+                     help="Every active user may log in through it, administrators excepted (default: only "
+                          "users allowed one by one)."),
         *setting_options(cls.settings),
     ]
     return click.Command(type_name, callback=add, params=params,
@@ -211,7 +212,8 @@ def _parse_set(cls, pairs):
 @click.option("--description", default=None, help="A note for administrators.")
 @click.option("--enable/--disable", "enabled", default=None, help="Offer it on the login page, or not.")
 @click.option("--allow-all-users/--allowed-users-only", "allow_all_users", default=None,
-              help="Every active user may use it / only users allowed with `users allow`.")
+              help="Every active user (administrators excepted) may use it / only users allowed with "
+                   "`users allow`.")
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE",
               help="Change a plugin setting (repeatable); settings not named keep their value.")
 @click.option("--secret-stdin", "secret_name", default=None, metavar="NAME",

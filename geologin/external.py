@@ -38,6 +38,8 @@ MESSAGES = {
                        "(and give it roles) before you can log in with it."),
     "not_allowed": _l("User %(username)s is not allowed to log in through %(label)s. Ask an administrator "
                       "to enable it."),
+    "admin_not_allowed": _l("User %(username)s is an administrator: administrators log in through %(label)s "
+                            "only when allowed for it one by one. Ask another administrator."),
     "inactive_user": _l("The account %(username)s is deactivated. Ask an administrator."),
     "identity_mismatch": _l("The %(label)s account you used is not the one linked to %(username)s here. "
                             "Ask an administrator to check the link."),
@@ -48,6 +50,9 @@ MESSAGES = {
                                "another way."),
     "not_configured": _l("Logging in through %(label)s is not set up correctly. Tell an administrator."),
 }
+# After a refusal the browser is still logged in at the server, which would answer the same way again.
+ANOTHER_ACCOUNT = _l("To log in with another %(label)s account, log out of %(label)s first.")
+REFUSALS = {"access_denied", "unknown_user", "not_allowed", "admin_not_allowed", "identity_mismatch"}
 
 
 def _digest(value):
@@ -60,11 +65,17 @@ def _browser_binding():
     return _digest(session[BROWSER_KEY])
 
 
-def _fail(reason, instance=None, *, username=None, detail=None):
+def _fail(reason, instance=None, *, username=None, detail=None, message=None, hint=None):
+    """Audit the failure under ``reason`` and show the user ``message`` (a MESSAGES key; the reason's own
+    by default), then the plugin's ``hint``. The actor is whoever this browser is logged in as, if anyone."""
     label = instance.label if instance is not None else _l("the identity provider")
-    audit.record("login", audit.FAILURE, target=username, reason=reason, detail=detail, actor="",
+    audit.record("login", audit.FAILURE, target=username, reason=reason, detail=detail,
                  provider=instance.slug if instance is not None else None)
-    flash(MESSAGES[reason] % {"label": label, "username": username or "?"}, "error")
+    values = {"label": label, "username": username or "?"}
+    parts = [MESSAGES[message or reason] % values, hint]
+    if instance is not None and (message or reason) in REFUSALS:
+        parts.append(ANOTHER_ACCOUNT % values)
+    flash(" ".join(str(part) for part in parts if part), "error")
     return redirect(url_for("auth.login"))
 
 
@@ -73,7 +84,7 @@ def _plugin_step(instance, step, argument):
     try:
         return step(argument), None
     except LoginFailure as failure:
-        return None, _fail(failure.reason, instance, detail=failure.detail)
+        return None, _fail(failure.reason, instance, detail=failure.detail, hint=getattr(failure, "hint", None))
     except SecretUnreadable as error:
         return None, _fail("not_configured", instance, detail=str(error))
 
@@ -107,10 +118,7 @@ def start():
         data_json=json.dumps(login_request.data),
     ))
     db.session.commit()
-    response = redirect(url)
-    response.set_cookie(REMEMBER_COOKIE, instance.slug, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
-                        secure=current_app.config["SESSION_COOKIE_SECURE"])
-    return response
+    return redirect(url)
 
 
 def _pop_transaction(state):
@@ -145,19 +153,38 @@ def _callback(slug=None):
     if not instances.is_usable(instance):
         return _fail("not_configured", instance, detail="instance disabled or its plugin missing")
     provider = instances.build_provider(instance)
+    # The path the instance uses now, not only the one it used at the start: a server without ``iss`` is
+    # told apart from another one by the redirect URI alone (checklist item 5).
+    if urlsplit(provider.redirect_uri() or "").path != request.path:
+        return _fail("state_invalid", instance,
+                     detail="callback arrived on a redirect URI the provider no longer uses")
+    if slug is None:
+        others = [other for other in instances.usable_instances() if other.id != instance.id]
+        sharing = instances.holders_of_redirect_path(request.path, others)
+        if sharing:  # saved before a redirect URI could belong to one provider only
+            return _fail("not_configured", instance,
+                         detail=f"redirect URI shared with {', '.join(repr(o.slug) for o in sharing)}")
     callback = CallbackContext(params=params, redirect_uri=transaction.redirect_uri, nonce=transaction.nonce,
                                code_verifier=transaction.code_verifier, data=json.loads(transaction.data_json))
     identity, failed = _plugin_step(instance, provider.complete_login, callback)
     if failed:
         return failed
     user, reason = match_identity(identity, instance)
+    if reason == "admin_not_allowed":
+        return _fail("not_allowed", instance, username=identity.username, message=reason,
+                     detail=f"administrator without a permission of their own; external subject "
+                            f"{identity.subject_scheme}:{identity.subject}")
     if reason:
         return _fail(reason, instance, username=identity.username,
                      detail=f"external subject {identity.subject_scheme}:{identity.subject}")
     # One commit for the binding, the session and the audit event (the transaction was taken out before).
     start_session(user, provider_auth_method(instance.slug), commit=False)
     audit.record("login", target=user.username, actor=user.username, provider=instance.slug)
-    return redirect(safe_next(transaction.next_url) or url_for("home.index"))
+    response = redirect(safe_next(transaction.next_url) or url_for("home.index"))
+    # Remembered only now: a failed try through another server must not change the login page's choice.
+    response.set_cookie(REMEMBER_COOKIE, instance.slug, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    return response
 
 
 def match_identity(identity, instance):
@@ -178,7 +205,7 @@ def _match_identity(identity, instance):
     if not user.active:
         return None, "inactive_user"
     if not instances.is_allowed(user, instance):
-        return None, "not_allowed"
+        return None, "admin_not_allowed" if user.is_admin and instance.allow_all_users else "not_allowed"
     binding = db.session.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == instance.id,
                                                                ExternalIdentity.user_id == user.id))
     if binding is not None and binding.subject_scheme == identity.subject_scheme:

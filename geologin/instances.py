@@ -4,6 +4,7 @@ The admin screens and the CLI both go through here."""
 import json
 import re
 import threading
+from urllib.parse import urlsplit
 
 from flask import current_app
 from flask_babel import gettext as _
@@ -178,12 +179,45 @@ def _clean(cls, slug, settings, secrets, existing_secrets):
     return cleaned, stored, errors
 
 
+def redirect_uri_of(slug, settings):
+    """The redirect URI an instance sends: its ``redirect_uri`` setting (a plugin-declared fixed path such as
+    GeoPrism Registry's), else its own callback URL (None without PUBLIC_URL)."""
+    return settings.get("redirect_uri") or _callback_url_for(slug)
+
+
+def _redirect_path(slug, settings):
+    uri = redirect_uri_of(slug, settings)
+    return urlsplit(uri).path if uri else None
+
+
+def holders_of_redirect_path(path, others):
+    """The instances among ``others`` whose redirect URI has ``path``."""
+    return [other for other in others if _redirect_path(other.slug, settings_of(other)) == path]
+
+
+def _redirect_uri_errors(slug, cleaned, existing=None):
+    """A redirect URI belongs to one instance only (disabled ones included): on a shared one the callback
+    could only tell the servers apart by the state, and a server without ``iss`` could be mixed up."""
+    path = _redirect_path(slug, cleaned)
+    if path is None:
+        return {}
+    others = [i for i in ordered_instances() if i is not existing and i.slug != slug]
+    holders = holders_of_redirect_path(path, others)
+    if not holders:
+        return {}
+    return {"redirect_uri": _("This redirect URI is already used by %(label)s (%(slug)s): a redirect URI may "
+                              "belong to one identity provider only. Use this provider's own callback URL.",
+                              label=holders[0].label, slug=holders[0].slug)}
+
+
 def create_instance(type_name, *, slug, label, description="", settings=None, secrets=None, enabled=True,
                     allow_all_users=False, actor=None):
     cls = provider_class(type_name)
     errors = _validate_common(slug, label)
     cleaned, stored, setting_errors = _clean(cls, slug, settings or {}, secrets, {})
     errors.update(setting_errors)
+    if "redirect_uri" not in errors and not errors.get("slug"):
+        errors.update(_redirect_uri_errors(slug, cleaned))
     if errors:
         raise InstanceError(errors)
     position = (db.session.scalar(select(func.max(ProviderInstance.position))) or 0) + 1
@@ -212,6 +246,9 @@ def update_instance(instance, *, label=None, description=None, settings=None, se
         errors.update(setting_errors)
     else:  # enabling, disabling or relabelling never re-judges settings saved under older rules
         cleaned, stored = settings_of(instance), _secrets_of(instance)
+    enabling = enabled and not instance.enabled
+    if "redirect_uri" not in errors and (settings or enabling):  # enabling catches pairs saved before the rule
+        errors.update(_redirect_uri_errors(instance.slug, cleaned, existing=instance))
     if errors:
         raise InstanceError(errors)
     before = {"label": instance.label, "description": instance.description,
@@ -332,7 +369,9 @@ def build_provider(instance):
 
 # -- who may use an instance ---------------------------------------------------------------------------
 def is_allowed(user, instance):
-    if instance.allow_all_users:
+    """Whether ``user`` may log in through ``instance``. "Every active user" never covers an administrator:
+    whoever runs the server could name an account like a local administrator (issue 14 item 3)."""
+    if instance.allow_all_users and not user.is_admin:
         return True
     return db.session.get(UserProviderPermission, (user.id, instance.id)) is not None
 

@@ -99,8 +99,25 @@ def init_app(app):
     login_manager.user_loader(load_user)
 
 
+def _method_still_permitted(auth_method, user):
+    """Whether the way the session logged in is still open to ``user``: password login still allowed, or the
+    provider still usable and the user still allowed through it. Cheap: the user is loaded already, the
+    provider comes from the per-process cache, and a permission row is read only when "every active user"
+    does not cover the user."""
+    if auth_method == "password":
+        return user.password_login_allowed
+    prefix = provider_auth_method("")
+    if not auth_method.startswith(prefix):
+        return True
+    from . import instances  # instances imports this module
+
+    instance = instances.usable_by_slug(auth_method[len(prefix):])
+    return instance is not None and instances.is_allowed(user, instance)
+
+
 def load_user(user_id):
-    """Accept the cookie only while its session row exists, belongs to this user and has not timed out."""
+    """Accept the cookie only while its session row exists, belongs to this user, has not timed out, and the
+    way it logged in is still open to the user (item 28: any lost permission ends it at the next request)."""
     row = current_session_row()
     if row is None or str(row.user_id) != str(user_id):
         return None
@@ -109,7 +126,8 @@ def load_user(user_id):
     config = current_app.config
     idle = timedelta(minutes=int(config["SESSION_IDLE_MINUTES"]))
     absolute = timedelta(hours=int(config["SESSION_ABSOLUTE_HOURS"]))
-    if not user.active or now - row.last_seen_at > idle or now - row.created_at > absolute:
+    if (not user.active or now - row.last_seen_at > idle or now - row.created_at > absolute
+            or not _method_still_permitted(row.auth_method, user)):
         db.session.delete(row)
         db.session.commit()
         return None

@@ -389,6 +389,20 @@ def test_allow_every_active_user(app, admin_client, make_user):
         assert instances.is_allowed(db.session.get(User, uid), ProviderInstance.by_slug("moh"))
 
 
+def test_reg_admin_screens_say_every_active_user_never_covers_administrators(app, admin_client, make_user):
+    chief = make_user("chief", is_admin=True)
+    _create(app, "moh", allow_all_users=True)
+    html = admin_client.get(f"/admin/users/{chief}").get_data(as_text=True)
+    assert "does not cover administrators: tick it to let chief log in through it." in html
+    assert "Every active user may use this one anyway." not in html
+    html = admin_client.get("/admin/providers/moh/users").get_data(as_text=True)
+    assert "Administrators must still be listed here" in html
+    html = admin_client.get("/admin/providers/moh/edit").get_data(as_text=True)
+    assert "Administrators must always be allowed one by one, even when it is on." in html
+    with app.app_context():
+        assert not instances.is_allowed(db.session.get(User, chief), ProviderInstance.by_slug("moh"))
+
+
 def test_unlink_identity(app, admin_client, make_user):
     uid = make_user("amina")
     pid = _create(app, "moh", label="MoH DHIS2")

@@ -10,7 +10,7 @@ from sqlalchemy import select
 from geologin import instances
 from geologin.extensions import db
 from geologin.models import AuditEvent, ExternalIdentity, LoginTransaction, User
-from tests.conftest import AuthActions, csrf_from
+from tests.conftest import AuthActions, csrf_from, post_form
 from tests.fakes import SECRET, Dhis2User, FakeServer
 
 PUBLIC = "http://127.0.0.1:8080"  # Spring Authorization Server refuses "localhost" redirect URIs
@@ -170,12 +170,28 @@ def test_login_page_several_servers_offers_a_labelled_select_in_admin_order(app,
     assert html.index("Malaria programme (2.42)") < html.index("Ministry (2.40)")
 
 
-def test_login_page_remembers_the_chosen_server(app, client, legacy, oidc):
-    register(app, legacy, "legacy")
-    register(app, oidc, "oidc")
-    start(client, "oidc")
+def test_login_page_remembers_the_chosen_server(app, client, legacy, oidc, make_user):
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    register(app, oidc, "oidc", allow=["alice"])
+    login_via_dhis2(client, "oidc")
+    AuthActions(client).logout()
     html = client.get("/login").get_data(as_text=True)
     assert '<option value="oidc" selected>' in html and '<option value="legacy">' in html
+
+
+def test_reg_server_select_remembers_only_a_server_that_logged_in(app, client, legacy, oidc, make_user):
+    """A failed or abandoned login through another server does not change the remembered one."""
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    register(app, oidc, "oidc")  # alice is not allowed there
+    login_via_dhis2(client, "legacy")
+    AuthActions(client).logout()
+    login_via_dhis2(client, "oidc")
+    assert "not allowed" in flashed_error(client)
+    start(client, "oidc")  # started, never finished
+    html = client.get("/login").get_data(as_text=True)
+    assert '<option value="legacy" selected>' in html and '<option value="oidc">' in html
 
 
 def test_disabled_server_is_not_offered(app, client, legacy):
@@ -723,3 +739,202 @@ def test_sec_28_withdrawing_permission_or_disabling_the_server_ends_sessions_ope
         instances.update_instance(instances.ProviderInstance.by_slug("legacy"), enabled=False, actor="t")
     assert client.get("/").status_code == 302
     assert password_browser.get("/").status_code == 200
+
+
+# -- issue 14 ---------------------------------------------------------------------------------------------
+def _admin_browser(app, make_user):
+    make_user("root", is_admin=True)
+    browser = app.test_client()
+    assert AuthActions(browser).login("root").status_code == 302
+    return browser
+
+
+def test_sec_05_a_redirect_uri_belongs_to_one_provider_only(app, legacy, oidc, make_user):
+    """A second provider may not take the GeoPrism path another one (even a disabled one) uses: in the
+    service, the admin form and the CLI, each with a message that names the holder."""
+    register(app, legacy, "gpr", label="Ministry DHIS2", redirect_uri=PUBLIC + GPR_PATH)
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("gpr"), enabled=False)
+        with pytest.raises(instances.InstanceError) as refused:
+            instances.create_instance("dhis2", slug="other", label="Other", secrets={"client_secret": SECRET},
+                                      settings={"base_url": oidc.url + "/", "redirect_uri": PUBLIC + GPR_PATH})
+        assert "Ministry DHIS2" in str(refused.value.errors["redirect_uri"])
+    admin = _admin_browser(app, make_user)
+    response = post_form(admin, "/admin/providers/new?type=dhis2", {
+        "slug": "other", "label": "Other", "enabled": "y", "setting_base_url": oidc.url + "/",
+        "setting_client_id": "geologin", "setting_client_secret": SECRET, "setting_generation": "auto",
+        "setting_redirect_uri": PUBLIC + GPR_PATH})
+    assert response.status_code == 400
+    assert "already used by Ministry DHIS2" in response.get_data(as_text=True)
+    result = app.test_cli_runner().invoke(args=[
+        "providers", "add", "dhis2", "--slug", "other", "--label", "Other", "--base-url", oidc.url + "/",
+        "--redirect-uri", PUBLIC + GPR_PATH, "--client-secret-stdin"], input=SECRET + "\n")
+    assert result.exit_code != 0 and "already used by Ministry DHIS2" in result.output
+    # Editing an existing provider onto the taken path is refused the same way.
+    register(app, oidc, "oidc")
+    result = app.test_cli_runner().invoke(args=["providers", "edit", "oidc", "--set",
+                                                f"redirect_uri={PUBLIC}{GPR_PATH}"])
+    assert result.exit_code != 0 and "already used by Ministry DHIS2" in result.output
+    with app.app_context():
+        assert instances.settings_of(instances.ProviderInstance.by_slug("oidc"))["redirect_uri"] is None
+        assert instances.ProviderInstance.by_slug("other") is None
+
+
+def test_sec_05_attacker_provider_on_a_shared_path_cannot_complete_another_providers_login(
+        app, client, legacy, dhis2_servers, make_user):
+    """Alice starts a login at the legacy server (no iss) through the GeoPrism path; meanwhile that
+    provider moves to its own callback and an attacker's server takes the GeoPrism path. Her pending
+    answer, delivered on the GeoPrism path, must not complete the legacy provider's login."""
+    make_user("alice", password=None)
+    register(app, legacy, "gpr", allow=["alice"], redirect_uri=PUBLIC + GPR_PATH)
+    location = Dhis2User(*ALICE).authorize(start(client, "gpr"))
+    assert urlsplit(location).path == GPR_PATH
+    attacker = dhis2_servers("2.41.1")
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("gpr"), settings={"redirect_uri": ""})
+    register(app, attacker, "other", allow_all=True, redirect_uri=PUBLIC + GPR_PATH)
+    back_to_geologin(client, location)
+    assert client.get("/").status_code == 302
+    outcome, reason, provider, _, detail = last_login_event(app)
+    assert (outcome, reason, provider) == ("failure", "state_invalid", "gpr")
+    assert "redirect URI" in detail
+
+
+def test_sec_05_providers_sharing_a_path_from_before_the_rule_cannot_log_in_through_it(
+        app, client, legacy, dhis2_servers, make_user):
+    """A database from before the one-provider-per-redirect-URI rule may hold two providers on the same
+    path: a login through that path is refused (and enabling a second one is refused) until one moves."""
+    make_user("alice", password=None)
+    register(app, legacy, "gpr", allow=["alice"], redirect_uri=PUBLIC + GPR_PATH)
+    attacker = dhis2_servers("2.41.1")
+    register(app, attacker, "other", allow_all=True)
+    with app.app_context():
+        other = instances.ProviderInstance.by_slug("other")
+        other.settings_json = json.dumps({**instances.settings_of(other), "redirect_uri": PUBLIC + GPR_PATH})
+        db.session.commit()
+    login_via_dhis2(client, "gpr")
+    assert client.get("/").status_code == 302
+    outcome, reason, provider, _, detail = last_login_event(app)
+    assert (outcome, reason, provider) == ("failure", "not_configured", "gpr")
+    assert "other" in detail
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("other"), enabled=False)
+    result = app.test_cli_runner().invoke(args=["providers", "enable", "other"])
+    assert result.exit_code != 0 and "already used by DHIS2 gpr" in result.output
+    with app.app_context():
+        assert not instances.ProviderInstance.by_slug("other").enabled
+    login_via_dhis2(client, "gpr")
+    assert logged_in_as(client) == "alice"
+
+
+BOB = ("bob", "Bob-pass-123")
+
+
+def test_sec_14_administrator_is_never_reached_through_every_active_user(app, client, legacy, make_user):
+    """An admin of the DHIS2 server (another organisation) names an account like a local administrator: a
+    provider open to every active user must not log it in; a permission of its own does."""
+    make_user("alice", password=None, is_admin=True)
+    make_user("bob", password=None)
+    register(app, legacy, "legacy", allow_all=True)
+    login_via_dhis2(client, "legacy")
+    assert client.get("/").status_code == 302
+    assert "administrators log in through DHIS2 legacy only when allowed for it one by one" in flashed_error(client)
+    outcome, reason, provider, target, detail = last_login_event(app)
+    assert (outcome, reason, provider, target) == ("failure", "not_allowed", "legacy", "alice")
+    assert "administrator" in detail
+    login_via_dhis2(app.test_client(), "legacy", user=BOB)  # everyone else still gets in
+    assert last_login_event(app)[:4] == ("success", None, "legacy", "bob")
+    with app.app_context():
+        instances.allow([User.by_username("alice")], instances.ProviderInstance.by_slug("legacy"), actor="t")
+    login_via_dhis2(client, "legacy")
+    assert logged_in_as(client) == "alice"
+
+
+def test_sec_28_switching_to_allowed_users_only_ends_sessions_of_users_not_on_the_list(
+        app, client, legacy, make_user):
+    from geologin import users
+
+    make_user("alice", password=None)
+    make_user("bob", password=None)
+    register(app, legacy, "legacy", allow=["bob"], allow_all=True)
+    login_via_dhis2(client, "legacy")
+    bob = app.test_client()
+    login_via_dhis2(bob, "legacy", user=BOB)
+    assert logged_in_as(client) == "alice" and logged_in_as(bob) == "bob"
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), allow_all_users=False, actor="t")
+    assert client.get("/").status_code == 302  # alice is not on the list
+    assert logged_in_as(bob) == "bob"
+    # Made an administrator, bob needs his own permission for that server: he has one, so he stays.
+    with app.app_context():
+        users.update_user(User.by_username("bob"), is_admin=True, actor="t")
+    assert logged_in_as(bob) == "bob"
+    # Made an administrator, alice loses the session "every active user" gave her: she has no permission of
+    # her own.
+    with app.app_context():
+        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), allow_all_users=True, actor="t")
+    login_via_dhis2(client, "legacy")
+    assert logged_in_as(client) == "alice"
+    with app.app_context():
+        users.update_user(User.by_username("alice"), is_admin=True, actor="t")
+    assert client.get("/").status_code == 302
+    assert logged_in_as(bob) == "bob"
+
+
+def test_sec_28_switching_off_password_login_ends_password_sessions(app, client, legacy, make_user):
+    from geologin import users
+
+    make_user("alice")
+    register(app, legacy, "legacy", allow=["alice"])
+    login_via_dhis2(client, "legacy")
+    password_browser = app.test_client()
+    assert AuthActions(password_browser).login("alice").status_code == 302
+    with app.app_context():
+        users.update_user(User.by_username("alice"), password_login_allowed=False, actor="t")
+    assert password_browser.get("/").status_code == 302
+    assert logged_in_as(client) == "alice"  # the DHIS2 session used no password
+
+
+def test_reg_dhis2_242_consent_without_username_is_a_refusal_that_says_to_tick_it(app, client, oidc, make_user):
+    """DHIS2 2.42's consent page: submitting without ticking "username" is a refusal. The user reads what
+    to tick; the audit reads as a refusal and names the user where the browser is logged in."""
+    make_user("alice")
+    register(app, oidc, "oidc", label="Malaria DHIS2", allow=["alice"])
+    login_via_dhis2(client, "oidc", approve=False)
+    message = flashed_error(client)
+    assert "You did not authorize the login at Malaria DHIS2" in message
+    assert "consent page" in message and "username" in message
+    assert "log out of Malaria DHIS2" in message
+    outcome, reason, provider, _, detail = last_login_event(app)
+    assert (outcome, reason, provider) == ("failure", "access_denied", "oidc")
+    assert "refused on the DHIS2 consent page" in detail and "username" in detail
+    assert not detail.startswith("server returned")
+    # Logged in already (with a password), alice tries DHIS2 and refuses: the audit names her.
+    assert AuthActions(client).login("alice").status_code == 302
+    started = client.post("/auth/start", data={"csrf_token": csrf_from(client.get("/")), "provider": "oidc"})
+    back_to_geologin(client, Dhis2User(*ALICE).authorize(started.headers["Location"], approve=False))
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login")
+                                   .order_by(AuditEvent.id.desc())).first()
+        assert (event.reason_code, event.actor) == ("access_denied", "alice")
+    assert logged_in_as(client) == "alice"  # a refused login changes nothing
+
+
+@pytest.mark.parametrize("reason", ["unknown_user", "not_allowed", "identity_mismatch", "access_denied"])
+def test_reg_refusals_say_to_log_out_of_the_server_to_use_another_account(app, client, legacy, make_user,
+                                                                          reason):
+    if reason != "unknown_user":
+        make_user("alice", password=None)
+    else:
+        make_user("bob", password=None)  # someone else; alice does not exist here
+    register(app, legacy, "legacy", label="Ministry DHIS2", allow=["alice"] if reason not in ("not_allowed", "unknown_user") else (),
+             allow_all=reason == "unknown_user")
+    if reason == "identity_mismatch":
+        with app.app_context():
+            db.session.add(ExternalIdentity(user_id=User.by_username("alice").id, subject="SomeoneElse",
+                                            subject_scheme="dhis2-uid",
+                                            provider_id=instances.ProviderInstance.by_slug("legacy").id))
+            db.session.commit()
+    login_via_dhis2(client, "legacy", approve=reason != "access_denied")
+    assert last_login_event(app)[1] == reason
+    assert "To log in with another Ministry DHIS2 account, log out of Ministry DHIS2 first." in flashed_error(client)

@@ -229,9 +229,10 @@ def test_sec_29_reauth_offers_the_identity_provider_to_external_admins(app_facto
     app = app_factory(ALLOW_INSECURE_HTTP=True)
     make_user("chief", password=None, is_admin=True)
     with app.app_context():
-        instance = instances.create_instance("dhis2", slug="moh", label="MoH DHIS2", allow_all_users=True,
+        instance = instances.create_instance("dhis2", slug="moh", label="MoH DHIS2",
                                              settings={"base_url": "http://127.0.0.1:9/", "client_id": "g"},
                                              secrets={"client_secret": "x" * 36})
+        instances.allow([User.by_username("chief")], instance)  # "every active user" never covers an admin
         from geologin.sessions import start_session
         with app.test_request_context():
             start_session(User.by_username("chief"), f"provider:{instance.slug}")

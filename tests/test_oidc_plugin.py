@@ -120,6 +120,28 @@ def test_username_from_email_needs_a_verified_address(app, client, server, make_
     assert client.get("/").status_code == 200
 
 
+@pytest.mark.parametrize("verified", [None, False, "false", "true", 0, 1, "yes", [True]])
+def test_reg_username_from_email_needs_email_verified_exactly_true(app, client, server, make_user, verified):
+    """docs/oidc.md: only an address the server marks ``email_verified: true`` (the JSON boolean) names the
+    user; absent, false, text or numbers are refused."""
+    make_user("alice@example.org", password=None)
+    register(app, username_claim="email")
+    server.claims = {} if verified is None else {"email_verified": verified}
+    oidc_login(client, server)
+    assert client.get("/").status_code == 302
+    assert "sent an answer geologin cannot use" in client.get("/login").get_data(as_text=True)
+
+
+def test_reg_email_verified_only_in_userinfo_is_read_there(app, client, server, make_user):
+    """A server that puts the address in the id_token but says it is verified only at userinfo."""
+    make_user("alice@example.org", password=None)
+    register(app, username_claim="email")
+    server.claims = {"email_verified": True}
+    server.id_token_changes = {"email_verified": None}
+    oidc_login(client, server)
+    assert client.get("/").status_code == 200
+
+
 def test_a_missing_username_claim_is_a_clear_failure(app, client, server, make_user):
     make_user("alice", password=None)
     register(app, username_claim="employee_id")

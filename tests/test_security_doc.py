@@ -29,3 +29,12 @@ def test_security_doc_names_only_existing_tests_and_every_item():
     assert named - set(_security_tests()) == set()
     rows = {int(n) for n in re.findall(r"^\| (\d+) \|", doc, flags=re.MULTILINE)}
     assert rows == set(CHECKLIST_ITEMS)
+
+
+def test_security_doc_names_only_existing_regression_tests():
+    """The issue-14 regression table names real tests, so a renamed or deleted test shows up here."""
+    doc = (ROOT / "docs" / "security.md").read_text()
+    named = set(re.findall(r"`([\w/]+\.py::test_reg_\w+)`", doc))
+    existing = {f"{path.relative_to(ROOT / 'tests')}::{name}" for path in (ROOT / "tests").rglob("test_*.py")
+                for name in re.findall(r"def (test_reg_\w+)", path.read_text())}
+    assert named and named - existing == set()

@@ -53,13 +53,15 @@ class Identity:
 
 class LoginFailure(Exception):
     """The login cannot go on. ``reason`` is a reason code; ``detail`` goes to the audit log only (it may
-    contain what the server said, never secrets or tokens)."""
+    contain what the server said, never secrets or tokens); ``hint`` is an optional translated sentence the
+    user reads after the reason's message (what to do differently at the server)."""
 
     reason = PROVIDER_ERROR
 
-    def __init__(self, detail="", reason=None):
+    def __init__(self, detail="", reason=None, hint=None):
         super().__init__(detail)
         self.detail = detail
+        self.hint = hint
         if reason:
             self.reason = reason
 

@@ -122,8 +122,10 @@ class OAuth2Provider(Provider):
         error = params.get("error")
         if error:
             description = params.get("error_description", "")
-            reason = ACCESS_DENIED if error == "access_denied" else None
-            raise LoginFailure(f"server returned error={error!r} {description!r}", reason=reason)
+            if error == "access_denied":
+                raise LoginFailure(f"the user refused at the server (it said: {description[:200]!r})",
+                                   reason=ACCESS_DENIED)
+            raise LoginFailure(f"server returned error={error!r} {description!r}")
         issuer = self.endpoints().get("issuer")
         if "iss" in params:
             if issuer is None or params["iss"] != issuer:

@@ -6,8 +6,9 @@ from urllib.parse import urljoin, urlsplit
 
 from flask_babel import lazy_gettext as _l
 
-from geologin.providers import (Check, Identity, OAuth2Provider, ProviderError, ProviderUnavailable, Setting,
-                                SettingsError)
+from geologin.providers import (Check, Identity, LoginFailure, OAuth2Provider, ProviderError, ProviderUnavailable,
+                                Setting, SettingsError)
+from geologin.providers.base import ACCESS_DENIED
 from geologin.providers.http import json_object
 from geologin.providers.oauth import basic_auth
 
@@ -129,6 +130,20 @@ class DHIS2Provider(OAuth2Provider):
     def complete_login(self, callback):
         self._generation = callback.data.get("generation") or None
         return super().complete_login(callback)
+
+    def check_authorization_response(self, params):
+        try:
+            return super().check_authorization_response(params)
+        except LoginFailure as failure:
+            if failure.reason != ACCESS_DENIED or self.generation() != OIDC:
+                raise
+            # 2.42+ (Spring Authorization Server) treats a consent page sent without "username" ticked,
+            # or cancelled, as a refusal and says only "OAuth 2.0 Parameter: client_id".
+            raise LoginFailure(
+                'the user refused on the DHIS2 consent page ("username" not ticked, or Cancel); DHIS2 said '
+                f"{params.get('error_description', '')[:200]!r}", reason=ACCESS_DENIED,
+                hint=_l("On DHIS2's consent page, tick “username” and then submit: DHIS2 takes the page "
+                        "without it as a refusal.")) from None
 
     def identity_from(self, tokens, claims):
         if claims is not None:

@@ -73,14 +73,16 @@ class OIDCProvider(OAuth2Provider):
     # -- the login --------------------------------------------------------------------------------
     def identity_from(self, tokens, claims):
         claim = self.username_claim()
-        if claim not in claims and self.endpoints().get("userinfo_endpoint"):
+        needed = (claim, "email_verified") if claim == "email" else (claim,)
+        if any(name not in claims for name in needed) and self.endpoints().get("userinfo_endpoint"):
             # Many servers put only sub in the id_token when an access token can fetch the rest.
             claims = {**self.userinfo(tokens["access_token"], claims), **claims}
         username = claims.get(claim)
         if not isinstance(username, str) or not username:
             raise ProviderError(f"the server sent no {claim!r} claim usable as a username")
-        if claim == "email" and claims.get("email_verified") is False:
-            raise ProviderError("the email address is not verified at the server")
+        if claim == "email" and claims.get("email_verified") is not True:  # absent, "true" or 1 is no promise
+            raise ProviderError(f"the email address is not verified at the server "
+                                f"(email_verified is {repr(claims.get('email_verified'))[:40]}, not true)")
         return Identity(subject=claims["sub"], subject_scheme="oidc-sub", username=username,
                         display_name=_text(claims.get("name")), email=_text(claims.get("email")), claims=claims)
 

@@ -100,7 +100,8 @@ def init_app(app):
 
 
 def load_user(user_id):
-    """Accept the cookie only while its session row exists, belongs to this user and has not timed out."""
+    """Accept the cookie only while its session row exists, belongs to this user and has not timed out.
+    A session older than its user was left behind by a deleted user whose id was given again: refused."""
     row = current_session_row()
     if row is None or str(row.user_id) != str(user_id):
         return None
@@ -109,7 +110,8 @@ def load_user(user_id):
     config = current_app.config
     idle = timedelta(minutes=int(config["SESSION_IDLE_MINUTES"]))
     absolute = timedelta(hours=int(config["SESSION_ABSOLUTE_HOURS"]))
-    if not user.active or now - row.last_seen_at > idle or now - row.created_at > absolute:
+    if (not user.active or now - row.last_seen_at > idle or now - row.created_at > absolute
+            or row.created_at < user.created_at):
         db.session.delete(row)
         db.session.commit()
         return None

@@ -201,3 +201,90 @@ def test_reg_saving_provider_checkboxes_after_the_provider_was_deleted(app, admi
     # Unticking everything saves fine (no permission left behind for the deleted provider).
     response = admin_client.post(f"/admin/users/{bob_id}/providers", data={"csrf_token": csrf_from(page)})
     assert response.status_code == 302
+
+
+@pytest.fixture
+def empty_database(tmp_path):
+    """A new, empty database of the kind the tests run on."""
+    from tests.conftest import TEST_DB, extra_postgres_database
+    if TEST_DB == "postgresql":
+        with extra_postgres_database() as url:
+            yield url
+    else:
+        yield "sqlite:///" + str(tmp_path / "upgrade.sqlite3")
+
+
+def test_reg_migration_0005_keeps_data_drops_orphans_and_never_reuses_ids(empty_database, tmp_path):
+    """An existing database (at 0004, rows left behind by deletes that never cascaded) upgrades: every row
+    that still has its parents is kept with its id, the orphans go, and deleted ids are never given again."""
+    import flask_migrate
+    from geologin import create_app
+    from tests.conftest import make_config
+    app = create_app(make_config(empty_database, tmp_path / "instance"))
+    now = utcnow()
+    with app.app_context():
+        flask_migrate.upgrade(revision="0004")
+        with db.engine.connect() as connection:
+            sqlite = connection.dialect.name == "sqlite"
+            if sqlite:  # what every geologin database before 0005 was: foreign keys not enforced
+                connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
+            connection.execute(insert(User.__table__), [
+                {"id": 1, "username": "alice", "display_name": "", "is_admin": True, "active": True,
+                 "password_login_allowed": True, "created_at": now, "updated_at": now},
+                {"id": 3, "username": "bob", "display_name": "", "is_admin": False, "active": True,
+                 "password_login_allowed": True, "created_at": now, "updated_at": now}])
+            connection.execute(insert(ProviderInstance.__table__), [
+                {"id": 1, "slug": "moh", "type": "dhis2", "label": "MOH", "description": "", "enabled": True,
+                 "position": 1, "allow_all_users": False, "settings_json": "{}", "secrets_json": "{}",
+                 "created_at": now, "updated_at": now}])
+            sessions = [{"id": f"{n}" * 64, "user_id": user_id, "created_at": now, "last_seen_at": now,
+                         "auth_method": "password"} for n, user_id in ((1, 1), (2, 3), (3, 2))]
+            permissions = [{"user_id": 3, "provider_id": 1, "created_at": now}]
+            identities = [{"id": 1, "user_id": 3, "provider_id": 1, "subject": "bobUid", "subject_scheme": "sub",
+                           "first_login_at": now, "last_login_at": now}]
+            if sqlite:  # left behind by a deleted user 2 and a deleted provider 2
+                permissions += [{"user_id": 2, "provider_id": 1, "created_at": now},
+                                {"user_id": 1, "provider_id": 2, "created_at": now}]
+                identities += [{"id": 2, "user_id": 2, "provider_id": 1, "subject": "gone", "subject_scheme": "sub",
+                                "first_login_at": now, "last_login_at": now},
+                               {"id": 3, "user_id": 1, "provider_id": 2, "subject": "gone2",
+                                "subject_scheme": "sub", "first_login_at": now, "last_login_at": now}]
+                connection.execute(insert(LoginTransaction.__table__).values(
+                    id="t" * 64, provider_id=2, browser_hash="b", nonce="n", code_verifier="v", redirect_uri="r",
+                    data_json="{}", created_at=now))
+            else:
+                sessions = sessions[:2]
+            connection.execute(insert(UserSession.__table__), sessions)
+            connection.execute(insert(UserProviderPermission.__table__), permissions)
+            connection.execute(insert(ExternalIdentity.__table__), identities)
+            if not sqlite:  # as if the rows had come from the sequences
+                for table in ("users", "provider_instances", "external_identities"):
+                    connection.exec_driver_sql(f"SELECT setval('{table}_id_seq', (SELECT max(id) FROM {table}))")
+            connection.commit()
+        flask_migrate.upgrade()
+
+        assert [(u.id, u.username) for u in db.session.scalars(select(User).order_by(User.id))] == [
+            (1, "alice"), (3, "bob")]
+        assert sorted(db.session.scalars(select(UserSession.user_id))) == [1, 3]
+        assert db.session.execute(select(UserProviderPermission.user_id, UserProviderPermission.provider_id)
+                                  ).all() == [(3, 1)]
+        assert db.session.execute(select(ExternalIdentity.id, ExternalIdentity.subject)).all() == [(1, "bobUid")]
+        assert db.session.scalar(select(func.count()).select_from(LoginTransaction)) == 0
+        if db.engine.dialect.name == "sqlite":
+            assert db.session.execute(text("PRAGMA foreign_key_check")).all() == []
+            assert db.session.execute(text("PRAGMA foreign_keys")).scalar() == 1
+
+        # The highest user is deleted: the next user gets a new id, not 3, and inherits nothing.
+        from geologin import users
+        users.delete_user(db.session.get(User, 3), actor="test")
+        carol = users.create_user("carol", actor="test")
+        assert carol.id > 3
+        assert db.session.scalar(select(func.count()).select_from(UserProviderPermission)) == 0
+        # The provider triggers of 0004 survive the rebuild: a change to a provider changes the cache token.
+        before = db.session.execute(text("SELECT token FROM cache_versions WHERE name = 'providers'")).scalar()
+        db.session.get(ProviderInstance, 1).label = "Ministry"
+        db.session.commit()
+        after = db.session.execute(text("SELECT token FROM cache_versions WHERE name = 'providers'")).scalar()
+        assert before and after and before != after
+        db.session.remove()
+        db.engine.dispose()

@@ -73,6 +73,8 @@ class User(UserMixin, db.Model):
 
     @classmethod
     def by_username(cls, username):
+        if "\x00" in (username or ""):  # no username has one (users.username_problem), and PostgreSQL errs
+            return None
         return db.session.scalar(_BY_USERNAME, {"username": username})
 
     @classmethod

@@ -20,6 +20,7 @@ from .redirects import safe_next
 from .sessions import login_age
 from .web import requested_page
 from .setting_fields import choice
+from .validation import row_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -59,7 +60,7 @@ def _actor():
 class UserProvidersForm(Form):
     """The user screen's checkboxes: the identity providers this user may log in through."""
 
-    provider_ids = SelectMultipleField(_l("Identity providers"), coerce=int, validate_choice=False)
+    provider_ids = SelectMultipleField(_l("Identity providers"), coerce=row_id, validate_choice=False)
 
     def validate_provider_ids(self, field):
         """A form opened before another administrator deleted a provider still names its id."""

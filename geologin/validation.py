@@ -7,8 +7,12 @@ import re
 import click
 from flask import render_template, request
 from flask_babel import gettext as _
+from werkzeug.routing import IntegerConverter
 
 CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+# The largest id a table can hold (PostgreSQL's integer). A larger number in a URL or a form would reach
+# the database and fail there (SQLite overflows past 2**63), a 500 instead of "no such thing".
+MAX_ID = 2**31 - 1
 
 
 def has_control(value):
@@ -52,3 +56,24 @@ def _checking(parse_args):
                 raise click.ClickException(f"Bad input: {arg!r} contains a control character; nothing was done.")
         return parse_args(ctx, args)
     return parse
+
+
+class IdConverter(IntegerConverter):
+    """``<int:...>`` in every route: a number beyond any id is no page (404), not a database error."""
+
+    def __init__(self, map, *args, **kwargs):
+        kwargs.setdefault("max", MAX_ID)
+        super().__init__(map, *args, **kwargs)
+
+
+def row_id(value):
+    """``coerce`` for form fields that carry ids: ValueError (an invalid choice) outside 1..MAX_ID."""
+    number = int(value)
+    if not 1 <= number <= MAX_ID:
+        raise ValueError("not an id")
+    return number
+
+
+def init_app(app):
+    """Before any route is added: the int converter of every route becomes ``IdConverter``."""
+    app.url_map.converters["int"] = IdConverter

@@ -176,3 +176,24 @@ def test_reg_trailing_newline_is_not_part_of_a_valid_name(app, runner):
         result = runner.invoke(args=args, input="Zq8-secret-0123456789abcdef\n")
         assert result.exit_code == 0, (args, result.output)
     assert _count(app, User) == 1 and _count(app, ProviderInstance) == 1
+
+
+def test_reg_huge_ids_are_no_such_thing(app, admin_client, make_user):
+    """A number beyond any id (PostgreSQL's integer; SQLite overflows past 2**63) is a 404 in a URL and an
+    invalid choice in a form, never a database error."""
+    uid = make_user("amina")
+    _provider(app)
+    for url in ("/admin/users/2147483648", "/admin/users/9223372036854775808",
+                "/admin/users/99999999999999999999/password"):
+        assert admin_client.get(url).status_code == 404, url
+    page = admin_client.get(f"/admin/users/{uid}")
+    response = admin_client.post(f"/admin/users/{uid}/identities/99999999999999999999/unlink",
+                                 data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 404
+    response = admin_client.post(f"/admin/users/{uid}/providers",
+                                 data={"csrf_token": csrf_from(page), "provider_ids": ["99999999999999999999"]})
+    assert response.status_code == 400
+    response = admin_client.post("/admin/providers/moh/users/disallow",
+                                 data={"csrf_token": csrf_from(page), "user_ids": ["99999999999999999999"]})
+    assert response.status_code == 302
+    assert admin_client.get(f"/admin/users/{uid}").status_code == 200

@@ -51,6 +51,8 @@ def create_app(test_config=None):
     i18n.init_app(app)
     sessions.init_app(app)
 
+    from . import validation
+    validation.init_app(app)  # before the routes: it bounds their <int:...> ids
     from .admin import bp as admin_bp
     from .auth import bp as auth_bp
     from .external import bp as external_bp

@@ -8,6 +8,7 @@ from flask_babel import gettext as _
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
 from wtforms import SelectMultipleField
+from wtforms.validators import ValidationError
 
 from . import audit, instances, throttle, users
 from .admin_audit import bp as audit_bp
@@ -19,6 +20,7 @@ from .redirects import safe_next
 from .sessions import login_age
 from .web import requested_page
 from .setting_fields import choice
+from .validation import row_id
 
 bp = Blueprint("admin", __name__, url_prefix="/admin")
 
@@ -58,7 +60,14 @@ def _actor():
 class UserProvidersForm(Form):
     """The user screen's checkboxes: the identity providers this user may log in through."""
 
-    provider_ids = SelectMultipleField(_l("Identity providers"), coerce=int)
+    provider_ids = SelectMultipleField(_l("Identity providers"), coerce=row_id, validate_choice=False)
+
+    def validate_provider_ids(self, field):
+        """A form opened before another administrator deleted a provider still names its id."""
+        known = {option[0] for option in field.iter_choices()}
+        if any(provider_id not in known for provider_id in field.data or []):
+            raise ValidationError(_l("An identity provider ticked here no longer exists: another administrator "
+                                     "deleted it. Check the list below and save again."))
 
 
 def _providers_form(user, formdata=None):

@@ -16,6 +16,7 @@ from . import audit, instances, setting_fields, users
 from .encryption import SecretUnreadable
 from .extensions import db
 from .forms import Form
+from .validation import row_id
 from .web import requested_page
 from .models import ProviderInstance, User, UserProviderPermission
 from .providers.base import Check, LoginFailure
@@ -68,7 +69,7 @@ class BulkAllowForm(Form):
 
 
 class DisallowForm(Form):
-    user_ids = SelectMultipleField(_l("Users"), coerce=int, validate_choice=False)
+    user_ids = SelectMultipleField(_l("Users"), coerce=row_id, validate_choice=False)
 
 
 # -- helpers ---------------------------------------------------------------------------------------------

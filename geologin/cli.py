@@ -338,3 +338,5 @@ def init_app(app):
     app.cli.add_command(setup_link)
     from .cli_providers import init_app as init_providers_cli
     init_providers_cli(app)
+    from .validation import guard_cli
+    guard_cli(app.cli)

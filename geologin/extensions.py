@@ -31,22 +31,26 @@ limiter = Limiter(key_func=get_remote_address, default_limits=[])
 
 
 def configure_engines(app):
-    """Per-connection settings of SQLite databases (SQLITE_JOURNAL_MODE, SQLITE_SYNCHRONOUS)."""
+    """Per-connection settings of SQLite databases: foreign keys always enforced (SQLite leaves them off,
+    so deletes would cascade nothing), and SQLITE_JOURNAL_MODE, SQLITE_SYNCHRONOUS for database files."""
     journal = str(app.config.get("SQLITE_JOURNAL_MODE") or "").upper()
     synchronous = str(app.config.get("SQLITE_SYNCHRONOUS") or "").upper()
     # Both were checked against fixed lists in config._normalise (they go into PRAGMA statements).
 
-    def on_connect(dbapi_connection, _record):
-        cursor = dbapi_connection.cursor()
-        try:
-            if journal:
-                cursor.execute(f"PRAGMA journal_mode={journal}")
-            if synchronous:
-                cursor.execute(f"PRAGMA synchronous={synchronous}")
-        finally:
-            cursor.close()
+    def pragmas(in_memory):
+        def on_connect(dbapi_connection, _record):
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("PRAGMA foreign_keys=ON")
+                if journal and not in_memory:
+                    cursor.execute(f"PRAGMA journal_mode={journal}")
+                if synchronous and not in_memory:
+                    cursor.execute(f"PRAGMA synchronous={synchronous}")
+            finally:
+                cursor.close()
+        return on_connect
 
     with app.app_context():
         for engine in db.engines.values():
-            if engine.dialect.name == "sqlite" and engine.url.database not in (None, "", ":memory:"):
-                event.listen(engine, "connect", on_connect)
+            if engine.dialect.name == "sqlite":
+                event.listen(engine, "connect", pragmas(engine.url.database in (None, "", ":memory:")))

@@ -24,6 +24,7 @@ from .models import ExternalIdentity, LoginTransaction, ProviderInstance, User, 
 from .providers.base import CallbackContext, LoginFailure, LoginRequest
 from .redirects import safe_next
 from .sessions import provider_auth_method, start_session
+from .validation import has_control
 
 bp = Blueprint("external", __name__)
 logger = logging.getLogger("geologin.external")
@@ -199,6 +200,8 @@ def match_identity(identity, instance):
 
 
 def _match_identity(identity, instance):
+    if has_control(identity.username) or has_control(identity.subject):  # no account is called that
+        return None, "provider_error"
     user = User.by_username(identity.username) if identity.username else None
     if user is None:
         return None, "unknown_user"

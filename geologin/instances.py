@@ -18,7 +18,7 @@ from .providers.base import InstanceView, SettingsContext, SettingsError
 from .providers.http import HttpClient, per_server_cap
 from .sessions import end_sessions_via_provider, end_user_sessions_via
 
-SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?$")
+SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?\Z")  # \Z: "$" lets a final newline through
 _caches = {}
 _caches_lock = threading.Lock()
 

@@ -13,6 +13,11 @@ def utcnow():
     return datetime.now(timezone.utc)
 
 
+# SQLite otherwise gives a deleted row's id (the highest) to the next row, which then inherits whatever still
+# names that id (a cookie, a copied link, an audit reference). PostgreSQL sequences never reuse. Migration 0005.
+NEVER_REUSE_IDS = {"sqlite_autoincrement": True}
+
+
 class UTCDateTime(TypeDecorator):
     """Stores naive UTC and always returns aware UTC, so SQLite and PostgreSQL compare the same way."""
 
@@ -32,6 +37,7 @@ class UTCDateTime(TypeDecorator):
 
 class User(UserMixin, db.Model):
     __tablename__ = "users"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     # Compared exactly (case-sensitive), as identity providers such as DHIS2 do.
@@ -67,6 +73,8 @@ class User(UserMixin, db.Model):
 
     @classmethod
     def by_username(cls, username):
+        if "\x00" in (username or ""):  # no username has one (users.username_problem), and PostgreSQL errs
+            return None
         return db.session.scalar(_BY_USERNAME, {"username": username})
 
     @classmethod
@@ -102,6 +110,7 @@ class AuditEvent(db.Model):
     """One security-relevant event. Actor and target are stored as text so history outlives deletions."""
 
     __tablename__ = "audit_events"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
@@ -133,6 +142,7 @@ class SetupToken(db.Model):
     """The one-time first-run link. Only the token's hash is kept; it dies once an admin exists."""
 
     __tablename__ = "setup_tokens"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
@@ -145,6 +155,7 @@ class ProviderInstance(db.Model):
     ``settings`` holds the plugin's plain settings as JSON, ``secrets`` its encrypted ones."""
 
     __tablename__ = "provider_instances"
+    __table_args__ = NEVER_REUSE_IDS
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     slug: Mapped[str] = mapped_column(String(60), unique=True, nullable=False)
@@ -191,7 +202,8 @@ class ExternalIdentity(db.Model):
     account that later takes the same username cannot take over."""
 
     __tablename__ = "external_identities"
-    __table_args__ = (UniqueConstraint("provider_id", "user_id"), UniqueConstraint("provider_id", "subject"))
+    __table_args__ = (UniqueConstraint("provider_id", "user_id"), UniqueConstraint("provider_id", "subject"),
+                      NEVER_REUSE_IDS)
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)

@@ -13,8 +13,8 @@ from .sessions import end_user_sessions
 
 USERNAME_MAX = 150
 # Letters and digits of any script, plus . _ @ + - : what DHIS2 and most identity providers allow.
-_USERNAME = re.compile(r"^[\w.@+-]+$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+_USERNAME = re.compile(r"[\w.@+-]+")  # fullmatch: "$" would let a final newline through
+_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 class UserError(ValueError):
@@ -31,13 +31,13 @@ def username_problem(username):
         return _("Enter a username.")
     if len(username) > USERNAME_MAX:
         return _("A username has at most %(n)d characters.", n=USERNAME_MAX)
-    if not _USERNAME.match(username):
+    if not _USERNAME.fullmatch(username):
         return _("Use only letters, digits and . _ @ + - in a username (no spaces).")
     return None
 
 
 def email_problem(email):
-    if email and (len(email) > 254 or not _EMAIL.match(email)):
+    if email and (len(email) > 254 or not _EMAIL.fullmatch(email)):
         return _("Enter a valid email address, like name@example.org.")
     return None
 

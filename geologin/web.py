@@ -8,6 +8,7 @@ from flask_wtf.csrf import CSRFError
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
+from . import validation
 from .extensions import db
 
 logger = logging.getLogger("geologin.web")
@@ -80,6 +81,8 @@ def init_app(app):
     if proxies:
         # Exactly N hops: a client cannot add its own X-Forwarded-For entry and be believed.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)
+    # First of all hooks: input with control characters is refused before anything reads it.
+    app.before_request_funcs.setdefault(None, []).insert(0, validation.refuse_control_characters)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(UnicodeDecodeError, _undecodable_request)

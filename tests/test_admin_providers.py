@@ -327,7 +327,7 @@ def test_user_screen_ticks_identity_providers(app, admin_client, make_user):
     assert (_allowed(app, "alpha"), _allowed(app, "bravo")) == ([], [])
     response = post_form(admin_client, url, {"provider_ids": [a, 999999]}, page=f"/admin/users/{uid}")
     assert response.status_code == 400
-    assert "not a valid choice" in _error_block(response.get_data(as_text=True), "provider_ids")
+    assert "no longer exists" in _error_block(response.get_data(as_text=True), "provider_ids")
     assert _allowed(app, "alpha") == []
     assert [e[3] for e in _events(app, "permission.grant")] == ["success", "success"]
     assert [(e[1], e[2]) for e in _events(app, "permission.revoke")] == [("amina", "alpha"), ("amina", "bravo")]

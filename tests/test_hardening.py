@@ -163,6 +163,7 @@ def _age_session(app, **ages):
         row = db.session.scalars(select(UserSession)).one()
         for column, minutes in ages.items():
             setattr(row, column, utcnow() - timedelta(minutes=minutes))
+        row.user.created_at = min(row.user.created_at, row.created_at)  # a session is never older than its user
         db.session.commit()
 
 

@@ -174,7 +174,6 @@ def user_password(user_id):
     form.username_for_policy = user.username
     if form.validate_on_submit():
         users.set_password(user, form.password.data, actor=_actor())
-        throttle.unlock(user.username)  # the new password is the way back in, even for a locked account
         flash(_("New password set for %(name)s. Their other sessions have ended.", name=user.username), "info")
         return redirect(url_for("admin.user_edit", user_id=user.id))
     status = 400 if request.method == "POST" else 200

@@ -117,23 +117,14 @@ def users_set_password(name, password_stdin):
     password = _read_password_stdin() if password_stdin else click.prompt(
         "New password", hide_input=True, confirmation_prompt=True)
     _service(users.set_password, user, password, actor=CLI_ACTOR)
-    throttle.unlock(user.username)
-    click.echo(f"Password set for {user.username}; their sessions have ended.")
-    if throttle.process_local():
-        click.echo(_NO_SHARED_LOCKS.format(action="A lockout, if any, is not lifted"), err=True)
-
-
-_NO_SHARED_LOCKS = ("{action}: without REDIS_URL each geologin process keeps lockouts in its own memory, out "
-                    "of this command's reach. Use the Unlock button on the user's screen, or restart geologin.")
+    click.echo(f"Password set for {user.username}; their sessions have ended and any lockout is lifted.")
 
 
 @users_cli.command("unlock")
 @click.argument("name")
 def users_unlock(name):
-    """Let NAME try to log in again after too many failed attempts (needs REDIS_URL)."""
+    """Let NAME try to log in again after too many failed attempts (every server process, at once)."""
     user = _get_user(name)
-    if throttle.process_local():
-        raise click.ClickException(_NO_SHARED_LOCKS.format(action="Cannot unlock"))
     throttle.unlock(user.username)
     audit.record("user.unlock", target=user.username, actor=CLI_ACTOR)
     click.echo(f"{user.username} is unlocked: they can try to log in again.")

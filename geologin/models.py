@@ -54,6 +54,9 @@ class User(UserMixin, db.Model):
     last_login_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     # The language the user chose with the picker (a locale code such as "fr"); None: cookie or browser.
     locale: Mapped[str | None] = mapped_column(String(35))
+    # When an administrator last lifted the account's lockout. Lockout counters may live in each process's
+    # memory; every process compares its own counters with this before it refuses a login.
+    unlocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     sessions: Mapped[list["UserSession"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True

@@ -9,8 +9,10 @@ import time
 from flask import current_app, request
 from flask_babel import ngettext
 from limits.storage import MemoryStorage
+from sqlalchemy import select, update
 
-from .extensions import limiter
+from .extensions import db, limiter
+from .models import User, utcnow
 
 _FAILURES = "geologin:login-failures:"
 _LOCK = "geologin:login-lock:"
@@ -114,9 +116,14 @@ def locked_for(username):
         return 0
     storage = _storage()
     key = _key(_LOCK, username)
-    if storage.get(key) <= 0:
+    wait = storage.get(key)
+    if wait <= 0:
         return 0
-    return max(1, math.ceil(storage.get_expiry(key) - time.time()))
+    expiry = storage.get_expiry(key)
+    if _unlocked_since(username, expiry - wait):
+        record_success(username)
+        return 0
+    return max(1, math.ceil(expiry - time.time()))
 
 
 def record_failure(username):
@@ -125,16 +132,22 @@ def record_failure(username):
         return 0
     config = current_app.config
     storage = _storage()
-    failures = storage.incr(_key(_FAILURES, username), int(config["LOCKOUT_FAILURE_RESET_SECONDS"]))
+    reset = int(config["LOCKOUT_FAILURE_RESET_SECONDS"])
+    failures_key = _key(_FAILURES, username)
+    failures = storage.incr(failures_key, reset)
     threshold = int(config["LOCKOUT_MAX_FAILURES"])
     if failures < threshold:
+        return 0
+    if _unlocked_since(username, storage.get_expiry(failures_key) - reset):  # counted before an unlock
+        storage.clear(failures_key)
+        storage.incr(failures_key, reset)
         return 0
     # Keycloak-style: every failure past the threshold adds one wait increment, up to the maximum wait.
     wait = min(int(config["LOCKOUT_WAIT_INCREMENT_SECONDS"]) * (failures - threshold + 1),
                int(config["LOCKOUT_MAX_WAIT_SECONDS"]))
     lock = _key(_LOCK, username)
     storage.clear(lock)
-    storage.incr(lock, wait)
+    storage.incr(lock, wait, amount=wait)  # the value is the wait: with the expiry, it tells when the lock began
     return wait
 
 
@@ -144,14 +157,17 @@ def record_success(username):
 
 
 def unlock(username):
-    """Forget the account's failures and lift its lockout (an administrator's Unlock, a new password)."""
+    """Forget the account's failures and lift its lockout (an administrator's Unlock, a new password): here,
+    and, through the user's ``unlocked_at`` (committed by the caller), in every other process."""
     record_success(username)
+    db.session.execute(update(User).where(User.username == username).values(unlocked_at=utcnow()))
 
 
-def process_local():
-    """True when lockouts live in this process's memory (no ``REDIS_URL``): another process, such as a
-    ``flask`` command, can neither see nor lift the server's lockouts."""
-    return isinstance(_storage(), MemoryStorage)
+def _unlocked_since(username, started):
+    """Whether an administrator unlocked the account after ``started`` (a time.time() value): asked only
+    when this process's counters would refuse, so logins that are not locked out read nothing."""
+    unlocked_at = db.session.scalar(select(User.unlocked_at).where(User.username == username))
+    return unlocked_at is not None and unlocked_at.timestamp() >= started
 
 
 def lockout_message(seconds):

@@ -5,7 +5,7 @@ import re
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from . import audit
+from . import audit, throttle
 from .extensions import db
 from .models import User, utcnow
 from .passwords import hash_password, password_problems
@@ -131,11 +131,13 @@ def update_user(user, *, display_name=None, email=None, is_admin=None, active=No
 
 
 def set_password(user, password, *, actor=None):
-    """Set a new password and end the user's existing sessions (a stolen session dies with the old password)."""
+    """Set a new password and end the user's existing sessions (a stolen session dies with the old password).
+    The new password is the way back in, so it also lifts a lockout."""
     _check_password(password, user.username)
     user.password_hash = hash_password(password)
     user.password_changed_at = utcnow()
     end_user_sessions(user, commit=False)
+    throttle.unlock(user.username)
     audit.record("user.password_set", target=user.username, actor=actor, commit=False)
     db.session.commit()
 

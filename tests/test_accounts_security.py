@@ -132,12 +132,43 @@ def test_reg_cli_set_password_clears_the_lock(app, runner, make_user):
     assert AuthActions(app.test_client()).login("amina", NEW).status_code == 302
 
 
-def test_reg_cli_unlock_without_redis_says_it_cannot_reach_the_server(app, runner, make_user):
+def test_reg_cli_unlock_without_redis_reaches_the_servers_lock(app, make_user, migrated_database, tmp_path):
+    """Without Redis each server process keeps its lockouts in memory; `users unlock`, another process,
+    still lifts them: the unlock is written to the database, which every process consults when locked."""
     make_user("amina")
-    result = runner.invoke(args=["users", "unlock", "amina"])
-    assert result.exit_code == 1
-    assert "REDIS_URL" in result.output and "Unlock button" in result.output
-    assert runner.invoke(args=["users", "unlock", "nobody"]).exit_code == 1
+    _lock(app, "amina")
+    page = app.test_client()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOLOGIN_") and k != "DATABASE_URL"}
+    env.update({"GEOLOGIN_ENV": "development", "GEOLOGIN_INSTANCE": str(tmp_path / "cli"),
+                "DATABASE_URL": migrated_database})
+    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "users", "unlock", "amina"],
+                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "amina is unlocked" in result.stdout
+    assert AuthActions(page).login("amina").status_code == 302
+    assert [(e.actor, e.target) for e in _events(app, "user.unlock")] == [("cli", "amina")]
+    unknown = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "users", "unlock", "nobody"],
+                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    assert unknown.returncode == 1
+
+
+def test_reg_unlock_also_forgets_failures_counted_before_it(app, make_user):
+    """A process that counted failures before another process's unlock (without locking yet) starts again
+    from zero, instead of locking the account at the next failure."""
+    from sqlalchemy import update
+
+    from geologin.extensions import db
+    from geologin.models import User, utcnow
+    app.config.update(LOCKOUT_MAX_FAILURES=3)
+    make_user("amina")
+    auth = AuthActions(app.test_client())
+    for _ in range(2):
+        assert auth.login("amina", WRONG).status_code == 400
+    with app.app_context():  # what `users unlock` in another process leaves behind
+        db.session.execute(update(User).where(User.username == "amina").values(unlocked_at=utcnow()))
+        db.session.commit()
+    assert auth.login("amina", WRONG).status_code == 400
+    assert auth.login("amina").status_code == 302  # not locked: only one failure since the unlock
 
 
 @pytest.mark.redis

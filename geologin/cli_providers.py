@@ -15,6 +15,8 @@ from .encryption import SecretUnreadable
 from .extensions import db
 from .providers import Check, LoginFailure
 
+_NO_PUBLIC_URL = "(set GEOLOGIN_PUBLIC_URL first)"  # redirect URIs are built from it
+
 providers_cli = AppGroup("providers", help="Manage identity providers (DHIS2 servers and other plugins).")
 TRUE_WORDS = {"1", "true", "yes", "on"}
 FALSE_WORDS = {"0", "false", "no", "off"}
@@ -129,7 +131,7 @@ def _add_command(type_name, cls):
                             allow_all_users=allow_all_users, actor=CLI_ACTOR, names=option_names)
         click.echo(f"Created {type_name} provider {instance.slug}"
                    f"{'' if instance.enabled or not disabled else ' (disabled)'}. Register this redirect URI at the "
-                   f"server: {instances.build_provider(instance).redirect_uri() or '(set PUBLIC_URL first)'}")
+                   f"server: {instances.build_provider(instance).redirect_uri() or _NO_PUBLIC_URL}")
         if not disabled and not enabled:
             _enable_if_tested(instance)
 
@@ -293,7 +295,7 @@ def providers_show(slug, as_json):
         click.echo(f"  {name}: {'-' if value in (None, '') else value}")
     for name, stored in row["secrets"].items():
         click.echo(f"  {name}: {'(stored)' if stored else '(not set)'}")
-    click.echo(f"  redirect URI to register at the server: {row['redirect_uri'] or '(set PUBLIC_URL first)'}")
+    click.echo(f"  redirect URI to register at the server: {row['redirect_uri'] or _NO_PUBLIC_URL}")
 
 
 def _run_checks(instance):

@@ -408,3 +408,12 @@ def test_users_unlink(dev_app, cli, make_user):
     assert unknown.exit_code == 1 and "No user named 'ghost'." in unknown.output
     with dev_app.app_context():
         assert db.session.query(User).count() == 1
+
+
+def test_reg_without_public_url_the_cli_names_the_variable_to_set(app_factory):
+    """"(set PUBLIC_URL first)" named a setting nobody can set under that name: the variable is
+    GEOLOGIN_PUBLIC_URL."""
+    runner = app_factory(ALLOW_INSECURE_HTTP=True, PUBLIC_URL=None).test_cli_runner()
+    added = _add(runner, "moh", DHIS2_URL, SECRET)
+    assert "(set GEOLOGIN_PUBLIC_URL first)" in added.output
+    assert "(set GEOLOGIN_PUBLIC_URL first)" in _invoke(runner, "providers", "show", "moh").output

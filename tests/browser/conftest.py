@@ -230,8 +230,9 @@ class Geologin:
         return result.stdout
 
     def add_dhis2(self, slug, label, server, *, allow=()):
+        # Enabled explicitly: some journeys register a server that is down on purpose.
         self.flask("providers", "add", "dhis2", "--slug", slug, "--label", label, "--base-url", server.url + "/",
-                   "--client-id", "geologin", "--client-secret-stdin", stdin=SECRET + "\n")
+                   "--client-id", "geologin", "--client-secret-stdin", "--enabled", stdin=SECRET + "\n")
         if allow:
             self.flask("users", "allow", *allow, slug)
 

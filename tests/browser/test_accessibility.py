@@ -80,7 +80,7 @@ def test_7_no_serious_accessibility_violations(axe_js, site, open_page, name):
         action(page)
         page.wait_for_load_state()
     if as_admin:
-        expect(page.get_by_role("button", name="Log out")).to_be_visible()  # not bounced to a login page
+        expect(page.get_by_role("button", name="Log out", exact=True)).to_be_visible()  # not bounced to a login page
     page.add_script_tag(path=str(axe_js))
     results = page.evaluate("() => axe.run(document, {resultTypes: ['violations']})")
     blocking = [v for v in results["violations"] if v["impact"] in BLOCKING]

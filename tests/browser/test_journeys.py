@@ -56,19 +56,19 @@ def consent_at_oidc_dhis2(page, screenshot=None):
 def expect_logged_in(page, geologin, username):
     expect(page).to_have_url(geologin.url + "/")
     expect(page.locator(".logged-in-as")).to_have_text(f"Logged in as {username}")
-    expect(page.get_by_role("button", name="Log out")).to_be_visible()
+    expect(page.get_by_role("button", name="Log out", exact=True)).to_be_visible()
 
 
 def expect_login_error(page, geologin, message):
     expect(page).to_have_url(re.compile("^" + re.escape(geologin.url) + r"/login(\?|$)"))
     expect(page.locator(".flash-error")).to_contain_text(message)
-    expect(page.get_by_role("button", name="Log out")).to_have_count(0)
+    expect(page.get_by_role("button", name="Log out", exact=True)).to_have_count(0)
 
 
 def expect_nobody_logged_in(page, geologin):
     page.goto(geologin.url + "/")
     expect(page).to_have_url(re.compile("^" + re.escape(geologin.url) + r"/login(\?|$)"))
-    expect(page.get_by_role("button", name="Log out")).to_have_count(0)
+    expect(page.get_by_role("button", name="Log out", exact=True)).to_have_count(0)
 
 
 def log_out_and_check_the_old_cookie_is_dead(page, open_page, geologin):
@@ -80,7 +80,7 @@ def log_out_and_check_the_old_cookie_is_dead(page, open_page, geologin):
     copy.context.add_cookies(before)
     copy.goto(geologin.url + "/")
     expect_logged_in(copy, geologin, username)
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log out", exact=True).click()
     expect(page).to_have_url(re.compile("^" + re.escape(geologin.url) + "/login"))
     expect(page.locator(".flash-info")).to_have_text("You have been logged out.")
     expect_nobody_logged_in(page, geologin)
@@ -183,7 +183,9 @@ class TestFirstRunToDhis2Login:
 
             # Its Setup page: what to register in DHIS2, and "Test connection".
             expect(page.get_by_role("heading", name=f"Setup of {label}")).to_be_visible()
-            expect(page.locator(".flash-info")).to_contain_text(f"Identity provider {label} created")
+            expect(page.locator(".flash-info", has_text=f"Identity provider {label} created")).to_be_visible()
+            # Created enabled because its connection test passed (a provider that fails it starts disabled).
+            expect(page.locator(".flash-info", has_text="The connection test passed")).to_be_visible()
             expect(page.locator("dd code.uri")).to_have_text(f"{geologin.url}/auth/{slug}/callback")
             page.get_by_role("button", name="Test connection").click()
             results = page.locator("table.checks tbody tr")
@@ -355,7 +357,7 @@ class TestWithoutJavaScript:
         expect_login_error(page, geologin, "Invalid username or password.")
         log_in_with_password(page, geologin, *ADMIN)
         expect_logged_in(page, geologin, ADMIN[0])
-        page.get_by_role("button", name="Log out").click()
+        page.get_by_role("button", name="Log out", exact=True).click()
         expect(page.locator(".flash-info")).to_have_text("You have been logged out.")
         expect_nobody_logged_in(page, geologin)
 

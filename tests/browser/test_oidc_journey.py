@@ -42,7 +42,7 @@ def test_log_in_through_an_openid_provider_and_log_out_of_both(world, page):
     expect(page).to_have_url(geologin.url + "/")
     expect(page.locator(".logged-in-as")).to_have_text("Logged in as alice")
 
-    page.get_by_role("button", name="Log out").click()
+    page.get_by_role("button", name="Log out", exact=True).click()
     expect(page).to_have_url(re.compile("^" + re.escape(op.issuer) + "/session/end"))
     page.get_by_role("button", name="Yes, log me out").click()
     expect(page).to_have_url(re.compile("^" + re.escape(geologin.url) + "/login"))

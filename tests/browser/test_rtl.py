@@ -58,7 +58,7 @@ def arabic_site(browser, start_geologin):
     for slug, label in (("moh", "وزارة الصحة DHIS2"), ("malaria", "Malaria programme (DHIS2 2.42)")):
         # Never contacted here: the login page only lists them (two servers: the server select shows).
         geologin.flask("providers", "add", "dhis2", "--slug", slug, "--label", label, "--base-url",
-                       "http://127.0.0.1:9/", "--client-id", "geologin", "--client-secret-stdin", stdin="x\n")
+                       "http://127.0.0.1:9/", "--client-id", "geologin", "--client-secret-stdin", "--enabled", stdin="x\n")
     return geologin
 
 

@@ -30,6 +30,12 @@ class Login:
     request: dict
     code: str = field(default_factory=lambda: "code-" + secrets.token_urlsafe(16))
     access_token: str = field(default_factory=lambda: "at-" + secrets.token_urlsafe(24))
+    refresh_token: str = field(default_factory=lambda: "rt-" + secrets.token_urlsafe(24))
+    id_token: str | None = None  # set by a server that sends one (OIDCContract.answer_login)
+
+    def secrets(self):
+        """What must never show in a URL, the session cookie, a log line or an audit row."""
+        return [value for value in (self.code, self.access_token, self.refresh_token, self.id_token) if value]
 
 
 class LoginHarness:
@@ -58,6 +64,10 @@ class LoginHarness:
 
     def app_config(self):
         return {"PUBLIC_URL": self.public_url, "ALLOW_INSECURE_HTTP": True}
+
+    def expected_redirect_uri(self, slug):
+        """The redirect URI the plugin must send for instance ``slug`` (override for a fixed callback path)."""
+        return f"{self.public_url}/auth/{slug}/callback"
 
     # -- fixtures (override ``contract_app`` to build the app your own way) ------------------------------
     @pytest.fixture

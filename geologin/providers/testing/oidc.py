@@ -59,9 +59,10 @@ class OIDCContract(ProviderContract):
     def answer_login(self, mock, login, id_token=None, jwks=None):
         metadata = self.metadata()
         mock.get(metadata["jwks_uri"], json=jwks or KeySet([RSA_KEY, EC_KEY]).as_dict(private=False), headers=JSON)
+        login.id_token = id_token or self.id_token(login)
         mock.post(metadata["token_endpoint"], headers=JSON,
                   json={"access_token": login.access_token, "token_type": "Bearer", "expires_in": 300,
-                        "id_token": id_token or self.id_token(login)})
+                        "refresh_token": login.refresh_token, "id_token": login.id_token})
         userinfo = {"sub": login.account.subject, **self.claims_for(login.account), **self.userinfo_changes}
         mock.get(metadata["userinfo_endpoint"], json={k: v for k, v in userinfo.items() if v is not None},
                  headers=JSON)

@@ -239,7 +239,7 @@ class TestCoreLogin(RepoContract, LoginHarness):
         _, login = self.login(contract_client)
         assert self.logged_in(contract_client)
         payload = session_cookie_payload(contract_client.get_cookie(contract_app.config["SESSION_COOKIE_NAME"]).value)
-        assert [value for value in login.secrets() if value in payload] == []
+        assert [value for value in login.tokens() if value in payload] == []
         with contract_client.session_transaction() as session:
             assert set(session) <= {"sid", "_user_id", "_fresh", "_id", "csrf_token", "_permanent"}
 

@@ -33,8 +33,9 @@ class Login:
     refresh_token: str = field(default_factory=lambda: "rt-" + secrets.token_urlsafe(24))
     id_token: str | None = None  # set by a server that sends one (OIDCContract.answer_login)
 
-    def secrets(self):
-        """What must never show in a URL, the session cookie, a log line or an audit row."""
+    def tokens(self):
+        """The code and the tokens the server handed out: none may show in a URL, the session cookie, a log
+        line or an audit row."""
         return [value for value in (self.code, self.access_token, self.refresh_token, self.id_token) if value]
 
 

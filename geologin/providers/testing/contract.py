@@ -71,7 +71,7 @@ class ProviderContract(LoginHarness):
         response = self.callback(contract_client, login, self.answer_login(self.mock, login))
         assert request["response_type"] == "code" and self.logged_in(contract_client)
         for url in (authorization, response.headers["Location"]):
-            assert [value for value in login.secrets() if value in url] == []
+            assert [value for value in login.tokens() if value in url] == []
             assert "token" not in urlsplit(url).query
 
     def test_sec_14_username_must_match_exactly(self, contract_app, contract_client):
@@ -136,7 +136,7 @@ class ProviderContract(LoginHarness):
         with contract_app.app_context():
             rows = " ".join(json.dumps([e.event_type, e.actor, e.target, e.detail, e.reason_code])
                             for e in db.session.scalars(select(AuditEvent)))
-        secrets_seen = [value for value in (*login.secrets(), *self.secrets.values())
+        secrets_seen = [value for value in (*login.tokens(), *self.secrets.values())
                         if value and (value in rows or value in caplog.text)]
         assert secrets_seen == []
         assert self.last_login(contract_app)[2] == "contract"

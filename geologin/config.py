@@ -29,7 +29,7 @@ class ConfigError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Setting:
+class ConfigSetting:
     """One setting: loading converts its value to ``type`` and refuses what its bounds or choices do not allow.
 
     ``optional`` settings may be None ("not set": the help says what then happens); ``secret`` ones never
@@ -151,84 +151,90 @@ def _as_list(value, separator):
 # configuration table, instance/config.example.py and docs/deploy.md are checked against it
 # (tests/test_settings_table.py).
 SETTINGS = (
-    Setting("ENV", str, "production",
-            '"development" generates SECRET_KEY and ENCRYPTION_KEY into the instance folder and allows http://'),
-    Setting("SECRET_KEY", str, None, "signs session cookies; required outside development: 32+ random characters",
-            optional=True, secret=True),
-    Setting("SQLALCHEMY_DATABASE_URI", str, None, "the database (or the environment's DATABASE_URL); none: SQLite "
-            "in the instance folder", optional=True, secret=True),
-    Setting("SQLALCHEMY_ENGINE_OPTIONS", dict, {"pool_pre_ping": True},
-            "SQLAlchemy engine options (SQLite gets none: a file never drops its connection)"),
+    ConfigSetting("ENV", str, "production",
+                  '"development" generates SECRET_KEY and ENCRYPTION_KEY into the instance folder and allows http://'),
+    ConfigSetting("SECRET_KEY", str, None, "signs session cookies; required outside development: 32+ random characters",
+                  optional=True, secret=True),
+    ConfigSetting("SQLALCHEMY_DATABASE_URI", str, None,
+                  "the database (or the environment's DATABASE_URL); none: SQLite "
+                  "in the instance folder", optional=True, secret=True),
+    ConfigSetting("SQLALCHEMY_ENGINE_OPTIONS", dict, {"pool_pre_ping": True},
+                  "SQLAlchemy engine options (SQLite gets none: a file never drops its connection)"),
     # SQLite only: write-ahead log (readers never wait for a writer, one fsync per commit instead of the
     # rollback journal's several) and its durability level (FULL: a commit survives a power cut).
-    Setting("SQLITE_JOURNAL_MODE", str, "WAL", "SQLite's journal (empty: SQLite's default)",
-            choices=("DELETE", "TRUNCATE", "PERSIST", "WAL", ""), optional=True),
-    Setting("SQLITE_SYNCHRONOUS", str, "FULL", "SQLite's durability (empty: SQLite's default)",
-            choices=("OFF", "NORMAL", "FULL", "EXTRA", ""), optional=True),
-    Setting("PUBLIC_URL", str, None, "how browsers reach geologin; redirect URIs are built from it", optional=True),
-    Setting("ALLOW_INSECURE_HTTP", bool, False, "allow http:// identity servers (development and tests only)"),
-    Setting("ENCRYPTION_KEY", list, None, "Fernet key(s) encrypting provider secrets, newest first",
-            optional=True, secret=True),
-    Setting("PLUGINS_FOLDER", list, None, "folders to scan for plugins; none: ./plugins", optional=True,
-            separator=os.pathsep),
-    Setting("DISABLED_PLUGINS", list, [], "plugin names to skip"),
-    Setting("LOGIN_TRANSACTION_MINUTES", int, 10, "how long an external login may take", min=1),
-    Setting("HTTP_CONNECT_TIMEOUT", float, 5, "seconds to connect to an identity server", min=0.001),
-    Setting("HTTP_READ_TIMEOUT", float, 10, "seconds to wait for each part of an answer", min=0.001),
+    ConfigSetting("SQLITE_JOURNAL_MODE", str, "WAL", "SQLite's journal (empty: SQLite's default)",
+                  choices=("DELETE", "TRUNCATE", "PERSIST", "WAL", ""), optional=True),
+    ConfigSetting("SQLITE_SYNCHRONOUS", str, "FULL", "SQLite's durability (empty: SQLite's default)",
+                  choices=("OFF", "NORMAL", "FULL", "EXTRA", ""), optional=True),
+    ConfigSetting("PUBLIC_URL", str, None,
+                  "how browsers reach geologin; redirect URIs are built from it", optional=True),
+    ConfigSetting("ALLOW_INSECURE_HTTP", bool, False, "allow http:// identity servers (development and tests only)"),
+    ConfigSetting("ENCRYPTION_KEY", list, None, "Fernet key(s) encrypting provider secrets, newest first",
+                  optional=True, secret=True),
+    ConfigSetting("PLUGINS_FOLDER", list, None, "folders to scan for plugins; none: ./plugins", optional=True,
+                  separator=os.pathsep),
+    ConfigSetting("DISABLED_PLUGINS", list, [], "plugin names to skip"),
+    ConfigSetting("LOGIN_TRANSACTION_MINUTES", int, 10, "how long an external login may take", min=1),
+    ConfigSetting("HTTP_CONNECT_TIMEOUT", float, 5, "seconds to connect to an identity server", min=0.001),
+    ConfigSetting("HTTP_READ_TIMEOUT", float, 10, "seconds to wait for each part of an answer", min=0.001),
     # However the server drips its answer.
-    Setting("HTTP_TOTAL_TIMEOUT", float, 15, "seconds one call to an identity server may take in all", min=0.001),
-    Setting("HTTP_MAX_RESPONSE_BYTES", int, 1024 * 1024, "larger answers from an identity server are refused", min=1),
+    ConfigSetting("HTTP_TOTAL_TIMEOUT", float, 15, "seconds one call to an identity server may take in all", min=0.001),
+    ConfigSetting("HTTP_MAX_RESPONSE_BYTES", int, 1024 * 1024,
+                  "larger answers from an identity server are refused", min=1),
     # None -> one less than WORKER_THREADS, so a stalled server always leaves a thread for everyone else
     # (a larger value is lowered to that too).
-    Setting("HTTP_MAX_CONCURRENT_PER_SERVER", int, None, "calls in flight to one identity server per process; "
-            "none: one less than WORKER_THREADS", min=0, optional=True),
-    Setting("WORKER_THREADS", int, None, "threads per process (gunicorn.conf.py sets it); none: 4", min=1,
-            optional=True),
-    Setting("HTTP_QUEUE_TIMEOUT", float, 1.0, "seconds to wait for a free slot before \"server unavailable\"", min=0),
-    Setting("DEFAULT_LOCALE", str, "en", "language when neither the user, the cookie nor the browser names one"),
-    Setting("TIMEZONE", str, "UTC", "IANA zone the screens show times in; stored times, CSV and JSON stay UTC"),
-    Setting("USERS_PER_PAGE", int, 25, "page size of the admin user lists", min=1),
-    Setting("AUDIT_PER_PAGE", int, 50, "page size of the admin audit screen", min=1),
+    ConfigSetting("HTTP_MAX_CONCURRENT_PER_SERVER", int, None, "calls in flight to one identity server per process; "
+                  "none: one less than WORKER_THREADS", min=0, optional=True),
+    ConfigSetting("WORKER_THREADS", int, None, "threads per process (gunicorn.conf.py sets it); none: 4", min=1,
+                  optional=True),
+    ConfigSetting("HTTP_QUEUE_TIMEOUT", float, 1.0,
+                  "seconds to wait for a free slot before \"server unavailable\"", min=0),
+    ConfigSetting("DEFAULT_LOCALE", str, "en", "language when neither the user, the cookie nor the browser names one"),
+    ConfigSetting("TIMEZONE", str, "UTC", "IANA zone the screens show times in; stored times, CSV and JSON stay UTC"),
+    ConfigSetting("USERS_PER_PAGE", int, 25, "page size of the admin user lists", min=1),
+    ConfigSetting("AUDIT_PER_PAGE", int, 50, "page size of the admin audit screen", min=1),
     # Applied by `flask --app wsgi audit prune --yes`, which deployments run daily (cron or a systemd timer).
-    Setting("AUDIT_RETENTION_DAYS", int, None, "days of audit trail `audit prune` keeps; none: forever", min=1,
-            optional=True),
-    Setting("PASSWORD_MIN_LENGTH", int, 12, "shortest password accepted", min=8),
-    Setting("PASSWORD_MAX_LENGTH", int, 128, "longest password accepted", min=64),
+    ConfigSetting("AUDIT_RETENTION_DAYS", int, None, "days of audit trail `audit prune` keeps; none: forever", min=1,
+                  optional=True),
+    ConfigSetting("PASSWORD_MIN_LENGTH", int, 12, "shortest password accepted", min=8),
+    ConfigSetting("PASSWORD_MAX_LENGTH", int, 128, "longest password accepted", min=64),
     # OWASP Password Storage Cheat Sheet minimum for argon2id: m=19 MiB, t=2, p=1. Lower bounds: argon2's own.
-    Setting("ARGON2_MEMORY_COST", int, 19 * 1024, "argon2id memory cost in KiB", min=8),
-    Setting("ARGON2_TIME_COST", int, 2, "argon2id iterations", min=1),
-    Setting("ARGON2_PARALLELISM", int, 1, "argon2id lanes", min=1),
-    Setting("SETUP_TOKEN_HOURS", int, 24, "lifetime of a setup link", min=1),
-    Setting("LOG_FORMAT", str, "text", "text, or json: one JSON object per line on stdout", choices=("text", "json")),
-    Setting("LOG_REQUESTS", bool, True, "one log line per request (path only, never the query string)"),
-    Setting("REDIS_URL", str, None, "Redis shared by every worker and node for rate limits and lockouts",
-            optional=True, secret=True),
+    ConfigSetting("ARGON2_MEMORY_COST", int, 19 * 1024, "argon2id memory cost in KiB", min=8),
+    ConfigSetting("ARGON2_TIME_COST", int, 2, "argon2id iterations", min=1),
+    ConfigSetting("ARGON2_PARALLELISM", int, 1, "argon2id lanes", min=1),
+    ConfigSetting("SETUP_TOKEN_HOURS", int, 24, "lifetime of a setup link", min=1),
+    ConfigSetting("LOG_FORMAT", str, "text",
+                  "text, or json: one JSON object per line on stdout", choices=("text", "json")),
+    ConfigSetting("LOG_REQUESTS", bool, True, "one log line per request (path only, never the query string)"),
+    ConfigSetting("REDIS_URL", str, None, "Redis shared by every worker and node for rate limits and lockouts",
+                  optional=True, secret=True),
     # An office behind one NAT address logs many people in: keep it generous; the per-account lockout
     # stops guessing.
-    Setting("LOGIN_RATE_LIMIT", str, "60 per minute", "attempts per client IP over every login entry point "
-            "(Flask-Limiter syntax); empty: no limit", optional=True),
+    ConfigSetting("LOGIN_RATE_LIMIT", str, "60 per minute", "attempts per client IP over every login entry point "
+                  "(Flask-Limiter syntax); empty: no limit", optional=True),
     # Keycloak's defaults: after 30 failures, each further one adds a minute of wait, up to 15 minutes;
     # the failure count is forgotten 12 hours after the first failure.
-    Setting("LOCKOUT_MAX_FAILURES", int, 30, "failures before an account starts to wait", min=1),
-    Setting("LOCKOUT_WAIT_INCREMENT_SECONDS", int, 60, "wait each further failure adds", min=0),
-    Setting("LOCKOUT_MAX_WAIT_SECONDS", int, 900, "longest wait", min=0),
-    Setting("LOCKOUT_FAILURE_RESET_SECONDS", int, 12 * 3600, "failures are forgotten this long after the first",
-            min=1),
-    Setting("HSTS_MAX_AGE", int, 365 * 24 * 3600, "Strict-Transport-Security max-age, sent when PUBLIC_URL is https "
-            "(0 tells browsers to forget it)", min=0),
-    Setting("TRUSTED_PROXIES", int, 0, "reverse proxies in front that set X-Forwarded-*; 0 trusts none", min=0),
-    Setting("ADMIN_FRESH_LOGIN_MINUTES", int, 30, "admin pages need a login (or re-authentication) this recent",
-            min=1),
-    Setting("SESSION_IDLE_MINUTES", int, 60, "a session ends after this much inactivity", min=1),
-    Setting("SESSION_ABSOLUTE_HOURS", int, 12, "a session ends this long after login; so does its cookie", min=1),
-    Setting("SESSION_COOKIE_NAME", str, "geologin_session", "name of the session cookie"),
-    Setting("SESSION_COOKIE_HTTPONLY", bool, True, "scripts cannot read the session cookie"),
-    Setting("SESSION_COOKIE_SAMESITE", str, "Lax", "the session cookie's SameSite",
-            choices=("Lax", "Strict", "None"), optional=True),
-    Setting("SESSION_COOKIE_SECURE", bool, None, "send the session cookie over https only; none: follow "
-            "PUBLIC_URL's scheme", optional=True),
-    Setting("WTF_CSRF_TIME_LIMIT", int, None, "seconds a form's CSRF token lives; none: as long as the session",
-            min=1, optional=True),
+    ConfigSetting("LOCKOUT_MAX_FAILURES", int, 30, "failures before an account starts to wait", min=1),
+    ConfigSetting("LOCKOUT_WAIT_INCREMENT_SECONDS", int, 60, "wait each further failure adds", min=0),
+    ConfigSetting("LOCKOUT_MAX_WAIT_SECONDS", int, 900, "longest wait", min=0),
+    ConfigSetting("LOCKOUT_FAILURE_RESET_SECONDS", int, 12 * 3600, "failures are forgotten this long after the first",
+                  min=1),
+    ConfigSetting("HSTS_MAX_AGE", int, 365 * 24 * 3600,
+                  "Strict-Transport-Security max-age, sent when PUBLIC_URL is https "
+                  "(0 tells browsers to forget it)", min=0),
+    ConfigSetting("TRUSTED_PROXIES", int, 0, "reverse proxies in front that set X-Forwarded-*; 0 trusts none", min=0),
+    ConfigSetting("ADMIN_FRESH_LOGIN_MINUTES", int, 30, "admin pages need a login (or re-authentication) this recent",
+                  min=1),
+    ConfigSetting("SESSION_IDLE_MINUTES", int, 60, "a session ends after this much inactivity", min=1),
+    ConfigSetting("SESSION_ABSOLUTE_HOURS", int, 12, "a session ends this long after login; so does its cookie", min=1),
+    ConfigSetting("SESSION_COOKIE_NAME", str, "geologin_session", "name of the session cookie"),
+    ConfigSetting("SESSION_COOKIE_HTTPONLY", bool, True, "scripts cannot read the session cookie"),
+    ConfigSetting("SESSION_COOKIE_SAMESITE", str, "Lax", "the session cookie's SameSite",
+                  choices=("Lax", "Strict", "None"), optional=True),
+    ConfigSetting("SESSION_COOKIE_SECURE", bool, None, "send the session cookie over https only; none: follow "
+                  "PUBLIC_URL's scheme", optional=True),
+    ConfigSetting("WTF_CSRF_TIME_LIMIT", int, None, "seconds a form's CSRF token lives; none: as long as the session",
+                  min=1, optional=True),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 DEFAULTS = {setting.name: setting.default for setting in SETTINGS}

@@ -1,0 +1,33 @@
+"""What a benchmark run does: the two plans (full, quick) and the fixed inputs every part shares (the users
+and their passwords, the clients' secrets, the sizes of the large database, the raised login limits)."""
+import secrets
+
+FAKE_VERSION = "2.40.3"
+CLIENT_SECRET = secrets.token_hex(18)      # 36 characters, like the DHIS2 Settings app makes
+BASELINE_SECRET = secrets.token_hex(18)
+BENCH_PASSWORD = "Bench-login-correct-horse-42"
+DHIS2_PASSWORD = "Dhis2-bench-pass-42"
+BENCH_USERS = [f"bench{n:02d}" for n in range(1, 10)]   # + bench-admin = 10 users in a small database
+LARGE_USERS = 100_000
+LARGE_PROVIDERS = 1_000
+RATE_LIMIT = "1000000 per minute"
+LOCKOUT_MAX_FAILURES = "1000000"
+
+PLANS = {
+    "full": dict(reps=5, page_seconds=5, page_connections=16, seq_logins=80, flow_seconds=8, flow_warmup=2,
+                 vus=50, password_seconds=8, password_vus=16, scale_page_seconds=3, scale_seq_logins=50,
+                 scale_flow_seconds=5, hash_samples=30, profile_logins=40, profile_pages=300,
+                 profile_passwords=30),
+    "quick": dict(reps=3, page_seconds=2, page_connections=16, seq_logins=30, flow_seconds=3, flow_warmup=1,
+                  vus=50, password_seconds=3, password_vus=16, scale_page_seconds=2, scale_seq_logins=20,
+                  scale_flow_seconds=3, hash_samples=10, profile_logins=20, profile_pages=100,
+                  profile_passwords=10),
+}
+
+
+def dhis2_uid(username):
+    return "Bench" + username[-6:].rjust(6, "0")
+
+
+def say(message):
+    print(message, flush=True)

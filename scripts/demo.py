@@ -55,7 +55,9 @@ def start_openid_provider():
 
 
 def seed(urls, openid=None):
-    from geologin import create_app, instances, users
+    from geologin import create_app
+    from geologin import idp as instances
+    from geologin.accounts import users
     from geologin.extensions import db
 
     app = create_app()

@@ -11,7 +11,8 @@ from babel import dates as babel_dates
 from sqlalchemy import func, select
 
 from tests.conftest import STRONG_PASSWORD, AuthActions
-from geologin import audit, instances
+from geologin import audit
+from geologin import idp as instances
 from geologin.config import DEFAULTS, environment_overrides
 from geologin.extensions import db
 from geologin.models import AuditEvent, utcnow

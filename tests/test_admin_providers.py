@@ -6,7 +6,8 @@ import bcrypt
 import pytest
 from sqlalchemy import func, select
 
-from geologin import instances, users
+from geologin import idp as instances
+from geologin.accounts import users
 from geologin.extensions import db
 from geologin.models import AuditEvent, ExternalIdentity, ProviderInstance, User, UserProviderPermission, utcnow
 from tests.conftest import STRONG_PASSWORD, AuthActions, csrf_from, post_form
@@ -444,7 +445,7 @@ def test_test_connection_never_fails_the_page(app, admin_client, monkeypatch):
 
     _create(app, "moh")
     with app.app_context():
-        provider_class = instances.plugins().get("dhis2")
+        provider_class = instances.plugin_registry().get("dhis2")
     for error in (ProviderError("token endpoint said no"), SecretUnreadable("cannot decrypt"), KeyError("x")):
         def boom(self, error=error):
             raise error

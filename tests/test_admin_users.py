@@ -32,7 +32,7 @@ def _every_admin_rule(app):
 @pytest.fixture
 def admin_objects(app, make_user):
     """Objects to fill every admin URL with: a user and an identity provider the walk must not change."""
-    from geologin import instances
+    from geologin import idp as instances
 
     target = make_user("target")
     with app.app_context():

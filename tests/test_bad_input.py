@@ -3,9 +3,9 @@ message, never a 500 (PostgreSQL refuses NUL in text), and nothing changes (issu
 import pytest
 from sqlalchemy import func, select
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
-from geologin.external import match_identity
+from geologin.login.matching import match_identity
 from geologin.models import AuditEvent, ProviderInstance, User
 from geologin.providers.base import Identity
 from tests.conftest import STRONG_PASSWORD, csrf_from

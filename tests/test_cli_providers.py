@@ -7,8 +7,8 @@ import click
 import pytest
 from cryptography.fernet import Fernet
 
-from geologin import instances
-from geologin.cli_providers import setting_options
+from geologin import idp as instances
+from geologin.cli.providers import setting_options
 from geologin.extensions import db
 from geologin.models import AuditEvent, ExternalIdentity, ProviderInstance, User
 from geologin.providers import Provider, Setting
@@ -298,7 +298,7 @@ def test_providers_test_unreadable_secret(app_factory, legacy_server):
     other_key = app_factory(ALLOW_INSECURE_HTTP=True, ENCRYPTION_KEY=Fernet.generate_key().decode())
     result = _invoke(other_key.test_cli_runner(), "providers", "test", "moh")
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "FAILED  Stored secrets: a stored secret cannot be decrypted" in result.output
+    assert "FAILED  Stored secret: a stored secret cannot be decrypted" in result.output
 
 
 # -- bad input -------------------------------------------------------------------------------------------------

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
 from geologin.models import (ExternalIdentity, LoginTransaction, ProviderInstance, User, UserProviderPermission,
                              UserSession, utcnow)
@@ -275,7 +275,7 @@ def test_reg_migration_0005_keeps_data_drops_orphans_and_never_reuses_ids(empty_
             assert db.session.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
         # The highest user is deleted: the next user gets a new id, not 3, and inherits nothing.
-        from geologin import users
+        from geologin.accounts import users
         users.delete_user(db.session.get(User, 3), actor="test")
         carol = users.create_user("carol", actor="test")
         assert carol.id > 3

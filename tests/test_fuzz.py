@@ -27,13 +27,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from geologin.providers.oauth import ACCESS_TOKEN
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
 from geologin.models import AuditEvent, User
 from geologin.providers import (CallbackContext, HttpClient, Identity, InstanceView, LoginFailure, ProviderError,
                                 ProviderUnavailable)
 from geologin.providers.http import json_object
-from geologin.redirects import safe_next
+from geologin.login.redirects import safe_next
 from geologin.validation import has_control
 from tests.conftest import csrf_from
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db, limiter
 from geologin.models import AuditEvent, User, UserSession, utcnow
 from tests.conftest import STRONG_PASSWORD, AuthActions, csrf_from
@@ -19,7 +19,7 @@ WRONG = "Wrong-password-123"
 def clock(monkeypatch):
     """Move time forward for the lockout storage without sleeping."""
     import limits.storage.memory as memory
-    import geologin.throttle as throttle
+    import geologin.login.throttle as throttle
 
     offset = [0.0]
     real = time.time
@@ -234,7 +234,7 @@ def test_sec_29_reauth_offers_the_identity_provider_to_external_admins(app_facto
                                              settings={"base_url": "http://127.0.0.1:9/", "client_id": "g"},
                                              secrets={"client_secret": "x" * 36})
         instances.allow([User.by_username("chief")], instance)  # "every active user" never covers an admin
-        from geologin.sessions import start_session
+        from geologin.login.sessions import start_session
         with app.test_request_context():
             start_session(User.by_username("chief"), f"provider:{instance.slug}")
             from flask import session

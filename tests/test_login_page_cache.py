@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import text
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
 from tests.conftest import csrf_from
 

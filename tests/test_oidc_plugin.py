@@ -6,7 +6,7 @@ import pytest
 import requests
 import requests_mock
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.providers.testing import JSON, Account, OIDCContract
 from tests.conftest import post_form
 

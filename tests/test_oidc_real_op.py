@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
 from geologin.models import ExternalIdentity, User
 from geologin.providers.testing import ProviderContract

@@ -9,7 +9,7 @@ import pytest
 import requests_mock
 from sqlalchemy import select
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
 from geologin.models import AuditEvent
 from geologin.providers import HttpClient, InstanceView, ProviderUnavailable
@@ -344,7 +344,7 @@ def test_reg_dhis2_is_identified_positively(app, request, server, expected):
 
 # -- item 16: a provider whose connection test never passed is created disabled ---------------------------
 def _admin(app):
-    from geologin import users
+    from geologin.accounts import users
     from tests.conftest import STRONG_PASSWORD
 
     with app.app_context():

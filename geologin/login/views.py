@@ -1,17 +1,17 @@
-"""Logging in and out with a local password, and the first-run setup page."""
-
-from flask import Blueprint, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import get_locale
+"""Logging in and out with a local password, and re-authentication. The first-run setup page (accounts)
+is served under this blueprint too, so its endpoint stays ``auth.setup``."""
+from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_login import current_user, login_required
-from markupsafe import Markup
 
-from . import audit, firstrun, throttle, users
-from .extensions import db
-from .external import CSRF_SLOT, login_widgets, provider_logout_url, with_csrf_token
-from .forms import LoginForm, ReauthForm, SetupForm
-from .models import ProviderInstance, User
-from .passwords import hash_password, needs_rehash, verify_password
+from .. import audit
+from ..accounts import views as account_views
+from ..accounts.passwords import hash_password, needs_rehash, verify_password
+from ..models import ProviderInstance, User
+from . import throttle
+from .external import provider_logout_url
+from .forms import LoginForm, ReauthForm
+from .page import login_page
 from .redirects import safe_next
 from .sessions import current_session_row, end_session, end_user_sessions, start_session
 
@@ -42,7 +42,7 @@ def login():
     if current_user.is_authenticated and request.method == "GET":
         return _landing(request.args.get("next"))
     if request.method == "GET" and not safe_next(request.args.get("next")):
-        return _login_page(None, 200)  # the empty form, from the per-language copy
+        return login_page(None, 200)  # the empty form, from the per-language copy
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
@@ -53,7 +53,7 @@ def login():
         if wait:
             audit.record("login", audit.FAILURE, target=username, reason="locked_out", actor="")
             flash(throttle.lockout_message(wait), "error")
-            return _login_page(form, 429, {"Retry-After": str(wait)})
+            return login_page(form, 429, {"Retry-After": str(wait)})
         user, reason = _password_login_failure(username)
         # Verify (or burn the same time on a dummy hash) whatever the reason, so timing reveals nothing.
         matches = verify_password(user.password_hash if user else None, form.password.data)
@@ -71,59 +71,7 @@ def login():
         if locked:
             audit.record("lockout", audit.FAILURE, target=username, actor="", detail=f"locked for {locked} s")
         flash(_("Invalid username or password."), "error")
-    return _login_page(form, status)
-
-
-def _login_page(form, status, headers=None):
-    """The login page with ``form`` (its errors, the username typed), or with an empty form (None)."""
-    if form is None:
-        form_html = _empty_login_form()
-    else:
-        form.password.data = ""
-        form_html = None
-    return render_template("login.html", form=form, login_form_html=form_html,
-                           needs_setup=not firstrun.admin_known_to_exist(),
-                           widgets=login_widgets()), status, headers or {}
-
-
-def _empty_login_form():
-    """The ``login_form`` block of login.html for an empty LoginForm (no next target), in the request's
-    language, with this visitor's CSRF token. The block is rendered once per language and process: it
-    depends on nothing else (the field labels and WTForms' attributes are fixed per language)."""
-    cache = current_app.extensions.setdefault("geologin.empty_login_form", {})
-    locale = str(get_locale())
-    html = cache.get(locale)
-    if html is None:
-        form = LoginForm()
-        form.next.data = ""
-        token = form.csrf_token.current_token
-        template = current_app.jinja_env.get_template("login.html")
-        context = {"form": form, "login_form_html": None}
-        current_app.update_template_context(context)
-        html = "".join(template.blocks["login_form"](template.new_context(context))).replace(token, CSRF_SLOT)
-        if CSRF_SLOT not in html:
-            raise RuntimeError("login.html's login_form block must render the form's CSRF token")
-        cache[locale] = html
-    return Markup(with_csrf_token(html))
-
-
-def check_own_password(user, password, event):
-    """A signed-in user's password typed again (re-authentication, password change), under the same
-    per-account lockout as the login form, so a session holder cannot guess it without limit. Returns
-    None when it matches, 0 when it does not, else the seconds the account is locked for; failures and
-    lockouts are audited as ``event`` with the login form's reason codes."""
-    wait = throttle.locked_for(user.username)
-    if wait:
-        audit.record(event, audit.FAILURE, target=user.username, actor=user.username, reason="locked_out")
-        return wait
-    if verify_password(user.password_hash, password):
-        throttle.record_success(user.username)
-        return None
-    audit.record(event, audit.FAILURE, target=user.username, actor=user.username, reason="bad_password")
-    locked = throttle.record_failure(user.username)
-    if locked:
-        audit.record("lockout", audit.FAILURE, target=user.username, actor="", detail=f"locked for {locked} s")
-    return 0
+    return login_page(form, status)
 
 
 @bp.route("/reauth", methods=["GET", "POST"])
@@ -140,7 +88,7 @@ def reauth():
     provider = ProviderInstance.by_slug(provider_slug) if provider_slug else None
     can_use_password = user.has_password and user.password_login_allowed
     if can_use_password and form.validate_on_submit():
-        wait = check_own_password(user, form.password.data, "reauth")
+        wait = throttle.check_own_password(user, form.password.data, "reauth")
         if wait:
             flash(throttle.lockout_message(wait), "error")
             return render_template("reauth.html", form=form, provider=provider, can_use_password=True,
@@ -182,29 +130,5 @@ def logout_everywhere():
     return redirect(server_logout or url_for("auth.login"))
 
 
-@bp.route("/setup", defaults={"token": None}, methods=["GET"])
-@bp.route("/setup/<token>", methods=["GET", "POST"])
-def setup(token):
-    """Create the first administrator through the one-time link printed on the console."""
-    if firstrun.admin_exists():
-        return render_template("setup_missing.html", setup_done=True), 404
-    if not firstrun.setup_token_valid(token):
-        return render_template("setup_missing.html", bad_token=token is not None), 404 if token else 200
-    form = SetupForm()
-    if form.validate_on_submit():
-        try:
-            user = users.create_user(
-                form.username.data, display_name=form.display_name.data, email=form.email.data,
-                password=form.password.data, is_admin=True, actor="setup",
-            )
-        except users.UserError as error:
-            form.username.errors.append(error.message)
-        else:
-            firstrun.retire_setup_tokens()
-            db.session.commit()
-            start_session(user, "password")
-            audit.record("login", target=user.username, actor=user.username, detail="first-run setup")
-            flash(_("Welcome! You are the first administrator."), "info")
-            return redirect(url_for("admin.users"))
-    status = 400 if request.method == "POST" else 200
-    return render_template("setup.html", form=form), status
+bp.add_url_rule("/setup", defaults={"token": None}, view_func=account_views.setup, methods=["GET"])
+bp.add_url_rule("/setup/<token>", view_func=account_views.setup, methods=["GET", "POST"])

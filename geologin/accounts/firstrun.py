@@ -6,8 +6,8 @@ from datetime import timedelta
 from flask import current_app
 from sqlalchemy import delete, select
 
-from .extensions import db
-from .models import SetupToken, User, utcnow
+from ..extensions import db
+from ..models import SetupToken, User, utcnow
 
 
 def _digest(token):

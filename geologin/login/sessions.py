@@ -10,8 +10,8 @@ from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from .extensions import db, login_manager
-from .models import User, UserSession, utcnow
+from ..extensions import db, login_manager
+from ..models import User, UserSession, utcnow
 
 SESSION_TOKEN_KEY = "sid"
 _TOUCH_INTERVAL = timedelta(seconds=60)
@@ -111,10 +111,10 @@ def _method_still_permitted(auth_method, user):
     prefix = provider_auth_method("")
     if not auth_method.startswith(prefix):
         return True
-    from . import instances  # instances imports this module
+    from ..idp import cache, permissions  # idp imports this module
 
-    instance = instances.usable_by_slug(auth_method[len(prefix):])
-    return instance is not None and instances.is_allowed(user, instance)
+    instance = cache.usable_by_slug(auth_method[len(prefix):])
+    return instance is not None and permissions.is_allowed(user, instance)
 
 
 def load_user(user_id):

@@ -1,26 +1,26 @@
 """Administrators' screens for identity-provider instances: list, add, edit, reorder, delete, the setup
 page (what to register at the server, connection test, plugin actions) and who may use each instance.
 
-This blueprint is nested in the admin blueprint (see admin.py), so the admin guard runs before every
-route here. All changes go through instances.py, which the CLI uses too."""
+This blueprint is nested in the admin blueprint (see admin/__init__.py), so the admin guard runs before every
+route here. All changes go through geologin/idp/, which the CLI uses too."""
 import logging
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
-from flask_babel import gettext as _, lazy_gettext as _l, ngettext
-from flask_login import current_user
+from flask_babel import gettext as _, ngettext
 from sqlalchemy import func, select
-from wtforms import BooleanField, SelectMultipleField, StringField, TextAreaField
-from wtforms.validators import DataRequired, Length
 
-from . import audit, instances, setting_fields, users
-from .encryption import SecretUnreadable
-from .extensions import db
-from .forms import Form
-from .validation import row_id
-from .web import requested_page
-from .models import ProviderInstance, User, UserProviderPermission
-from .providers.base import Check, LoginFailure
-from .setting_fields import MarkRequired
+from .. import audit
+from ..idp import cache, permissions, service
+from ..idp.checks import all_passed, audit_summary, run_checks
+from . import setting_fields
+from ..accounts import users
+from ..encryption import SecretUnreadable
+from ..extensions import db
+from ..web import requested_page
+from ..models import ProviderInstance, User, UserProviderPermission
+from ..providers.base import Check, LoginFailure
+from .blueprint import actor
+from .forms import BulkAllowForm, DisallowForm, ProviderCreateForm, ProviderEditForm
 
 bp = Blueprint("providers", __name__, url_prefix="/providers")
 logger = logging.getLogger("geologin.admin")
@@ -29,54 +29,7 @@ BULK_MAX_LINES = 10000
 UNKNOWN_SHOWN = 20
 
 
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
-
-
-class ProviderEditForm(Form):
-    label = StringField(_l("Label"), validators=[MarkRequired()], filters=[_strip],
-                        description=_l("What users see on the login page, e.g. “Ministry of Health DHIS2”."))
-    description = TextAreaField(_l("Description"), validators=[Length(max=2000)], filters=[_strip],
-                                description=_l("For administrators: what this server is and who uses it."))
-    enabled = BooleanField(_l("Enabled"), default=True,
-                           description=_l("When off, the login page does not offer it and nobody can log in "
-                                          "through it."))
-    allow_all_users = BooleanField(_l("Every active local user may use it"), default=False,
-                                   description=_l("When off, only the users allowed one by one may log in "
-                                                  "through it. Administrators must always be allowed one by "
-                                                  "one, even when it is on."))
-
-
-class ProviderCreateForm(ProviderEditForm):
-    enabled = BooleanField(_l("Enabled"), default=True,
-                           description=_l("Enabled once geologin has tested the connection and it passed; until "
-                                          "then it is created disabled."))
-    enable_untested = BooleanField(_l("Enable it even if the connection test does not pass"), default=False,
-                                   description=_l("For a server geologin cannot reach yet. Users are offered it at "
-                                                  "once, so make sure the address and secret are right."))
-    slug = StringField(_l("Slug"), validators=[MarkRequired()], filters=[_strip],
-                       description=_l("Part of the redirect URI; cannot be changed later. Lowercase letters, "
-                                      "digits and dashes, e.g. moh-dhis2."),
-                       render_kw={"autocapitalize": "none", "spellcheck": "false"})
-
-
-class BulkAllowForm(Form):
-    usernames = TextAreaField(_l("Usernames, one per line"),
-                              validators=[DataRequired(_l("Enter at least one username."))],
-                              description=_l("Exact usernames (case matters). Unknown names are reported; "
-                                             "the others are allowed."),
-                              render_kw={"rows": 8, "autocapitalize": "none", "spellcheck": "false"})
-
-
-class DisallowForm(Form):
-    user_ids = SelectMultipleField(_l("Users"), coerce=row_id, validate_choice=False)
-
-
 # -- helpers ---------------------------------------------------------------------------------------------
-def _actor():
-    return current_user.username
-
-
 def _instance_or_404(slug):
     instance = ProviderInstance.by_slug(slug)
     if instance is None:
@@ -86,7 +39,7 @@ def _instance_or_404(slug):
 
 def _plugin_or_flash(instance):
     """The plugin class of ``instance``, or None after flashing why it cannot be used."""
-    cls = instances.plugins().get(instance.type)
+    cls = cache.plugin_registry().get(instance.type)
     if cls is None:
         flash(_("The plugin %(type)s of %(label)s is not installed, so it cannot be edited or tested; you "
                 "can still delete it.", type=instance.type, label=instance.label), "error")
@@ -101,7 +54,7 @@ def _redirect_preview(slug):
         return None
     marker = "geologin-slug-marker"
     before, after = url_for("external.callback", slug=marker).split(marker, 1)
-    valid = bool(slug and instances.SLUG.match(slug))
+    valid = bool(slug and service.SLUG.match(slug))
     return {"before": public_url + before, "slug": slug if valid else None, "after": after}
 
 
@@ -120,14 +73,14 @@ def _counts():
 # -- list, add, edit, delete, reorder --------------------------------------------------------------------
 @bp.route("", endpoint="index")
 def providers_list():
-    registry = instances.plugins()
-    return render_template("admin/providers.html", instances=instances.ordered_instances(), registry=registry,
+    registry = cache.plugin_registry()
+    return render_template("admin/providers.html", instances=cache.ordered_instances(), registry=registry,
                            counts=_counts(), broken=registry.broken)
 
 
 @bp.route("/new", methods=["GET", "POST"])
 def new():
-    registry = instances.plugins()
+    registry = cache.plugin_registry()
     type_name = request.args.get("type")
     if not type_name:
         types = [registry.get(t) for t in registry.types()]
@@ -140,11 +93,11 @@ def new():
     if form.validate_on_submit():
         plain, secrets = setting_fields.read_settings(form, cls.settings)
         try:
-            instance = instances.create_instance(
+            instance = service.create_instance(
                 type_name, slug=form.slug.data, label=form.label.data, description=form.description.data,
                 settings=plain, secrets=secrets, enabled=form.enabled.data and form.enable_untested.data,
-                allow_all_users=form.allow_all_users.data, actor=_actor())
-        except instances.InstanceError as error:
+                allow_all_users=form.allow_all_users.data, actor=actor())
+        except cache.InstanceError as error:
             db.session.rollback()
             _apply_errors(form, cls, error.errors)
         else:
@@ -165,18 +118,18 @@ def edit(slug):
     cls = _plugin_or_flash(instance)
     if cls is None:
         return redirect(url_for("admin.providers.index"))
-    stored = {s.name for s in cls.settings if s.secret and instances.has_secret(instance, s.name)}
+    stored = {s.name for s in cls.settings if s.secret and cache.has_secret(instance, s.name)}
     form_class = setting_fields.with_setting_fields(ProviderEditForm, cls.settings,
-                                                    values=instances.settings_of(instance), stored_secrets=stored)
+                                                    values=cache.settings_of(instance), stored_secrets=stored)
     form = form_class(obj=instance)
     if form.validate_on_submit():
         plain, secrets = setting_fields.read_settings(form, cls.settings)
         try:
-            changed = instances.update_instance(
+            changed = service.update_instance(
                 instance, label=form.label.data, description=form.description.data, settings=plain,
                 secrets=secrets, enabled=form.enabled.data, allow_all_users=form.allow_all_users.data,
-                actor=_actor())
-        except instances.InstanceError as error:
+                actor=actor())
+        except cache.InstanceError as error:
             db.session.rollback()
             _apply_errors(form, cls, error.errors)
         else:
@@ -193,11 +146,11 @@ def delete(slug):
     instance = _instance_or_404(slug)
     if request.method == "POST":  # CSRF is checked for every POST by CSRFProtect
         label = instance.label
-        instances.delete_instance(instance, actor=_actor())
+        service.delete_instance(instance, actor=actor())
         flash(_("Identity provider %(label)s deleted.", label=label), "info")
         return redirect(url_for("admin.providers.index"))
     return render_template("admin/providers_delete.html", instance=instance,
-                           allowed=len(instances.allowed_users(instance)),
+                           allowed=len(permissions.allowed_users(instance)),
                            identities=len(instance.identities))
 
 
@@ -208,7 +161,7 @@ def move(slug):
     direction = request.form.get("direction")
     if direction not in offsets:
         abort(400)
-    instances.move_instance(instance, offsets[direction], actor=_actor())
+    service.move_instance(instance, offsets[direction], actor=actor())
     return redirect(url_for("admin.providers.index"))
 
 
@@ -217,7 +170,7 @@ def _setup_page(instance, *, checks=None, action_result=None, action_error=None,
     cls = _plugin_or_flash(instance)
     if cls is None:
         return redirect(url_for("admin.providers.index"))
-    provider = instances.build_provider(instance)
+    provider = cache.build_provider(instance)
     setup, setup_error = {}, None
     try:
         setup = provider.setup_context()
@@ -226,14 +179,14 @@ def _setup_page(instance, *, checks=None, action_result=None, action_error=None,
     return render_template(
         "admin/providers_setup.html", instance=instance, plugin=cls, provider=provider, setup=setup,
         setup_error=setup_error, checks=checks, action_result=action_result, action_error=action_error,
-        callback_url=instances.callback_url(instance), redirect_uri=provider.redirect_uri(),
-        allowed=len(instances.allowed_users(instance)), summary=_summary(instance, cls),
+        callback_url=cache.callback_url(instance), redirect_uri=provider.redirect_uri(),
+        allowed=len(permissions.allowed_users(instance)), summary=_summary(instance, cls),
     ), status
 
 
 def _summary(instance, cls):
     """The instance's settings for display: plain values as text, secrets only as stored or not."""
-    values = instances.settings_of(instance)
+    values = cache.settings_of(instance)
     rows = []
     for setting in cls.settings:
         value = values.get(setting.name)
@@ -244,7 +197,7 @@ def _summary(instance, cls):
         else:
             text = value
         rows.append({"label": setting.label, "secret": setting.secret, "value": text or _("(not set)"),
-                     "stored": setting.secret and instances.has_secret(instance, setting.name)})
+                     "stored": setting.secret and cache.has_secret(instance, setting.name)})
     return rows
 
 
@@ -253,30 +206,14 @@ def setup(slug):
     return _setup_page(_instance_or_404(slug))
 
 
-def _run_checks(provider):
-    """The plugin's connection test; whatever the server (or the plugin) does, a list of Checks."""
-    try:
-        checks = list(provider.test_connection())
-    except LoginFailure as failure:
-        checks = [Check(_("Connection test"), False, failure.detail or failure.reason)]
-    except SecretUnreadable as error:
-        checks = [Check(_("Stored secret"), False, str(error))]
-    except Exception as error:  # a plugin bug must not turn the admin's test into a server error
-        logger.exception("connection test of a provider plugin failed")
-        checks = [Check(_("Connection test"), False,
-                        _("The plugin failed unexpectedly (%(error)s); details are in the server log.",
-                          error=type(error).__name__))]
-    return checks or [Check(_("Connection test"), False, _("This plugin has no connection test."))]
-
-
 def _enable_if_tested(instance):
     """Item 16: a new provider is offered to users only once its connection test passed; otherwise it stays
     disabled and the flash says why and how to enable it."""
-    checks = _run_checks(instances.build_provider(instance))
-    ok = all(check.ok for check in checks)
+    checks = _checks_of(instance)
+    ok = all_passed(checks)
     _audit_test(instance, checks, ok)
     if ok:
-        instances.update_instance(instance, enabled=True, actor=_actor())
+        service.update_instance(instance, enabled=True, actor=actor())
         flash(_("The connection test passed, so %(label)s is enabled.", label=instance.label), "info")
         return
     failed = "; ".join(f"{check.name}: {check.message}" for check in checks if not check.ok)
@@ -285,28 +222,33 @@ def _enable_if_tested(instance):
           "error")
 
 
+def _checks_of(instance):
+    """The connection test's checks; a plugin without one shows a failed check that says so."""
+    return run_checks(instance) or [Check(_("Connection test"), False,
+                                                  _("This plugin has no connection test."))]
+
+
 def _audit_test(instance, checks, ok):
     audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=instance.slug,
-                 provider=instance.slug, actor=_actor(),
-                 detail="; ".join(f"{check.name}: {'ok' if check.ok else 'failed'}" for check in checks))
+                 provider=instance.slug, actor=actor(), detail=audit_summary(checks))
 
 
 @bp.route("/<slug>/test", methods=["POST"])
 def test(slug):
     instance = _instance_or_404(slug)
-    if instances.plugins().get(instance.type) is None:
+    if cache.plugin_registry().get(instance.type) is None:
         return _setup_page(instance)
-    checks = _run_checks(instances.build_provider(instance))
-    _audit_test(instance, checks, all(check.ok for check in checks))
+    checks = _checks_of(instance)
+    _audit_test(instance, checks, all_passed(checks))
     return _setup_page(instance, checks=checks)
 
 
 @bp.route("/<slug>/action/<name>", methods=["POST"])
 def action(slug, name):
     instance = _instance_or_404(slug)
-    if instances.plugins().get(instance.type) is None:
+    if cache.plugin_registry().get(instance.type) is None:
         return _setup_page(instance)
-    provider = instances.build_provider(instance)
+    provider = cache.build_provider(instance)
     result, problem = None, None
     try:
         result = provider.admin_action(name, request.form)
@@ -321,7 +263,7 @@ def action(slug, name):
         problem = _("The plugin failed unexpectedly (%(error)s); details are in the server log.",
                     error=type(error).__name__)
     audit.record("provider.action", audit.FAILURE if problem else audit.SUCCESS, target=instance.slug,
-                 provider=instance.slug, actor=_actor(), detail=f"action={name}")
+                 provider=instance.slug, actor=actor(), detail=f"action={name}")
     return _setup_page(instance, action_result=result or {}, action_error=problem)
 
 
@@ -374,7 +316,7 @@ def users_allow(slug):
         else:
             found = _users_named(names)
             unknown = [name for name in names if name not in found]
-            added = instances.allow([found[name] for name in names if name in found], instance, actor=_actor())
+            added = permissions.allow([found[name] for name in names if name in found], instance, actor=actor())
             already = len(found) - len(added)
             flash(ngettext("Allowed: %(num)d user.", "Allowed: %(num)d users.", len(added)) +
                   (" " + ngettext("%(num)d was already allowed.", "%(num)d were already allowed.", already)
@@ -396,7 +338,7 @@ def users_disallow(slug):
     form = DisallowForm()
     if form.validate_on_submit() and form.user_ids.data:
         chosen = list(db.session.scalars(select(User).where(User.id.in_(form.user_ids.data[:BULK_MAX_LINES]))))
-        removed = instances.disallow(chosen, instance, actor=_actor())
+        removed = permissions.disallow(chosen, instance, actor=actor())
         flash(ngettext("%(num)d user may no longer log in through %(label)s.",
                        "%(num)d users may no longer log in through %(label)s.", len(removed), label=instance.label),
               "info")

@@ -9,28 +9,26 @@ from datetime import timedelta
 from urllib.parse import urlsplit
 
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
-from flask import Blueprint, current_app, flash, redirect, render_template, request, session, url_for
-from flask_babel import get_locale
+from flask import Blueprint, current_app, flash, redirect, request, session, url_for
 from flask_babel import lazy_gettext as _l
-from flask_wtf.csrf import generate_csrf
-from markupsafe import Markup
-from sqlalchemy import delete, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import delete
 
-from . import audit, instances, throttle
-from .encryption import SecretUnreadable
-from .extensions import db
-from .models import ExternalIdentity, LoginTransaction, ProviderInstance, User, utcnow
-from .providers.base import CallbackContext, LoginFailure, LoginRequest
+from .. import audit
+from ..encryption import SecretUnreadable
+from ..extensions import db
+from ..idp import cache, service
+from ..models import LoginTransaction, ProviderInstance, utcnow
+from ..providers.base import CallbackContext, LoginFailure, LoginRequest
+from . import throttle
+from .matching import match_identity
+from .page import REMEMBER_COOKIE
 from .redirects import safe_next
 from .sessions import provider_auth_method, start_session
-from .validation import has_control
 
 bp = Blueprint("external", __name__)
 logger = logging.getLogger("geologin.external")
 
 BROWSER_KEY = "browser"
-REMEMBER_COOKIE = "geologin_provider"
 
 # What the user reads for each reason code; the audit log keeps the detail.
 MESSAGES = {
@@ -98,11 +96,11 @@ def _transaction_ttl():
 @throttle.limit_attempts
 def start():
     """Begin a login at the chosen instance (a CSRF-checked POST, never a bare GET)."""
-    instance = instances.usable_by_slug(request.form.get("provider", ""))
+    instance = cache.usable_by_slug(request.form.get("provider", ""))
     if instance is None:
         flash(_l("Choose a server to log in with."), "error")
         return redirect(url_for("auth.login"))
-    provider = instances.build_provider(instance)
+    provider = cache.build_provider(instance)
     redirect_uri = provider.redirect_uri()
     if not redirect_uri:
         return _fail("not_configured", instance, detail="PUBLIC_URL is not configured")
@@ -141,7 +139,7 @@ def _callback(slug=None):
         url_instance = ProviderInstance.by_slug(slug) if slug else None
         return _fail("state_invalid", url_instance, detail="unknown, reused or missing state")
     # The cached copy when the instance is usable; otherwise the row, for the failure's label.
-    instance = (instances.usable_by_id(transaction.provider_id)
+    instance = (cache.usable_by_id(transaction.provider_id)
                 or db.session.get(ProviderInstance, transaction.provider_id))
     if transaction.created_at < utcnow() - _transaction_ttl():
         return _fail("state_invalid", instance, detail="login transaction expired")
@@ -151,17 +149,17 @@ def _callback(slug=None):
         return _fail("state_invalid", instance, detail=f"callback for {slug!r} on a transaction for {instance.slug!r}")
     if urlsplit(transaction.redirect_uri).path != request.path:
         return _fail("state_invalid", instance, detail="callback arrived on another redirect URI than was sent")
-    if not instances.is_usable(instance):
+    if not cache.is_usable(instance):
         return _fail("not_configured", instance, detail="instance disabled or its plugin missing")
-    provider = instances.build_provider(instance)
+    provider = cache.build_provider(instance)
     # The path the instance uses now, not only the one it used at the start: a server without ``iss`` is
     # told apart from another one by the redirect URI alone (checklist item 5).
     if urlsplit(provider.redirect_uri() or "").path != request.path:
         return _fail("state_invalid", instance,
                      detail="callback arrived on a redirect URI the provider no longer uses")
     if slug is None:
-        others = [other for other in instances.usable_instances() if other.id != instance.id]
-        sharing = instances.holders_of_redirect_path(request.path, others)
+        others = [other for other in cache.usable_instances() if other.id != instance.id]
+        sharing = service.holders_of_redirect_path(request.path, others)
         if sharing:  # saved before a redirect URI could belong to one provider only
             return _fail("not_configured", instance,
                          detail=f"redirect URI shared with {', '.join(repr(o.slug) for o in sharing)}")
@@ -188,51 +186,6 @@ def _callback(slug=None):
     return response
 
 
-def match_identity(identity, instance):
-    """The local user ``identity`` may log in as, or a reason code. Exact username match, active,
-    allowed for this instance, and the provider's subject bound to this user (bound on first success).
-    The binding is flushed, not committed: the caller commits it with the session and the audit event."""
-    try:
-        return _match_identity(identity, instance)
-    except IntegrityError:  # a simultaneous first login bound the account first: judge against its row
-        db.session.rollback()
-        return _match_identity(identity, instance)
-
-
-def _match_identity(identity, instance):
-    if has_control(identity.username) or has_control(identity.subject):  # no account is called that
-        return None, "provider_error"
-    user = User.by_username(identity.username) if identity.username else None
-    if user is None:
-        return None, "unknown_user"
-    if not user.active:
-        return None, "inactive_user"
-    if not instances.is_allowed(user, instance):
-        return None, "admin_not_allowed" if user.is_admin and instance.allow_all_users else "not_allowed"
-    binding = db.session.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == instance.id,
-                                                               ExternalIdentity.user_id == user.id))
-    if binding is not None and binding.subject_scheme == identity.subject_scheme:
-        if binding.subject != identity.subject:
-            return None, "identity_mismatch"
-    else:
-        holder = db.session.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == instance.id,
-                                                                  ExternalIdentity.subject == identity.subject,
-                                                                  ExternalIdentity.user_id != user.id))
-        if holder is not None:
-            return None, "identity_mismatch"
-        if binding is None:
-            binding = ExternalIdentity(user_id=user.id, provider_id=instance.id)
-            db.session.add(binding)
-        else:  # the server changed how it names accounts (an upgrade): nothing to compare, bind anew
-            audit.record("identity.rebind", target=user.username, provider=instance.slug, commit=False,
-                         actor="", detail=f"{binding.subject_scheme} -> {identity.subject_scheme}")
-        binding.subject, binding.subject_scheme = identity.subject, identity.subject_scheme
-    binding.external_username = identity.username
-    binding.last_login_at = utcnow()
-    db.session.flush()  # a simultaneous first binding fails here (IntegrityError); the caller commits
-    return user, None
-
-
 @bp.route("/auth/<slug>/callback")
 @throttle.limit_callbacks
 def callback(slug):
@@ -250,8 +203,9 @@ def _no_referrer(response):
     return response
 
 
-def register_callback_paths(app, registry):
+def init_app(app):
     """Add each fixed callback path that an installed plugin declares (once, whoever declares it)."""
+    registry = app.extensions["geologin.plugins"]
     paths = sorted({path for plugin in registry.plugins.values() for path in plugin.provider.callback_paths})
     for number, path in enumerate(paths):
         app.add_url_rule(path, endpoint=f"external_fixed_callback_{number}", view_func=_callback_by_state)
@@ -263,55 +217,13 @@ def provider_logout_url(session_row):
     prefix = provider_auth_method("")
     if session_row is None or not session_row.auth_method.startswith(prefix):
         return None
-    instance = instances.usable_by_slug(session_row.auth_method[len(prefix):])
+    instance = cache.usable_by_slug(session_row.auth_method[len(prefix):])
     if instance is None:
         return None
     try:
-        return instances.build_provider(instance).logout_url()
+        return cache.build_provider(instance).logout_url()
     except (LoginFailure, SecretUnreadable) as error:
         logger.warning("no logout at %s: %s", instance.slug, getattr(error, "detail", error))
         return None
 
 
-def login_widgets():
-    """Rendered login widgets of the enabled instances, one per plugin type, in the admins' order."""
-    usable = instances.usable()
-    remembered = request.cookies.get(REMEMBER_COOKIE)
-    next_url = safe_next(request.args.get("next")) or ""
-    widgets = []
-    for type_name, group in usable.by_type.items():
-        provider = instances.plugins().get(type_name)
-        widgets.append(Markup(_widget(usable, type_name, group, provider, remembered, next_url)))
-    return widgets
-
-
-# Stands for the CSRF token in a cached page fragment; each page view puts its own token in its place.
-CSRF_SLOT = "csrf-slot-" + secrets.token_hex(16)
-
-
-def with_csrf_token(html):
-    """A cached fragment rendered with ``CSRF_SLOT``, carrying this visitor's own CSRF token."""
-    return html.replace(CSRF_SLOT, generate_csrf())
-
-_MAX_CACHED_WIDGETS = 64
-
-
-def _widget(usable, type_name, group, provider, remembered, next_url):
-    """One plugin's widget. The core's default widget, and a plugin's that declares ``widget_cacheable``
-    (it depends only on its variables, the language and csrf_token()), is rendered once per language and
-    remembered server (while the instances are unchanged) with a placeholder for the CSRF token, then
-    served with each visitor's own token. A ``next`` target or an unknown remembered value renders afresh."""
-    template = provider.widget_template or "external_widget.html"
-    context = {"instances": group, "provider": provider, "remembered": remembered, "next": next_url}
-    cacheable = ((provider.widget_template is None or getattr(provider, "widget_cacheable", False))
-                 and not next_url and (remembered is None or remembered in usable.by_slug))
-    if not cacheable:
-        return render_template(template, **context)
-    key = (type_name, str(get_locale()), remembered)
-    html = usable.widgets.get(key)
-    if html is None:
-        html = render_template(template, csrf_token=lambda: CSRF_SLOT, **context)
-        if len(usable.widgets) >= _MAX_CACHED_WIDGETS:
-            usable.widgets.clear()
-        usable.widgets[key] = html
-    return with_csrf_token(html)

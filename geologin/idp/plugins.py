@@ -1,12 +1,11 @@
-"""Loading provider plugins into the app: discovery, their templates, their fixed callback paths (their
-translations are merged by i18n.py)."""
+"""Loading provider plugins into the app: discovery and their templates (their translations are merged by
+i18n, their fixed callback paths are added by login/external.py)."""
 import os
 
 from flask import Blueprint
 
-from . import resource_folder
-from .external import register_callback_paths
-from .providers.registry import discover
+from .. import resource_folder
+from ..providers.registry import discover
 
 
 def discover_plugins(app):
@@ -19,10 +18,12 @@ def discover_plugins(app):
     return registry
 
 
+def registry_of(app):
+    return app.extensions.get("geologin.plugins") or discover_plugins(app)
+
+
 def init_app(app):
-    registry = app.extensions.get("geologin.plugins") or discover_plugins(app)
-    for type_name, plugin in sorted(registry.plugins.items()):
+    for type_name, plugin in sorted(registry_of(app).plugins.items()):
         if plugin.templates:
             # Templates only: a plugin adds no routes of its own, so every route stays under core guards.
             app.register_blueprint(Blueprint(f"plugin_{type_name}", __name__, template_folder=str(plugin.templates)))
-    register_callback_paths(app, registry)

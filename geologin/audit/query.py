@@ -5,9 +5,9 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import delete, func, or_, select
 
-from . import audit
-from .extensions import db
-from .models import AuditEvent, ProviderInstance, utcnow
+from .. import audit
+from ..extensions import db
+from ..models import AuditEvent, ProviderInstance, utcnow
 
 OUTCOMES = (audit.SUCCESS, audit.FAILURE)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"

@@ -40,7 +40,7 @@ def create_app(test_config=None):
 
     from . import encryption, extensions, i18n, validation, web
     from .idp import plugins
-    from .login import sessions, throttle
+    from .login import loader, throttle
     encryption.init_app(app)
     extensions.db.init_app(app)
     extensions.configure_engines(app)
@@ -49,9 +49,9 @@ def create_app(test_config=None):
                                 render_as_batch=True, compare_type=True, render_item=alembic_render_item)
     extensions.csrf.init_app(app)
     throttle.init_app(app)
-    plugins.discover_plugins(app)  # before i18n: every plugin's catalogs join the core's
+    plugins.discover_plugins(app, resource_folder("plugins"))  # before i18n: every plugin's catalogs join the core's
     i18n.init_app(app)
-    sessions.init_app(app)
+    loader.init_app(app)
 
     validation.init_app(app)  # before the routes: it bounds their <int:...> ids
     from . import admin, cli, health

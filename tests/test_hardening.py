@@ -234,9 +234,9 @@ def test_sec_29_reauth_offers_the_identity_provider_to_external_admins(app_facto
                                              settings={"base_url": "http://127.0.0.1:9/", "client_id": "g"},
                                              secrets={"client_secret": "x" * 36})
         instances.allow([User.by_username("chief")], instance)  # "every active user" never covers an admin
-        from geologin.login.sessions import start_session
+        from geologin.login.sessions import AuthMethod, start_session
         with app.test_request_context():
-            start_session(User.by_username("chief"), f"provider:{instance.slug}")
+            start_session(User.by_username("chief"), AuthMethod.provider(instance.slug))
             from flask import session
             cookie_session = dict(session)
     client = app.test_client()

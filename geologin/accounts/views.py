@@ -6,7 +6,7 @@ from flask_login import current_user, login_required
 from .. import audit
 from ..extensions import db
 from ..login import throttle
-from ..login.sessions import start_session
+from ..login.sessions import AuthMethod, start_session
 from . import firstrun, users
 from .forms import ChangePasswordForm, SetupForm
 
@@ -35,7 +35,7 @@ def change_password():
             form.current.errors.append(_("This is not your current password."))
         else:
             users.set_password(user, form.password.data, actor=user.username)
-            start_session(user, "password")  # other sessions ended with the old password; keep this one
+            start_session(user, AuthMethod.password())  # other sessions ended with the old password; keep this one
             flash(_("Your password has been changed."), "info")
             return redirect(url_for("home.index"))
     status = 400 if request.method == "POST" else 200
@@ -61,7 +61,7 @@ def setup(token):
         else:
             firstrun.retire_setup_tokens()
             db.session.commit()
-            start_session(user, "password")
+            start_session(user, AuthMethod.password())
             audit.record("login", target=user.username, actor=user.username, detail="first-run setup")
             flash(_("Welcome! You are the first administrator."), "info")
             return redirect(url_for("admin.users"))

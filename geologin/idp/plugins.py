@@ -4,13 +4,13 @@ import os
 
 from flask import Blueprint
 
-from .. import resource_folder
 from ..providers.registry import discover
 
 
-def discover_plugins(app):
-    """Find the plugins early: i18n needs their translations folders before Flask-Babel starts."""
-    folders = app.config.get("PLUGINS_FOLDER") or [resource_folder("plugins")]
+def discover_plugins(app, default_folder):
+    """Find the plugins early (i18n needs their translations folders before Flask-Babel starts): in
+    PLUGINS_FOLDER, else in ``default_folder`` (the checkout's or the installed package's plugins/)."""
+    folders = app.config.get("PLUGINS_FOLDER") or [default_folder]
     if isinstance(folders, str):
         folders = folders.split(os.pathsep)
     registry = discover(folders, disabled=set(app.config.get("DISABLED_PLUGINS") or ()))
@@ -18,12 +18,8 @@ def discover_plugins(app):
     return registry
 
 
-def registry_of(app):
-    return app.extensions.get("geologin.plugins") or discover_plugins(app)
-
-
 def init_app(app):
-    for type_name, plugin in sorted(registry_of(app).plugins.items()):
+    for type_name, plugin in sorted(app.extensions["geologin.plugins"].plugins.items()):
         if plugin.templates:
             # Templates only: a plugin adds no routes of its own, so every route stays under core guards.
             app.register_blueprint(Blueprint(f"plugin_{type_name}", __name__, template_folder=str(plugin.templates)))

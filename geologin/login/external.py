@@ -23,7 +23,7 @@ from . import throttle
 from .matching import match_identity
 from .page import REMEMBER_COOKIE
 from .redirects import safe_next
-from .sessions import provider_auth_method, start_session
+from .sessions import AuthMethod, start_session
 
 bp = Blueprint("external", __name__)
 logger = logging.getLogger("geologin.external")
@@ -177,7 +177,7 @@ def _callback(slug=None):
         return _fail(reason, instance, username=identity.username,
                      detail=f"external subject {identity.subject_scheme}:{identity.subject}")
     # One commit for the binding, the session and the audit event (the transaction was taken out before).
-    start_session(user, provider_auth_method(instance.slug), commit=False)
+    start_session(user, AuthMethod.provider(instance.slug), commit=False)
     audit.record("login", target=user.username, actor=user.username, provider=instance.slug)
     response = redirect(safe_next(transaction.next_url) or url_for("home.index"))
     # Remembered only now: a failed try through another server must not change the login page's choice.
@@ -208,16 +208,16 @@ def init_app(app):
     registry = app.extensions["geologin.plugins"]
     paths = sorted({path for plugin in registry.plugins.values() for path in plugin.provider.callback_paths})
     for number, path in enumerate(paths):
-        app.add_url_rule(path, endpoint=f"external_fixed_callback_{number}", view_func=_callback_by_state)
+        app.add_url_rule(path, endpoint=f"{throttle.FIXED_CALLBACK_PREFIX}{number}", view_func=_callback_by_state)
 
 
 def provider_logout_url(session_row):
     """Where to send the browser so the server the session came from ends its login too (OpenID Connect
     RP-initiated logout), or None. A server that cannot say leaves the local logout complete."""
-    prefix = provider_auth_method("")
-    if session_row is None or not session_row.auth_method.startswith(prefix):
+    method = AuthMethod.of(session_row)
+    if method is None or method.provider_slug is None:
         return None
-    instance = cache.usable_by_slug(session_row.auth_method[len(prefix):])
+    instance = cache.usable_by_slug(method.provider_slug)
     if instance is None:
         return None
     try:

@@ -4,38 +4,80 @@ import hashlib
 import secrets
 from datetime import timedelta
 
-from flask import current_app, request, session
+from flask import request, session
 from flask_login import login_user, logout_user
 from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
-from ..extensions import db, login_manager
+from ..extensions import db
 from ..models import User, UserSession, utcnow
 
 SESSION_TOKEN_KEY = "sid"
-_TOUCH_INTERVAL = timedelta(seconds=60)
-# Nodes' clocks differ a little: a login on a node running behind the one that created the user is no reuse.
-_CLOCK_SKEW = timedelta(minutes=2)
 _INSERT_SESSION = insert(UserSession.__table__)
 _SET_LAST_LOGIN = (update(User.__table__).where(User.__table__.c.id == bindparam("user_id"))
                    .values(last_login_at=bindparam("now")))
+
+
+class AuthMethod:
+    """How a session logged in: with a password, or through one identity provider. Stored in
+    ``user_sessions.auth_method`` as ``password`` or ``provider:<slug>``; this class alone writes and reads
+    that text."""
+
+    __slots__ = ("stored",)
+    _PROVIDER = "provider:"
+
+    def __init__(self, stored):
+        self.stored = stored
+
+    @classmethod
+    def password(cls):
+        return cls("password")
+
+    @classmethod
+    def provider(cls, slug):
+        return cls(cls._PROVIDER + slug)
+
+    @classmethod
+    def of(cls, session_row):
+        """The method of a ``user_sessions`` row (None for no row)."""
+        return cls(session_row.auth_method) if session_row is not None else None
+
+    @property
+    def is_password(self):
+        return self.stored == "password"
+
+    @property
+    def provider_slug(self):
+        """The slug of the provider the session came through, or None."""
+        return self.stored[len(self._PROVIDER):] if self.stored.startswith(self._PROVIDER) else None
+
+    def __eq__(self, other):
+        return isinstance(other, AuthMethod) and other.stored == self.stored
+
+    def __hash__(self):
+        return hash(self.stored)
+
+    def __repr__(self):
+        return f"AuthMethod({self.stored!r})"
 
 
 def _digest(token):
     return hashlib.sha256(token.encode()).hexdigest()
 
 
-def start_session(user, auth_method="password", *, commit=True):
+def start_session(user, auth_method=None, *, commit=True):
     """Log ``user`` in with a brand-new session: everything from before login, CSRF token included, is
-    dropped (no session fixation). ``commit=False`` leaves the row for the caller's commit (a login commits
+    dropped (no session fixation). ``auth_method`` is an AuthMethod (a password login by default).
+    ``commit=False`` leaves the row for the caller's commit (a login commits
     it together with its audit event)."""
     session.clear()
     token = secrets.token_urlsafe(32)
     now = utcnow()
     # Plain statements rather than ORM bookkeeping: nothing in this request reads the new row.
     db.session.execute(_INSERT_SESSION, {
-        "id": _digest(token), "user_id": user.id, "auth_method": auth_method, "client_ip": request.remote_addr,
+        "id": _digest(token), "user_id": user.id, "auth_method": (auth_method or AuthMethod.password()).stored,
+        "client_ip": request.remote_addr,
         "user_agent": (request.user_agent.string or "")[:255], "created_at": now, "last_seen_at": now})
     db.session.execute(_SET_LAST_LOGIN, {"user_id": user.id, "now": now})
     set_committed_value(user, "last_login_at", now)
@@ -66,20 +108,18 @@ def end_user_sessions(user, commit=True):
 def end_user_sessions_via(user, provider_slug, commit=True):
     """End the user's sessions that were opened through one identity provider."""
     db.session.execute(delete(UserSession).where(UserSession.user_id == user.id,
-                                                 UserSession.auth_method == provider_auth_method(provider_slug)))
+                                                 UserSession.auth_method == AuthMethod.provider(provider_slug).stored))
     if commit:
         db.session.commit()
 
 
 def end_sessions_via_provider(provider_slug, commit=True):
     """End every session opened through one identity provider (disabled or removed)."""
-    db.session.execute(delete(UserSession).where(UserSession.auth_method == provider_auth_method(provider_slug)))
+    db.session.execute(delete(UserSession).where(UserSession.auth_method == AuthMethod.provider(provider_slug).stored))
     if commit:
         db.session.commit()
 
 
-def provider_auth_method(provider_slug):
-    return f"provider:{provider_slug}"
 
 
 def login_age():
@@ -92,50 +132,3 @@ def current_session_row():
     token = session.get(SESSION_TOKEN_KEY)
     # With its user in the same query: every logged-in request needs both (load_user).
     return db.session.get(UserSession, _digest(token), options=[joinedload(UserSession.user)]) if token else None
-
-
-def init_app(app):
-    login_manager.init_app(app)
-    login_manager.login_view = "auth.login"
-    login_manager.login_message = None
-    login_manager.user_loader(load_user)
-
-
-def _method_still_permitted(auth_method, user):
-    """Whether the way the session logged in is still open to ``user``: password login still allowed, or the
-    provider still usable and the user still allowed through it. Cheap: the user is loaded already, the
-    provider comes from the per-process cache, and a permission row is read only when "every active user"
-    does not cover the user."""
-    if auth_method == "password":
-        return user.password_login_allowed
-    prefix = provider_auth_method("")
-    if not auth_method.startswith(prefix):
-        return True
-    from ..idp import cache, permissions  # idp imports this module
-
-    instance = cache.usable_by_slug(auth_method[len(prefix):])
-    return instance is not None and permissions.is_allowed(user, instance)
-
-
-def load_user(user_id):
-    """Accept the cookie only while its session row exists, belongs to this user, has not timed out, and the
-    way it logged in is still open to the user (item 28: any lost permission ends it at the next request).
-    A session older than its user was left behind by a deleted user whose id was given again: refused."""
-    row = current_session_row()
-    if row is None or str(row.user_id) != str(user_id):
-        return None
-    user = row.user
-    now = utcnow()
-    config = current_app.config
-    idle = timedelta(minutes=int(config["SESSION_IDLE_MINUTES"]))
-    absolute = timedelta(hours=int(config["SESSION_ABSOLUTE_HOURS"]))
-    if (not user.active or now - row.last_seen_at > idle or now - row.created_at > absolute
-            or row.created_at + _CLOCK_SKEW < user.created_at
-            or not _method_still_permitted(row.auth_method, user)):
-        db.session.delete(row)
-        db.session.commit()
-        return None
-    if now - row.last_seen_at > _TOUCH_INTERVAL:
-        row.last_seen_at = now
-        db.session.commit()
-    return user

@@ -30,7 +30,10 @@ def init_app(app):
     limiter.request_filter(_no_limit_applies)
 
 
-_CALLBACK_ENDPOINTS = ("external.callback", "external_fixed_callback_")
+# The endpoints of the external-login callbacks: login/external.py's ``callback`` and the fixed callback paths
+# plugins declare, which it names FIXED_CALLBACK_PREFIX + a number.
+FIXED_CALLBACK_PREFIX = "external_fixed_callback_"
+_CALLBACK_ENDPOINTS = ("external.callback", FIXED_CALLBACK_PREFIX)
 
 
 def _no_limit_applies():

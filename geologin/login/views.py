@@ -13,7 +13,7 @@ from .external import provider_logout_url
 from .forms import LoginForm, ReauthForm
 from .page import login_page
 from .redirects import safe_next
-from .sessions import current_session_row, end_session, end_user_sessions, start_session
+from .sessions import AuthMethod, current_session_row, end_session, end_user_sessions, start_session
 
 bp = Blueprint("auth", __name__)
 
@@ -63,7 +63,7 @@ def login():
             if needs_rehash(user.password_hash):
                 user.password_hash = hash_password(form.password.data)
             throttle.record_success(username)
-            start_session(user, "password", commit=False)  # one commit: the session with its audit event
+            start_session(user, AuthMethod.password(), commit=False)  # one commit: the session with its audit event
             audit.record("login", target=user.username, actor=user.username)
             return _landing(form.next.data)
         audit.record("login", audit.FAILURE, target=username, reason=reason, actor="")
@@ -83,9 +83,8 @@ def reauth():
     form = ReauthForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
-    row = current_session_row()
-    provider_slug = row.auth_method.split(":", 1)[1] if row and row.auth_method.startswith("provider:") else None
-    provider = ProviderInstance.by_slug(provider_slug) if provider_slug else None
+    method = AuthMethod.of(current_session_row())
+    provider = ProviderInstance.by_slug(method.provider_slug) if method and method.provider_slug else None
     can_use_password = user.has_password and user.password_login_allowed
     if can_use_password and form.validate_on_submit():
         wait = throttle.check_own_password(user, form.password.data, "reauth")
@@ -94,7 +93,7 @@ def reauth():
             return render_template("reauth.html", form=form, provider=provider, can_use_password=True,
                                    next=form.next.data), 429, {"Retry-After": str(wait)}
         if wait is None:
-            start_session(user, "password", commit=False)  # committed with its audit event
+            start_session(user, AuthMethod.password(), commit=False)  # committed with its audit event
             audit.record("reauth", target=user.username, actor=user.username)
             return _landing(form.next.data)
         form.password.errors.append(_("This is not your password."))

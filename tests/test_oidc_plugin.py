@@ -5,8 +5,11 @@ import json
 import pytest
 import requests
 import requests_mock
+from sqlalchemy import select
 
 from geologin import idp as instances
+from geologin.extensions import db
+from geologin.models import AuditEvent
 from geologin.providers.testing import JSON, Account, OIDCContract
 from tests.conftest import post_form
 
@@ -247,3 +250,29 @@ def test_admin_adds_an_oidc_provider_through_the_form(app, admin_client):
         settings = instances.settings_of(instances.ProviderInstance.by_slug("staff"))
     assert settings == {"issuer": ISSUER, "client_id": "geologin", "scopes": "openid email",
                         "username_claim": "email", "rp_logout": False}
+
+
+# -- a plugin bug during a login step (issue 15) ----------------------------------------------------------
+@pytest.mark.parametrize("error", [KeyError("sub"), TypeError("'NoneType' object is not subscriptable")])
+def test_whatever_a_plugin_raises_in_a_login_step_is_a_provider_error_not_a_500(app, client, server, monkeypatch,
+                                                                                 caplog, error):
+    """After the login transaction is spent, a plugin's bug (not a LoginFailure) shows the provider_error
+    page and is audited with the exception's type; the traceback goes to the log."""
+    register(app)
+
+    def broken(self, callback):
+        raise error
+
+    monkeypatch.setattr(app.extensions["geologin.plugins"].get("oidc"), "complete_login", broken)
+    with caplog.at_level("ERROR", logger="geologin.external"):
+        response = oidc_login(client, server)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login")
+    page = client.get("/login").get_data(as_text=True)
+    assert "Health ID sent an answer geologin cannot use" in page
+    assert not server.logged_in(client)
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login")
+                                   .order_by(AuditEvent.id.desc())).first()
+    assert (event.outcome, event.reason_code, event.provider) == ("failure", "provider_error", "health")
+    assert type(error).__name__ in event.detail
+    assert any(record.exc_info and record.exc_info[0] is type(error) for record in caplog.records)

@@ -79,13 +79,18 @@ def _fail(reason, instance=None, *, username=None, detail=None, message=None, hi
 
 
 def _plugin_step(instance, step, argument):
-    """Run one of the plugin's halves of a login: (its result, None), or (None, the failure page)."""
+    """Run one of the plugin's halves of a login: (its result, None), or (None, the failure page). The one
+    place that catches what a plugin raises: a plugin's bug (any other exception) is the provider_error
+    page with an audit event naming the exception's type, and its traceback in the log, never a 500."""
     try:
         return step(argument), None
     except LoginFailure as failure:
         return None, _fail(failure.reason, instance, detail=failure.detail, hint=getattr(failure, "hint", None))
     except SecretUnreadable as error:
         return None, _fail("not_configured", instance, detail=str(error))
+    except Exception as error:
+        logger.exception("the %s plugin failed during a login through %s", instance.type, instance.slug)
+        return None, _fail("provider_error", instance, detail=f"plugin error: {type(error).__name__}: {error}")
 
 
 def _transaction_ttl():

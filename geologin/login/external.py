@@ -1,7 +1,6 @@
 """Logging in through an identity provider. The core owns everything around the plugin's one job
 (turning a callback into an Identity): the login transaction (state, nonce, PKCE, browser binding,
 single use, expiry), matching the identity to a local user, binding, the session and the audit."""
-import hashlib
 import json
 import logging
 import secrets
@@ -14,7 +13,7 @@ from flask_babel import lazy_gettext as _l
 from sqlalchemy import delete
 
 from .. import audit
-from ..encryption import SecretUnreadable
+from ..encryption import SecretUnreadable, digest
 from ..extensions import db
 from ..idp import cache, service
 from ..models import LoginTransaction, ProviderInstance, utcnow
@@ -54,14 +53,10 @@ ANOTHER_ACCOUNT = _l("To log in with another %(label)s account, log out of %(lab
 REFUSALS = {"access_denied", "unknown_user", "not_allowed", "admin_not_allowed", "identity_mismatch"}
 
 
-def _digest(value):
-    return hashlib.sha256(value.encode()).hexdigest()
-
-
 def _browser_binding():
     if BROWSER_KEY not in session:
         session[BROWSER_KEY] = secrets.token_urlsafe(32)
-    return _digest(session[BROWSER_KEY])
+    return digest(session[BROWSER_KEY])
 
 
 def _fail(reason, instance=None, *, username=None, detail=None, message=None, hint=None):
@@ -117,7 +112,7 @@ def start():
         return failed
     db.session.execute(delete(LoginTransaction).where(LoginTransaction.created_at < utcnow() - _transaction_ttl()))
     db.session.add(LoginTransaction(
-        id=_digest(state), provider_id=instance.id, browser_hash=_browser_binding(), nonce=login_request.nonce,
+        id=digest(state), provider_id=instance.id, browser_hash=_browser_binding(), nonce=login_request.nonce,
         code_verifier=verifier, redirect_uri=redirect_uri, next_url=safe_next(request.form.get("next")),
         data_json=json.dumps(login_request.data),
     ))
@@ -129,7 +124,7 @@ def _pop_transaction(state):
     """Take the transaction for ``state`` out of the store: whatever happens next, it cannot be reused."""
     if not state or len(state) > 200:
         return None
-    transaction = db.session.get(LoginTransaction, _digest(state))
+    transaction = db.session.get(LoginTransaction, digest(state))
     if transaction is None:
         return None
     deleted = db.session.execute(delete(LoginTransaction).where(LoginTransaction.id == transaction.id)).rowcount
@@ -148,7 +143,7 @@ def _callback(slug=None):
                 or db.session.get(ProviderInstance, transaction.provider_id))
     if transaction.created_at < utcnow() - _transaction_ttl():
         return _fail("state_invalid", instance, detail="login transaction expired")
-    if session.get(BROWSER_KEY) is None or _digest(session[BROWSER_KEY]) != transaction.browser_hash:
+    if session.get(BROWSER_KEY) is None or digest(session[BROWSER_KEY]) != transaction.browser_hash:
         return _fail("state_invalid", instance, detail="state belongs to another browser")
     if slug is not None and slug != instance.slug:
         return _fail("state_invalid", instance, detail=f"callback for {slug!r} on a transaction for {instance.slug!r}")

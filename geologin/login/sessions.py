@@ -1,6 +1,5 @@
 """Server-side login sessions. The signed cookie only carries a random session token; the row it names
 must exist for the user to be logged in, so logout and admin actions end sessions everywhere at once."""
-import hashlib
 import secrets
 from datetime import timedelta
 
@@ -10,6 +9,7 @@ from sqlalchemy import bindparam, delete, insert, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
+from ..encryption import digest
 from ..extensions import db
 from ..models import User, UserSession, utcnow
 
@@ -62,10 +62,6 @@ class AuthMethod:
         return f"AuthMethod({self.stored!r})"
 
 
-def _digest(token):
-    return hashlib.sha256(token.encode()).hexdigest()
-
-
 def start_session(user, auth_method=None, *, commit=True):
     """Log ``user`` in with a brand-new session: everything from before login, CSRF token included, is
     dropped (no session fixation). ``auth_method`` is an AuthMethod (a password login by default).
@@ -76,7 +72,7 @@ def start_session(user, auth_method=None, *, commit=True):
     now = utcnow()
     # Plain statements rather than ORM bookkeeping: nothing in this request reads the new row.
     db.session.execute(_INSERT_SESSION, {
-        "id": _digest(token), "user_id": user.id, "auth_method": (auth_method or AuthMethod.password()).stored,
+        "id": digest(token), "user_id": user.id, "auth_method": (auth_method or AuthMethod.password()).stored,
         "client_ip": request.remote_addr,
         "user_agent": (request.user_agent.string or "")[:255], "created_at": now, "last_seen_at": now})
     db.session.execute(_SET_LAST_LOGIN, {"user_id": user.id, "now": now})
@@ -92,7 +88,7 @@ def end_session():
     """Log the current browser out and forget its server-side session."""
     token = session.get(SESSION_TOKEN_KEY)
     if token:
-        db.session.execute(delete(UserSession).where(UserSession.id == _digest(token)))
+        db.session.execute(delete(UserSession).where(UserSession.id == digest(token)))
         db.session.commit()
     logout_user()
     session.clear()
@@ -131,4 +127,4 @@ def login_age():
 def current_session_row():
     token = session.get(SESSION_TOKEN_KEY)
     # With its user in the same query: every logged-in request needs both (load_user).
-    return db.session.get(UserSession, _digest(token), options=[joinedload(UserSession.user)]) if token else None
+    return db.session.get(UserSession, digest(token), options=[joinedload(UserSession.user)]) if token else None

@@ -45,8 +45,8 @@ def seed(spec):
     from geologin import create_app
     from geologin import idp as instances
     from geologin.extensions import db
-    from geologin.models import (AuditEvent, ExternalIdentity, ProviderInstance, User, UserProviderPermission,
-                                 UserSession, utcnow)
+    from geologin.models import (AuditEvent, ExternalIdentity, User, UserProviderPermission, UserSession, utcnow)
+    from geologin.models import IdentityProvider as ProviderInstance
     from geologin.accounts.passwords import hash_password
 
     app = create_app()

@@ -187,7 +187,7 @@ def fuzz_instance(app, make_user):
     """A DHIS2 instance at an address nobody answers (legacy forced: no discovery), and a user allowed on it."""
     make_user("alice", password=None)
     with app.app_context():
-        instance = instances.create_instance(
+        instance = instances.create_provider(
             "dhis2", slug="fuzz", label="Fuzz",
             settings={"base_url": "http://127.0.0.1:9/", "client_id": "geologin", "generation": "legacy"},
             secrets={"client_secret": "x" * 36}, actor="test")

@@ -177,7 +177,7 @@ def choose(client, lang, page="/login"):
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_login_page_in_each_language(app, client, lang):
     with app.app_context():
-        instances.create_instance("dhis2", slug="moh", label="MoH", settings={"base_url": "https://dhis2.example.org/"},
+        instances.create_provider("dhis2", slug="moh", label="MoH", settings={"base_url": "https://dhis2.example.org/"},
                                   secrets={"client_secret": "s3cret"}, actor="test")
     client.set_cookie(LOCALE_COOKIE, lang)
     html = text(client.get("/login"))

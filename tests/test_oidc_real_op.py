@@ -54,7 +54,7 @@ def app(app_factory):
 def register(app, op, slug="health", *, allow=(), allow_all=False, client_id="geologin", secret=CLIENT_SECRET,
              **settings):
     with app.app_context():
-        instance = instances.create_instance(
+        instance = instances.create_provider(
             "oidc", slug=slug, label=f"ID {slug}", allow_all_users=allow_all, actor="test",
             settings={"issuer": op.issuer, "client_id": client_id, **settings}, secrets={"client_secret": secret})
         if allow:

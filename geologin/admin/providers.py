@@ -1,5 +1,5 @@
-"""Administrators' screens for identity-provider instances: list, add, edit, reorder, delete, the setup
-page (what to register at the server, connection test, plugin actions) and who may use each instance.
+"""Administrators' screens for identity providers: list, add, edit, reorder, delete, the setup
+page (what to register at the server, connection test, plugin actions) and who may use each provider.
 
 This blueprint is nested in the admin blueprint (see admin/__init__.py), so the admin guard runs before every
 route here. All changes go through geologin/idp/, which the CLI uses too."""
@@ -17,7 +17,7 @@ from ..accounts import users
 from ..encryption import SecretUnreadable
 from ..extensions import db
 from ..web import requested_page
-from ..models import ProviderInstance, User, UserProviderPermission
+from ..models import IdentityProvider, User, UserProviderPermission
 from ..providers.base import Check, LoginFailure
 from .blueprint import actor
 from .forms import BulkAllowForm, DisallowForm, ProviderCreateForm, ProviderEditForm
@@ -30,24 +30,24 @@ UNKNOWN_SHOWN = 20
 
 
 # -- helpers ---------------------------------------------------------------------------------------------
-def _instance_or_404(slug):
-    instance = ProviderInstance.by_slug(slug)
-    if instance is None:
+def _provider_or_404(slug):
+    provider = IdentityProvider.by_slug(slug)
+    if provider is None:
         abort(404)
-    return instance
+    return provider
 
 
-def _plugin_or_flash(instance):
-    """The plugin class of ``instance``, or None after flashing why it cannot be used."""
-    cls = cache.plugin_registry().get(instance.type)
+def _plugin_or_flash(provider):
+    """The plugin class of ``provider``, or None after flashing why it cannot be used."""
+    cls = cache.plugin_registry().get(provider.type)
     if cls is None:
         flash(_("The plugin %(type)s of %(label)s is not installed, so it cannot be edited or tested; you "
-                "can still delete it.", type=instance.type, label=instance.label), "error")
+                "can still delete it.", type=provider.type, label=provider.label), "error")
     return cls
 
 
 def _redirect_preview(slug):
-    """The callback URL an instance with ``slug`` gets, in parts (``before``, ``slug`` or None while it is
+    """The callback URL an provider with ``slug`` gets, in parts (``before``, ``slug`` or None while it is
     not a valid slug, ``after``) so the page can show a placeholder; None when PUBLIC_URL is not set."""
     public_url = current_app.config.get("PUBLIC_URL")
     if not public_url:
@@ -74,7 +74,7 @@ def _counts():
 @bp.route("", endpoint="index")
 def providers_list():
     registry = cache.plugin_registry()
-    return render_template("admin/providers.html", instances=cache.ordered_instances(), registry=registry,
+    return render_template("admin/providers.html", instances=cache.ordered_providers(), registry=registry,
                            counts=_counts(), broken=registry.broken)
 
 
@@ -93,19 +93,19 @@ def new():
     if form.validate_on_submit():
         plain, secrets = setting_fields.read_settings(form, cls.settings)
         try:
-            instance = service.create_instance(
+            provider = service.create_provider(
                 type_name, slug=form.slug.data, label=form.label.data, description=form.description.data,
                 settings=plain, secrets=secrets, enabled=form.enabled.data and form.enable_untested.data,
                 allow_all_users=form.allow_all_users.data, actor=actor())
-        except cache.InstanceError as error:
+        except cache.ProviderChangeError as error:
             db.session.rollback()
             _apply_errors(form, cls, error.errors)
         else:
             flash(_("Identity provider %(label)s created. Now register geologin at the server as shown here.",
-                    label=instance.label), "info")
+                    label=provider.label), "info")
             if form.enabled.data and not form.enable_untested.data:
-                _enable_if_tested(instance)
-            return redirect(url_for("admin.providers.setup", slug=instance.slug))
+                _enable_if_tested(provider)
+            return redirect(url_for("admin.providers.setup", slug=provider.slug))
     status = 400 if request.method == "POST" else 200
     return render_template("admin/providers_form.html", form=form, plugin=cls, instance=None,
                            settings=setting_fields.setting_fields(form, cls.settings),
@@ -114,79 +114,79 @@ def new():
 
 @bp.route("/<slug>/edit", methods=["GET", "POST"])
 def edit(slug):
-    instance = _instance_or_404(slug)
-    cls = _plugin_or_flash(instance)
+    provider = _provider_or_404(slug)
+    cls = _plugin_or_flash(provider)
     if cls is None:
         return redirect(url_for("admin.providers.index"))
-    stored = {s.name for s in cls.settings if s.secret and cache.has_secret(instance, s.name)}
+    stored = {s.name for s in cls.settings if s.secret and cache.has_secret(provider, s.name)}
     form_class = setting_fields.with_setting_fields(ProviderEditForm, cls.settings,
-                                                    values=cache.settings_of(instance), stored_secrets=stored)
-    form = form_class(obj=instance)
+                                                    values=cache.settings_of(provider), stored_secrets=stored)
+    form = form_class(obj=provider)
     if form.validate_on_submit():
         plain, secrets = setting_fields.read_settings(form, cls.settings)
         try:
-            changed = service.update_instance(
-                instance, label=form.label.data, description=form.description.data, settings=plain,
+            changed = service.update_provider(
+                provider, label=form.label.data, description=form.description.data, settings=plain,
                 secrets=secrets, enabled=form.enabled.data, allow_all_users=form.allow_all_users.data,
                 actor=actor())
-        except cache.InstanceError as error:
+        except cache.ProviderChangeError as error:
             db.session.rollback()
             _apply_errors(form, cls, error.errors)
         else:
             flash(_("Changes saved.") if changed else _("Nothing changed."), "info")
-            return redirect(url_for("admin.providers.setup", slug=instance.slug))
+            return redirect(url_for("admin.providers.setup", slug=provider.slug))
     status = 400 if request.method == "POST" else 200
-    return render_template("admin/providers_form.html", form=form, plugin=cls, instance=instance,
+    return render_template("admin/providers_form.html", form=form, plugin=cls, instance=provider,
                            settings=setting_fields.setting_fields(form, cls.settings),
-                           preview=_redirect_preview(instance.slug)), status
+                           preview=_redirect_preview(provider.slug)), status
 
 
 @bp.route("/<slug>/delete", methods=["GET", "POST"])
 def delete(slug):
-    instance = _instance_or_404(slug)
+    provider = _provider_or_404(slug)
     if request.method == "POST":  # CSRF is checked for every POST by CSRFProtect
-        label = instance.label
-        service.delete_instance(instance, actor=actor())
+        label = provider.label
+        service.delete_provider(provider, actor=actor())
         flash(_("Identity provider %(label)s deleted.", label=label), "info")
         return redirect(url_for("admin.providers.index"))
-    return render_template("admin/providers_delete.html", instance=instance,
-                           allowed=len(permissions.allowed_users(instance)),
-                           identities=len(instance.identities))
+    return render_template("admin/providers_delete.html", instance=provider,
+                           allowed=len(permissions.allowed_users(provider)),
+                           identities=len(provider.identities))
 
 
 @bp.route("/<slug>/move", methods=["POST"])
 def move(slug):
-    instance = _instance_or_404(slug)
+    provider = _provider_or_404(slug)
     offsets = {"up": -1, "down": 1}
     direction = request.form.get("direction")
     if direction not in offsets:
         abort(400)
-    service.move_instance(instance, offsets[direction], actor=actor())
+    service.move_provider(provider, offsets[direction], actor=actor())
     return redirect(url_for("admin.providers.index"))
 
 
 # -- setup page: what to register at the server, connection test, plugin actions --------------------------
-def _setup_page(instance, *, checks=None, action_result=None, action_error=None, status=200):
-    cls = _plugin_or_flash(instance)
+def _setup_page(provider, *, checks=None, action_result=None, action_error=None, status=200):
+    cls = _plugin_or_flash(provider)
     if cls is None:
         return redirect(url_for("admin.providers.index"))
-    provider = cache.build_provider(instance)
+    plugin = cache.plugin_object(provider)
     setup, setup_error = {}, None
     try:
-        setup = provider.setup_context()
+        setup = plugin.setup_context()
     except (LoginFailure, SecretUnreadable) as error:
         setup_error = getattr(error, "detail", None) or str(error)
     return render_template(
-        "admin/providers_setup.html", instance=instance, plugin=cls, provider=provider, setup=setup,
+        "admin/providers_setup.html", instance=provider, plugin=cls, provider=plugin, setup=setup,
         setup_error=setup_error, checks=checks, action_result=action_result, action_error=action_error,
-        callback_url=cache.callback_url(instance), redirect_uri=provider.redirect_uri(),
-        allowed=len(permissions.allowed_users(instance)), summary=_summary(instance, cls),
+        callback_url=cache.callback_url(provider), redirect_uri=plugin.redirect_uri(),
+        allowed=len(permissions.allowed_users(provider)), summary=_summary(provider, cls),
     ), status
 
 
-def _summary(instance, cls):
-    """The instance's settings for display: plain values as text, secrets only as stored or not."""
-    values = cache.settings_of(instance)
+def _summary(provider, cls):
+    """The provider's settings for display: plain values as text, secrets only as stored or not."""
+    values = cache.settings_of(provider)
     rows = []
     for setting in cls.settings:
         value = values.get(setting.name)
@@ -197,61 +197,61 @@ def _summary(instance, cls):
         else:
             text = value
         rows.append({"label": setting.label, "secret": setting.secret, "value": text or _("(not set)"),
-                     "stored": setting.secret and cache.has_secret(instance, setting.name)})
+                     "stored": setting.secret and cache.has_secret(provider, setting.name)})
     return rows
 
 
 @bp.route("/<slug>/setup")
 def setup(slug):
-    return _setup_page(_instance_or_404(slug))
+    return _setup_page(_provider_or_404(slug))
 
 
-def _enable_if_tested(instance):
+def _enable_if_tested(provider):
     """Item 16: a new provider is offered to users only once its connection test passed; otherwise it stays
     disabled and the flash says why and how to enable it."""
-    checks = _checks_of(instance)
+    checks = _checks_of(provider)
     ok = all_passed(checks)
-    _audit_test(instance, checks, ok)
+    _audit_test(provider, checks, ok)
     if ok:
-        service.update_instance(instance, enabled=True, actor=actor())
-        flash(_("The connection test passed, so %(label)s is enabled.", label=instance.label), "info")
+        service.update_provider(provider, enabled=True, actor=actor())
+        flash(_("The connection test passed, so %(label)s is enabled.", label=provider.label), "info")
         return
     failed = "; ".join(f"{check.name}: {check.message}" for check in checks if not check.ok)
     flash(_("%(label)s was created disabled because the connection test did not pass (%(failed)s). Fix the "
-            "settings and run Test connection, then enable it with Edit.", label=instance.label, failed=failed[:600]),
+            "settings and run Test connection, then enable it with Edit.", label=provider.label, failed=failed[:600]),
           "error")
 
 
-def _checks_of(instance):
+def _checks_of(provider):
     """The connection test's checks; a plugin without one shows a failed check that says so."""
-    return run_checks(instance) or [Check(_("Connection test"), False,
+    return run_checks(provider) or [Check(_("Connection test"), False,
                                                   _("This plugin has no connection test."))]
 
 
-def _audit_test(instance, checks, ok):
-    audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=instance.slug,
-                 provider=instance.slug, actor=actor(), detail=audit_summary(checks))
+def _audit_test(provider, checks, ok):
+    audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=provider.slug,
+                 provider=provider.slug, actor=actor(), detail=audit_summary(checks))
 
 
 @bp.route("/<slug>/test", methods=["POST"])
 def test(slug):
-    instance = _instance_or_404(slug)
-    if cache.plugin_registry().get(instance.type) is None:
-        return _setup_page(instance)
-    checks = _checks_of(instance)
-    _audit_test(instance, checks, all_passed(checks))
-    return _setup_page(instance, checks=checks)
+    provider = _provider_or_404(slug)
+    if cache.plugin_registry().get(provider.type) is None:
+        return _setup_page(provider)
+    checks = _checks_of(provider)
+    _audit_test(provider, checks, all_passed(checks))
+    return _setup_page(provider, checks=checks)
 
 
 @bp.route("/<slug>/action/<name>", methods=["POST"])
 def action(slug, name):
-    instance = _instance_or_404(slug)
-    if cache.plugin_registry().get(instance.type) is None:
-        return _setup_page(instance)
-    provider = cache.build_provider(instance)
+    provider = _provider_or_404(slug)
+    if cache.plugin_registry().get(provider.type) is None:
+        return _setup_page(provider)
+    plugin = cache.plugin_object(provider)
     result, problem = None, None
     try:
-        result = provider.admin_action(name, request.form)
+        result = plugin.admin_action(name, request.form)
     except LookupError:
         abort(404)
     except LoginFailure as failure:
@@ -262,27 +262,27 @@ def action(slug, name):
         logger.exception("admin action %r of a provider plugin failed", name)
         problem = _("The plugin failed unexpectedly (%(error)s); details are in the server log.",
                     error=type(error).__name__)
-    audit.record("provider.action", audit.FAILURE if problem else audit.SUCCESS, target=instance.slug,
-                 provider=instance.slug, actor=actor(), detail=f"action={name}")
-    return _setup_page(instance, action_result=result or {}, action_error=problem)
+    audit.record("provider.action", audit.FAILURE if problem else audit.SUCCESS, target=provider.slug,
+                 provider=provider.slug, actor=actor(), detail=f"action={name}")
+    return _setup_page(provider, action_result=result or {}, action_error=problem)
 
 
-# -- who may use an instance ----------------------------------------------------------------------------
-def _users_page(instance, *, bulk_form=None, status=200):
+# -- who may use an provider ----------------------------------------------------------------------------
+def _users_page(provider, *, bulk_form=None, status=200):
     query = (request.args.get("q") or "").strip()[:200]
     statement = (users.search_users(query)
                  .join(UserProviderPermission, UserProviderPermission.user_id == User.id)
-                 .where(UserProviderPermission.provider_id == instance.id))
+                 .where(UserProviderPermission.provider_id == provider.id))
     page = db.paginate(statement, page=requested_page(), per_page=int(current_app.config["USERS_PER_PAGE"]),
                        error_out=False, max_per_page=200)
-    return render_template("admin/providers_users.html", instance=instance, page=page, query=query,
+    return render_template("admin/providers_users.html", instance=provider, page=page, query=query,
                            bulk_form=bulk_form or BulkAllowForm(formdata=None),
                            disallow_form=DisallowForm(formdata=None)), status
 
 
 @bp.route("/<slug>/users", endpoint="users")
 def users_list(slug):
-    return _users_page(_instance_or_404(slug))
+    return _users_page(_provider_or_404(slug))
 
 
 def _parse_usernames(text):
@@ -305,7 +305,7 @@ def _users_named(names):
 
 @bp.route("/<slug>/users/allow", methods=["POST"])
 def users_allow(slug):
-    instance = _instance_or_404(slug)
+    provider = _provider_or_404(slug)
     form = BulkAllowForm()
     if form.validate_on_submit():
         names = _parse_usernames(form.usernames.data)
@@ -316,7 +316,7 @@ def users_allow(slug):
         else:
             found = _users_named(names)
             unknown = [name for name in names if name not in found]
-            added = permissions.allow([found[name] for name in names if name in found], instance, actor=actor())
+            added = permissions.allow([found[name] for name in names if name in found], provider, actor=actor())
             already = len(found) - len(added)
             flash(ngettext("Allowed: %(num)d user.", "Allowed: %(num)d users.", len(added)) +
                   (" " + ngettext("%(num)d was already allowed.", "%(num)d were already allowed.", already)
@@ -328,20 +328,20 @@ def users_allow(slug):
                 flash(ngettext("Unknown, nothing done: %(names)s (%(num)d name).",
                                "Unknown, nothing done: %(names)s (%(num)d names).", len(unknown), names=shown),
                       "error")
-            return redirect(url_for("admin.providers.users", slug=instance.slug))
-    return _users_page(instance, bulk_form=form, status=400)
+            return redirect(url_for("admin.providers.users", slug=provider.slug))
+    return _users_page(provider, bulk_form=form, status=400)
 
 
 @bp.route("/<slug>/users/disallow", methods=["POST"])
 def users_disallow(slug):
-    instance = _instance_or_404(slug)
+    provider = _provider_or_404(slug)
     form = DisallowForm()
     if form.validate_on_submit() and form.user_ids.data:
         chosen = list(db.session.scalars(select(User).where(User.id.in_(form.user_ids.data[:BULK_MAX_LINES]))))
-        removed = permissions.disallow(chosen, instance, actor=actor())
+        removed = permissions.disallow(chosen, provider, actor=actor())
         flash(ngettext("%(num)d user may no longer log in through %(label)s.",
-                       "%(num)d users may no longer log in through %(label)s.", len(removed), label=instance.label),
+                       "%(num)d users may no longer log in through %(label)s.", len(removed), label=provider.label),
               "info")
     else:
         flash(_("Tick the users to disallow first."), "error")
-    return redirect(url_for("admin.providers.users", slug=instance.slug, q=request.args.get("q") or None))
+    return redirect(url_for("admin.providers.users", slug=provider.slug, q=request.args.get("q") or None))

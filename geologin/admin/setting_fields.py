@@ -76,7 +76,7 @@ def setting_fields(form, settings):
 
 
 def read_settings(form, settings):
-    """The submitted values as ``(settings, secrets)`` dicts, ready for instances.create/update_instance.
+    """The submitted values as ``(settings, secrets)`` dicts, ready for providers.create/update_provider.
     An empty secret stays empty, which means "keep the stored one"."""
     plain, secrets = {}, {}
     for setting in settings:
@@ -91,7 +91,7 @@ def read_settings(form, settings):
 
 
 def put_errors(form, settings, errors):
-    """Attach InstanceError/SettingsError messages to the setting fields; return the ones left over."""
+    """Attach ProviderChangeError/SettingsError messages to the setting fields; return the ones left over."""
     names = {s.name for s in settings}
     left = {}
     for name, message in errors.items():

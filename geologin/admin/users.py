@@ -11,7 +11,7 @@ from ..accounts.forms import SetPasswordForm, UserCreateForm, UserEditForm
 from ..extensions import db
 from ..idp import cache, permissions
 from ..login import throttle
-from ..models import ProviderInstance, User, utcnow
+from ..models import IdentityProvider, User, utcnow
 from ..web import requested_page
 from .blueprint import actor, bp
 from .forms import UserProvidersForm
@@ -27,8 +27,8 @@ def _user_or_404(user_id):
 
 def _providers_form(user, formdata=None):
     form = UserProvidersForm(formdata=formdata, data=None if formdata else
-                             {"provider_ids": sorted(permissions.allowed_instance_ids(user))})
-    form.provider_ids.choices = [choice(i.id, i.label) for i in cache.ordered_instances()]
+                             {"provider_ids": sorted(permissions.allowed_provider_ids(user))})
+    form.provider_ids.choices = [choice(i.id, i.label) for i in cache.ordered_providers()]
     return form
 
 
@@ -38,7 +38,7 @@ def _user_page(user, form, providers_form=None, status=200):
     return render_template(
         "admin/user_edit.html", user=user, form=form,
         providers_form=providers_form or _providers_form(user),
-        provider_instances={i.id: i for i in cache.ordered_instances()},
+        provider_instances={i.id: i for i in cache.ordered_providers()},
         identities=permissions.identities_of(user),
         locked_until=utcnow() + timedelta(seconds=locked_for) if locked_for else None,
     ), status
@@ -111,14 +111,14 @@ def user_providers(user_id):
 @bp.route("/users/<int:user_id>/identities/<int:provider_id>/unlink", methods=["POST"])
 def user_unlink(user_id, provider_id):
     user = _user_or_404(user_id)
-    instance = db.session.get(ProviderInstance, provider_id)
-    if instance is None:
+    provider = db.session.get(IdentityProvider, provider_id)
+    if provider is None:
         abort(404)
-    if permissions.unlink(user, instance, actor=actor()):
+    if permissions.unlink(user, provider, actor=actor()):
         flash(_("The %(label)s account is no longer linked to %(name)s; their next login through it links "
-                "the account it comes from.", label=instance.label, name=user.username), "info")
+                "the account it comes from.", label=provider.label, name=user.username), "info")
     else:
-        flash(_("%(name)s has no linked %(label)s account.", name=user.username, label=instance.label), "error")
+        flash(_("%(name)s has no linked %(label)s account.", name=user.username, label=provider.label), "error")
     return redirect(url_for("admin.user_edit", user_id=user.id))
 
 

@@ -6,8 +6,8 @@ import click
 
 from ..accounts.users import UserError
 from ..extensions import db
-from ..idp.cache import InstanceError
-from ..models import ProviderInstance, User
+from ..idp.cache import ProviderChangeError
+from ..models import IdentityProvider, User
 
 CLI_ACTOR = "cli"
 
@@ -28,21 +28,21 @@ def get_user(name):
 
 
 def get_provider(slug):
-    provider = ProviderInstance.by_slug(slug)
+    provider = IdentityProvider.by_slug(slug)
     if provider is None:
         raise click.ClickException(f"No identity provider called {slug!r}.")
     return provider
 
 
 def apply_change(call, *args, names=None, **kwargs):
-    """Run a service call; a refused change (UserError, InstanceError) rolls back and becomes one line,
+    """Run a service call; a refused change (UserError, ProviderChangeError) rolls back and becomes one line,
     naming the options at fault through ``names`` (field -> option)."""
     try:
         return call(*args, **kwargs)
     except UserError as error:
         db.session.rollback()
         raise click.ClickException(error.message) from None
-    except InstanceError as error:
+    except ProviderChangeError as error:
         db.session.rollback()
         names = names or {}
         raise click.ClickException("; ".join(f"{names.get(field, field)}: {str(message).rstrip('.')}"

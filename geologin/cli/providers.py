@@ -35,25 +35,25 @@ def _option_name(setting):
     return f"--{dashed}-stdin" if setting.secret else f"--{dashed}"
 
 
-def _secret_names(instance):
+def _secret_names(provider):
     """Secret settings the plugin declares (plus any stored for a plugin no longer installed)."""
-    cls = cache.plugin_registry().get(instance.type)
+    cls = cache.plugin_registry().get(provider.type)
     declared = [s.name for s in cls.settings if s.secret] if cls else []
-    stored = sorted(json.loads(instance.secrets_json or "{}"))
+    stored = sorted(json.loads(provider.secrets_json or "{}"))
     return declared + [n for n in stored if n not in declared]
 
 
-def _row(instance):
+def _row(provider):
     return {
-        "slug": instance.slug,
-        "type": instance.type,
-        "label": instance.label,
-        "enabled": instance.enabled,
-        "allow_all_users": instance.allow_all_users,
-        "position": instance.position,
-        "installed": cache.plugin_registry().get(instance.type) is not None,
+        "slug": provider.slug,
+        "type": provider.type,
+        "label": provider.label,
+        "enabled": provider.enabled,
+        "allow_all_users": provider.allow_all_users,
+        "position": provider.position,
+        "installed": cache.plugin_registry().get(provider.type) is not None,
         # Whether each secret is stored; never its value.
-        "secrets": {name: cache.has_secret(instance, name) for name in _secret_names(instance)},
+        "secrets": {name: cache.has_secret(provider, name) for name in _secret_names(provider)},
     }
 
 
@@ -108,14 +108,14 @@ def _add_command(type_name, cls):
                                    "Set the others afterwards with `providers edit SLUG --secret-stdin NAME`.")
         secrets = {s.name: read_stdin_line(s.name) for s in secret_flags}
         settings = {s.name: values[s.name] for s in cls.settings if not s.secret and values.get(s.name) is not None}
-        instance = apply_change(service.create_instance, type_name, slug=slug, label=label,
+        provider = apply_change(service.create_provider, type_name, slug=slug, label=label,
                             description=description, settings=settings, secrets=secrets, enabled=enabled,
                             allow_all_users=allow_all_users, actor=CLI_ACTOR, names=option_names)
-        click.echo(f"Created {type_name} provider {instance.slug}"
-                   f"{'' if instance.enabled or not disabled else ' (disabled)'}. Register this redirect URI at the "
-                   f"server: {cache.build_provider(instance).redirect_uri() or _NO_PUBLIC_URL}")
+        click.echo(f"Created {type_name} provider {provider.slug}"
+                   f"{'' if provider.enabled or not disabled else ' (disabled)'}. Register this redirect URI at the "
+                   f"server: {cache.plugin_object(provider).redirect_uri() or _NO_PUBLIC_URL}")
         if not disabled and not enabled:
-            _enable_if_tested(instance)
+            _enable_if_tested(provider)
 
     params = [
         click.Option(["--slug"], required=True, help="Short name used in URLs, e.g. moh-dhis2 (cannot change)."),
@@ -204,30 +204,30 @@ def _parse_set(cls, pairs):
               help="Replace secret NAME with the first line of standard input.")
 def providers_edit(slug, label, description, enabled, allow_all_users, pairs, secret_name):
     """Change provider SLUG (the slug itself never changes)."""
-    instance = get_provider(slug)
-    cls = cache.plugin_registry().get(instance.type)
+    provider = get_provider(slug)
+    cls = cache.plugin_registry().get(provider.type)
     settings = _parse_set(cls, pairs)
     secrets = {}
     if secret_name is not None:
         secret_name = secret_name.replace("-", "_")
         declared = [s.name for s in cls.settings if s.secret] if cls else []
         if secret_name not in declared:
-            raise click.ClickException(f"{instance.slug} has no secret called {secret_name!r} "
+            raise click.ClickException(f"{provider.slug} has no secret called {secret_name!r} "
                                        f"(secrets: {', '.join(declared) or 'none'}).")
         secrets[secret_name] = read_stdin_line(secret_name)
     names = {"label": "--label", "type": "type", **{s: f"--secret-stdin {s}" for s in secrets}}
-    changed = apply_change(service.update_instance, instance, label=label, description=description,
+    changed = apply_change(service.update_provider, provider, label=label, description=description,
                        settings=settings, secrets=secrets, enabled=enabled, allow_all_users=allow_all_users,
                        actor=CLI_ACTOR, names=names)
-    click.echo(f"Updated {instance.slug}: {', '.join(changed)}." if changed
-               else f"Nothing changed for {instance.slug}.")
+    click.echo(f"Updated {provider.slug}: {', '.join(changed)}." if changed
+               else f"Nothing changed for {provider.slug}.")
 
 
 @providers_cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def providers_list(as_json):
     """List identity providers in the order users see them."""
-    rows = [_row(i) for i in cache.ordered_instances()]
+    rows = [_row(i) for i in cache.ordered_providers()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -246,22 +246,22 @@ def providers_list(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 def providers_show(slug, as_json):
     """Show provider SLUG, with the redirect URI to register at its server."""
-    instance = get_provider(slug)
-    row = _row(instance)
-    row["description"] = instance.description
-    row["settings"] = cache.settings_of(instance)
+    provider = get_provider(slug)
+    row = _row(provider)
+    row["description"] = provider.description
+    row["settings"] = cache.settings_of(provider)
     row["redirect_uri"] = None
     row["setup"] = {}
     if row["installed"]:
-        provider = cache.build_provider(instance)
-        row["redirect_uri"] = provider.redirect_uri()
+        plugin = cache.plugin_object(provider)
+        row["redirect_uri"] = plugin.redirect_uri()
         secret_names = set(row["secrets"])
         try:
-            setup = provider.setup_context()
+            setup = plugin.setup_context()
         except (LoginFailure, SecretUnreadable):
             setup = {}
         row["setup"] = {k: v for k, v in setup.items() if k not in secret_names}
-    row["allowed_users"] = [u.username for u in permissions.allowed_users(instance)]
+    row["allowed_users"] = [u.username for u in permissions.allowed_users(provider)]
     if as_json:
         click.echo(json.dumps(row, indent=2, default=str))
         return
@@ -280,40 +280,40 @@ def providers_show(slug, as_json):
     click.echo(f"  redirect URI to register at the server: {row['redirect_uri'] or _NO_PUBLIC_URL}")
 
 
-def _enable_if_tested(instance):
+def _enable_if_tested(provider):
     """Item 16: test the new provider's connection; enable it only when every check passed, else say why it
     stays disabled and how to enable it."""
-    checks = run_checks(instance)
+    checks = run_checks(provider)
     ok = all_passed(checks)
-    audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=instance.slug,
-                 provider=instance.slug, actor=CLI_ACTOR, detail=audit_summary(checks))
+    audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=provider.slug,
+                 provider=provider.slug, actor=CLI_ACTOR, detail=audit_summary(checks))
     for check in checks:
         click.echo(f"{'ok' if check.ok else 'FAILED':<6}  {check.name}: {check.message}")
     if ok:
-        apply_change(service.update_instance, instance, enabled=True, actor=CLI_ACTOR)
-        click.echo(f"The connection test passed: {instance.slug} is enabled.")
+        apply_change(service.update_provider, provider, enabled=True, actor=CLI_ACTOR)
+        click.echo(f"The connection test passed: {provider.slug} is enabled.")
     else:
-        click.echo(f"{instance.slug} was created disabled because the connection test did not pass. Fix its settings "
-                   f"(`providers edit {instance.slug}`), check with `providers test {instance.slug}`, then "
-                   f"`providers enable {instance.slug}`.")
+        click.echo(f"{provider.slug} was created disabled because the connection test did not pass. Fix its settings "
+                   f"(`providers edit {provider.slug}`), check with `providers test {provider.slug}`, then "
+                   f"`providers enable {provider.slug}`.")
 
 
 @providers_cli.command("test")
 @click.argument("slug")
 def providers_test(slug):
     """Check that SLUG's server is reachable and accepts the client credentials (exit 0 only then)."""
-    instance = get_provider(slug)
-    if cache.plugin_registry().get(instance.type) is None:
-        raise click.ClickException(f"The {instance.type} plugin of {instance.slug} is not installed.")
-    checks = run_checks(instance)
+    provider = get_provider(slug)
+    if cache.plugin_registry().get(provider.type) is None:
+        raise click.ClickException(f"The {provider.type} plugin of {provider.slug} is not installed.")
+    checks = run_checks(provider)
     for check in checks:
         click.echo(f"{'ok' if check.ok else 'FAILED':<6}  {check.name}: {check.message}")
     if not checks:
-        raise click.ClickException(f"The {instance.type} plugin has no connection test; nothing was checked.")
+        raise click.ClickException(f"The {provider.type} plugin has no connection test; nothing was checked.")
     failed = [str(c.name) for c in checks if not c.ok]
     if failed:
-        raise click.ClickException(f"{instance.slug}: check failed: {', '.join(failed)}.")
-    click.echo(f"{instance.slug}: all {len(checks)} checks passed.")
+        raise click.ClickException(f"{provider.slug}: check failed: {', '.join(failed)}.")
+    click.echo(f"{provider.slug}: all {len(checks)} checks passed.")
 
 
 @providers_cli.command("remove")
@@ -321,10 +321,10 @@ def providers_test(slug):
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def providers_remove(slug, yes):
     """Remove SLUG, with its per-user permissions and bound identities."""
-    instance = get_provider(slug)
+    provider = get_provider(slug)
     if not yes:
-        click.confirm(f"Remove {instance.slug}? Its permissions and bound identities are deleted too.", abort=True)
-    service.delete_instance(instance, actor=CLI_ACTOR)
+        click.confirm(f"Remove {provider.slug}? Its permissions and bound identities are deleted too.", abort=True)
+    service.delete_provider(provider, actor=CLI_ACTOR)
     click.echo(f"Removed {slug}.")
 
 
@@ -345,13 +345,13 @@ def providers_types():
 
 
 def _set_enabled(slug, enabled):
-    instance = get_provider(slug)
+    provider = get_provider(slug)
     word = "enabled" if enabled else "disabled"
-    if instance.enabled == enabled:
-        click.echo(f"{instance.slug} is already {word}.")
+    if provider.enabled == enabled:
+        click.echo(f"{provider.slug} is already {word}.")
         return
-    apply_change(service.update_instance, instance, enabled=enabled, actor=CLI_ACTOR)
-    click.echo(f"{instance.slug} is {word}.")
+    apply_change(service.update_provider, provider, enabled=enabled, actor=CLI_ACTOR)
+    click.echo(f"{provider.slug} is {word}.")
 
 
 @providers_cli.command("enable")
@@ -373,9 +373,9 @@ def providers_disable(slug):
 @click.argument("direction", type=click.Choice(["up", "down"]))
 def providers_move(slug, direction):
     """Move SLUG one place up or down in the order users see."""
-    instance = get_provider(slug)
-    service.move_instance(instance, -1 if direction == "up" else 1, actor=CLI_ACTOR)
-    click.echo("Order: " + ", ".join(i.slug for i in cache.ordered_instances()))
+    provider = get_provider(slug)
+    service.move_provider(provider, -1 if direction == "up" else 1, actor=CLI_ACTOR)
+    click.echo("Order: " + ", ".join(i.slug for i in cache.ordered_providers()))
 
 
 @providers_cli.command("rotate-keys")

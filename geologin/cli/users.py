@@ -165,12 +165,12 @@ _from_file = click.option("--from-file", type=click.File("r", encoding="utf-8"),
 def _change_permissions(args, from_file, change, summary):
     """Apply ``change`` (permissions.allow or disallow) to the named users; unknown names exit 1 afterwards."""
     names, slug = _names_and_slug(args, from_file)
-    instance = get_provider(slug)
+    provider = get_provider(slug)
     known, unknown = _known_users(names)
-    changed = change(known, instance, actor=CLI_ACTOR)
-    click.echo(summary.format(changed=len(changed), slug=instance.slug, unchanged=len(known) - len(changed)))
-    if instance.allow_all_users:
-        click.echo(f"Note: {instance.slug} currently admits every active user anyway (administrators only "
+    changed = change(known, provider, actor=CLI_ACTOR)
+    click.echo(summary.format(changed=len(changed), slug=provider.slug, unchanged=len(known) - len(changed)))
+    if provider.allow_all_users:
+        click.echo(f"Note: {provider.slug} currently admits every active user anyway (administrators only "
                    "when allowed one by one).")
     if unknown:
         raise _unknown_error(unknown)
@@ -200,8 +200,8 @@ def users_disallow(args, from_file):
 def users_unlink(name, slug):
     """Forget the external account bound to NAME at SLUG, so the next login through SLUG binds afresh."""
     user = get_user(name)
-    instance = get_provider(slug)
-    if permissions.unlink(user, instance, actor=CLI_ACTOR):
-        click.echo(f"Unlinked {user.username} from {instance.slug}; their next login through it binds again.")
+    provider = get_provider(slug)
+    if permissions.unlink(user, provider, actor=CLI_ACTOR):
+        click.echo(f"Unlinked {user.username} from {provider.slug}; their next login through it binds again.")
     else:
-        click.echo(f"{user.username} has no account bound at {instance.slug}.")
+        click.echo(f"{user.username} has no account bound at {provider.slug}.")

@@ -6,15 +6,15 @@ from flask_babel import gettext as _
 
 from ..encryption import SecretUnreadable
 from ..providers.base import Check, LoginFailure
-from .cache import build_provider
+from .cache import plugin_object
 
 logger = logging.getLogger("geologin.idp")
 
 
-def run_checks(instance):
-    """The plugin's connection test of ``instance`` (an empty list when the plugin has none)."""
+def run_checks(provider):
+    """The plugin's connection test of ``provider`` (an empty list when the plugin has none)."""
     try:
-        return list(build_provider(instance).test_connection())
+        return list(plugin_object(provider).test_connection())
     except LoginFailure as failure:
         return [Check(_("Connection test"), False, failure.detail or failure.reason)]
     except SecretUnreadable as error:

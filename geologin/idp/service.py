@@ -13,9 +13,9 @@ from .. import audit
 from ..encryption import encrypt, reencrypt
 from ..extensions import db
 from ..login.sessions import end_sessions_via_provider
-from ..models import ProviderInstance
+from ..models import IdentityProvider
 from ..providers.base import SettingsContext, SettingsError
-from .cache import (InstanceError, allow_insecure, callback_url_for, forget_cache, ordered_instances,
+from .cache import (ProviderChangeError, allow_insecure, callback_url_for, forget_cache, ordered_providers,
                     provider_class, secrets_of, settings_of)
 
 SLUG = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,58}[a-z0-9])?\Z")  # \Z: "$" lets a final newline through
@@ -25,7 +25,7 @@ def _validate_common(slug, label, existing=None):
     errors = {}
     if not slug or not SLUG.match(slug):
         errors["slug"] = _("Use 1 to 60 lowercase letters, digits and dashes, e.g. moh-dhis2.")
-    elif (other := ProviderInstance.by_slug(slug)) is not None and other is not existing:
+    elif (other := IdentityProvider.by_slug(slug)) is not None and other is not existing:
         errors["slug"] = _("Another identity provider already uses %(slug)s.", slug=slug)
     if not (label or "").strip():
         errors["label"] = _("Enter the label users will see.")
@@ -61,7 +61,7 @@ def _clean(cls, slug, settings, secrets, existing_secrets):
 
 
 def redirect_uri_of(slug, settings):
-    """The redirect URI an instance sends: its ``redirect_uri`` setting (a plugin-declared fixed path such as
+    """The redirect URI an provider sends: its ``redirect_uri`` setting (a plugin-declared fixed path such as
     GeoPrism Registry's), else its own callback URL (None without PUBLIC_URL)."""
     return settings.get("redirect_uri") or callback_url_for(slug)
 
@@ -72,17 +72,17 @@ def _redirect_path(slug, settings):
 
 
 def holders_of_redirect_path(path, others):
-    """The instances among ``others`` whose redirect URI has ``path``."""
+    """The providers among ``others`` whose redirect URI has ``path``."""
     return [other for other in others if _redirect_path(other.slug, settings_of(other)) == path]
 
 
 def _redirect_uri_errors(slug, cleaned, existing=None):
-    """A redirect URI belongs to one instance only (disabled ones included): on a shared one the callback
+    """A redirect URI belongs to one provider only (disabled ones included): on a shared one the callback
     could only tell the servers apart by the state, and a server without ``iss`` could be mixed up."""
     path = _redirect_path(slug, cleaned)
     if path is None:
         return {}
-    others = [i for i in ordered_instances() if i is not existing and i.slug != slug]
+    others = [i for i in ordered_providers() if i is not existing and i.slug != slug]
     holders = holders_of_redirect_path(path, others)
     if not holders:
         return {}
@@ -91,7 +91,7 @@ def _redirect_uri_errors(slug, cleaned, existing=None):
                               label=holders[0].label, slug=holders[0].slug)}
 
 
-def create_instance(type_name, *, slug, label, description="", settings=None, secrets=None, enabled=True,
+def create_provider(type_name, *, slug, label, description="", settings=None, secrets=None, enabled=True,
                     allow_all_users=False, actor=None):
     cls = provider_class(type_name)
     errors = _validate_common(slug, label)
@@ -100,82 +100,82 @@ def create_instance(type_name, *, slug, label, description="", settings=None, se
     if "redirect_uri" not in errors and not errors.get("slug"):
         errors.update(_redirect_uri_errors(slug, cleaned))
     if errors:
-        raise InstanceError(errors)
-    position = (db.session.scalar(select(func.max(ProviderInstance.position))) or 0) + 1
-    instance = ProviderInstance(
+        raise ProviderChangeError(errors)
+    position = (db.session.scalar(select(func.max(IdentityProvider.position))) or 0) + 1
+    provider = IdentityProvider(
         slug=slug, type=type_name, label=label.strip(), description=(description or "").strip(), enabled=enabled,
         allow_all_users=allow_all_users, position=position, settings_json=json.dumps(cleaned, sort_keys=True),
         secrets_json=json.dumps(stored, sort_keys=True),
     )
-    db.session.add(instance)
+    db.session.add(provider)
     audit.record("provider.create", target=slug, provider=slug, actor=actor, commit=False,
                  detail=f"type={type_name}")
     db.session.commit()
-    return instance
+    return provider
 
 
-def update_instance(instance, *, label=None, description=None, settings=None, secrets=None, enabled=None,
+def update_provider(provider, *, label=None, description=None, settings=None, secrets=None, enabled=None,
                     allow_all_users=None, actor=None):
     """Apply changes; settings not given keep their value, secrets left empty keep the stored one.
     The slug never changes: it is part of the redirect URI registered at the server."""
-    cls = provider_class(instance.type)
-    new_label = instance.label if label is None else label
-    errors = _validate_common(instance.slug, new_label, existing=instance)
+    cls = provider_class(provider.type)
+    new_label = provider.label if label is None else label
+    errors = _validate_common(provider.slug, new_label, existing=provider)
     if settings or secrets:
-        merged = {**settings_of(instance), **(settings or {})}
-        cleaned, stored, setting_errors = _clean(cls, instance.slug, merged, secrets, secrets_of(instance))
+        merged = {**settings_of(provider), **(settings or {})}
+        cleaned, stored, setting_errors = _clean(cls, provider.slug, merged, secrets, secrets_of(provider))
         errors.update(setting_errors)
     else:  # enabling, disabling or relabelling never re-judges settings saved under older rules
-        cleaned, stored = settings_of(instance), secrets_of(instance)
-    enabling = enabled and not instance.enabled
+        cleaned, stored = settings_of(provider), secrets_of(provider)
+    enabling = enabled and not provider.enabled
     if "redirect_uri" not in errors and (settings or enabling):  # enabling catches pairs saved before the rule
-        errors.update(_redirect_uri_errors(instance.slug, cleaned, existing=instance))
+        errors.update(_redirect_uri_errors(provider.slug, cleaned, existing=provider))
     if errors:
-        raise InstanceError(errors)
-    before = {"label": instance.label, "description": instance.description,
-              "enabled": instance.enabled, "allow_all_users": instance.allow_all_users}
+        raise ProviderChangeError(errors)
+    before = {"label": provider.label, "description": provider.description,
+              "enabled": provider.enabled, "allow_all_users": provider.allow_all_users}
     after = {"label": new_label.strip(),
-             "description": instance.description if description is None else description.strip(),
-             "enabled": instance.enabled if enabled is None else enabled,
-             "allow_all_users": instance.allow_all_users if allow_all_users is None else allow_all_users}
+             "description": provider.description if description is None else description.strip(),
+             "enabled": provider.enabled if enabled is None else enabled,
+             "allow_all_users": provider.allow_all_users if allow_all_users is None else allow_all_users}
     changed = [k for k in before if before[k] != after[k]]
-    old_settings = settings_of(instance)
+    old_settings = settings_of(provider)
     changed += sorted(k for k in set(old_settings) | set(cleaned) if old_settings.get(k) != cleaned.get(k))
     changed += sorted(name for name, value in (secrets or {}).items() if value)  # names only, never values
     if not changed:
         return []
     if before["enabled"] and not after["enabled"]:
-        end_sessions_via_provider(instance.slug, commit=False)
+        end_sessions_via_provider(provider.slug, commit=False)
     for key, value in after.items():
-        setattr(instance, key, value)
-    instance.settings_json = json.dumps(cleaned, sort_keys=True)
-    instance.secrets_json = json.dumps(stored, sort_keys=True)
-    audit.record("provider.update", target=instance.slug, provider=instance.slug, actor=actor, commit=False,
+        setattr(provider, key, value)
+    provider.settings_json = json.dumps(cleaned, sort_keys=True)
+    provider.secrets_json = json.dumps(stored, sort_keys=True)
+    audit.record("provider.update", target=provider.slug, provider=provider.slug, actor=actor, commit=False,
                  detail="changed: " + ", ".join(changed))
     db.session.commit()
-    forget_cache(instance)
+    forget_cache(provider)
     return changed
 
 
-def delete_instance(instance, *, actor=None):
-    slug = instance.slug
-    forget_cache(instance)
+def delete_provider(provider, *, actor=None):
+    slug = provider.slug
+    forget_cache(provider)
     end_sessions_via_provider(slug, commit=False)
-    db.session.delete(instance)
+    db.session.delete(provider)
     audit.record("provider.delete", target=slug, provider=slug, actor=actor, commit=False)
     db.session.commit()
 
 
-def move_instance(instance, offset, *, actor=None):
-    """Move ``instance`` up (-1) or down (+1) in the order users see."""
-    order = ordered_instances()
-    index = order.index(instance)
+def move_provider(provider, offset, *, actor=None):
+    """Move ``provider`` up (-1) or down (+1) in the order users see."""
+    order = ordered_providers()
+    index = order.index(provider)
     target = index + offset
     if 0 <= target < len(order):
         order[index], order[target] = order[target], order[index]
         for position, item in enumerate(order, start=1):
             item.position = position
-        audit.record("provider.reorder", target=instance.slug, provider=instance.slug, actor=actor, commit=False,
+        audit.record("provider.reorder", target=provider.slug, provider=provider.slug, actor=actor, commit=False,
                      detail="order: " + ", ".join(i.slug for i in order))
         db.session.commit()
 
@@ -183,10 +183,10 @@ def move_instance(instance, offset, *, actor=None):
 def rotate_secrets():
     """Re-encrypt every stored secret under the first (newest) encryption key; returns how many."""
     count = 0
-    for instance in ordered_instances():
-        stored = {name: reencrypt(token) for name, token in secrets_of(instance).items()}
+    for provider in ordered_providers():
+        stored = {name: reencrypt(token) for name, token in secrets_of(provider).items()}
         count += len(stored)
-        instance.secrets_json = json.dumps(stored, sort_keys=True)
+        provider.secrets_json = json.dumps(stored, sort_keys=True)
     db.session.commit()
     return count
 

@@ -16,7 +16,7 @@ from .. import audit
 from ..encryption import SecretUnreadable, digest
 from ..extensions import db
 from ..idp import cache, service
-from ..models import LoginTransaction, ProviderInstance, utcnow
+from ..models import LoginTransaction, IdentityProvider, utcnow
 from ..providers.base import CallbackContext, LoginFailure, LoginRequest
 from . import throttle
 from .matching import match_identity
@@ -59,33 +59,33 @@ def _browser_binding():
     return digest(session[BROWSER_KEY])
 
 
-def _fail(reason, instance=None, *, username=None, detail=None, message=None, hint=None):
+def _fail(reason, provider=None, *, username=None, detail=None, message=None, hint=None):
     """Audit the failure under ``reason`` and show the user ``message`` (a MESSAGES key; the reason's own
     by default), then the plugin's ``hint``. The actor is whoever this browser is logged in as, if anyone."""
-    label = instance.label if instance is not None else _l("the identity provider")
+    label = provider.label if provider is not None else _l("the identity provider")
     audit.record("login", audit.FAILURE, target=username, reason=reason, detail=detail,
-                 provider=instance.slug if instance is not None else None)
+                 provider=provider.slug if provider is not None else None)
     values = {"label": label, "username": username or "?"}
     parts = [MESSAGES[message or reason] % values, hint]
-    if instance is not None and (message or reason) in REFUSALS:
+    if provider is not None and (message or reason) in REFUSALS:
         parts.append(ANOTHER_ACCOUNT % values)
     flash(" ".join(str(part) for part in parts if part), "error")
     return redirect(url_for("auth.login"))
 
 
-def _plugin_step(instance, step, argument):
+def _plugin_step(provider, step, argument):
     """Run one of the plugin's halves of a login: (its result, None), or (None, the failure page). The one
     place that catches what a plugin raises: a plugin's bug (any other exception) is the provider_error
     page with an audit event naming the exception's type, and its traceback in the log, never a 500."""
     try:
         return step(argument), None
     except LoginFailure as failure:
-        return None, _fail(failure.reason, instance, detail=failure.detail, hint=getattr(failure, "hint", None))
+        return None, _fail(failure.reason, provider, detail=failure.detail, hint=getattr(failure, "hint", None))
     except SecretUnreadable as error:
-        return None, _fail("not_configured", instance, detail=str(error))
+        return None, _fail("not_configured", provider, detail=str(error))
     except Exception as error:
-        logger.exception("the %s plugin failed during a login through %s", instance.type, instance.slug)
-        return None, _fail("provider_error", instance, detail=f"plugin error: {type(error).__name__}: {error}")
+        logger.exception("the %s plugin failed during a login through %s", provider.type, provider.slug)
+        return None, _fail("provider_error", provider, detail=f"plugin error: {type(error).__name__}: {error}")
 
 
 def _transaction_ttl():
@@ -95,24 +95,24 @@ def _transaction_ttl():
 @bp.route("/auth/start", methods=["POST"])
 @throttle.limit_attempts
 def start():
-    """Begin a login at the chosen instance (a CSRF-checked POST, never a bare GET)."""
-    instance = cache.usable_by_slug(request.form.get("provider", ""))
-    if instance is None:
+    """Begin a login at the chosen provider (a CSRF-checked POST, never a bare GET)."""
+    provider = cache.usable_by_slug(request.form.get("provider", ""))
+    if provider is None:
         flash(_l("Choose a server to log in with."), "error")
         return redirect(url_for("auth.login"))
-    provider = cache.build_provider(instance)
-    redirect_uri = provider.redirect_uri()
+    plugin = cache.plugin_object(provider)
+    redirect_uri = plugin.redirect_uri()
     if not redirect_uri:
-        return _fail("not_configured", instance, detail="PUBLIC_URL is not configured")
+        return _fail("not_configured", provider, detail="PUBLIC_URL is not configured")
     state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
     login_request = LoginRequest(state=state, nonce=secrets.token_urlsafe(32),
                                  code_challenge=create_s256_code_challenge(verifier), redirect_uri=redirect_uri)
-    url, failed = _plugin_step(instance, provider.authorization_url, login_request)
+    url, failed = _plugin_step(provider, plugin.authorization_url, login_request)
     if failed:
         return failed
     db.session.execute(delete(LoginTransaction).where(LoginTransaction.created_at < utcnow() - _transaction_ttl()))
     db.session.add(LoginTransaction(
-        id=digest(state), provider_id=instance.id, browser_hash=_browser_binding(), nonce=login_request.nonce,
+        id=digest(state), provider_id=provider.id, browser_hash=_browser_binding(), nonce=login_request.nonce,
         code_verifier=verifier, redirect_uri=redirect_uri, next_url=safe_next(request.form.get("next")),
         data_json=json.dumps(login_request.data),
     ))
@@ -133,57 +133,70 @@ def _pop_transaction(state):
 
 
 def _callback(slug=None):
+    """The callback of a login through a provider: the transaction is checked and spent, the plugin turns the
+    answer into an Identity, the core matches it to a user and opens the session."""
     params = {key: request.args.get(key) for key in request.args}
     transaction = _pop_transaction(params.get("state"))
     if transaction is None:
-        url_instance = ProviderInstance.by_slug(slug) if slug else None
-        return _fail("state_invalid", url_instance, detail="unknown, reused or missing state")
-    # The cached copy when the instance is usable; otherwise the row, for the failure's label.
-    instance = (cache.usable_by_id(transaction.provider_id)
-                or db.session.get(ProviderInstance, transaction.provider_id))
-    if transaction.created_at < utcnow() - _transaction_ttl():
-        return _fail("state_invalid", instance, detail="login transaction expired")
-    if session.get(BROWSER_KEY) is None or digest(session[BROWSER_KEY]) != transaction.browser_hash:
-        return _fail("state_invalid", instance, detail="state belongs to another browser")
-    if slug is not None and slug != instance.slug:
-        return _fail("state_invalid", instance, detail=f"callback for {slug!r} on a transaction for {instance.slug!r}")
-    if urlsplit(transaction.redirect_uri).path != request.path:
-        return _fail("state_invalid", instance, detail="callback arrived on another redirect URI than was sent")
-    if not cache.is_usable(instance):
-        return _fail("not_configured", instance, detail="instance disabled or its plugin missing")
-    provider = cache.build_provider(instance)
-    # The path the instance uses now, not only the one it used at the start: a server without ``iss`` is
-    # told apart from another one by the redirect URI alone (checklist item 5).
-    if urlsplit(provider.redirect_uri() or "").path != request.path:
-        return _fail("state_invalid", instance,
-                     detail="callback arrived on a redirect URI the provider no longer uses")
-    if slug is None:
-        others = [other for other in cache.usable_instances() if other.id != instance.id]
-        sharing = service.holders_of_redirect_path(request.path, others)
-        if sharing:  # saved before a redirect URI could belong to one provider only
-            return _fail("not_configured", instance,
-                         detail=f"redirect URI shared with {', '.join(repr(o.slug) for o in sharing)}")
-    callback = CallbackContext(params=params, redirect_uri=transaction.redirect_uri, nonce=transaction.nonce,
-                               code_verifier=transaction.code_verifier, data=json.loads(transaction.data_json))
-    identity, failed = _plugin_step(instance, provider.complete_login, callback)
+        url_provider = IdentityProvider.by_slug(slug) if slug else None
+        return _fail("state_invalid", url_provider, detail="unknown, reused or missing state")
+    # The cached copy when the provider is usable; otherwise the row, for the failure's label.
+    provider = (cache.usable_by_id(transaction.provider_id)
+                or db.session.get(IdentityProvider, transaction.provider_id))
+    plugin, failed = _checked_callback(transaction, provider, slug)
     if failed:
         return failed
-    user, reason = match_identity(identity, instance)
+    callback = CallbackContext(params=params, redirect_uri=transaction.redirect_uri, nonce=transaction.nonce,
+                               code_verifier=transaction.code_verifier, data=json.loads(transaction.data_json))
+    identity, failed = _plugin_step(provider, plugin.complete_login, callback)
+    if failed:
+        return failed
+    user, reason = match_identity(identity, provider)
     if reason == "admin_not_allowed":
-        return _fail("not_allowed", instance, username=identity.username, message=reason,
+        return _fail("not_allowed", provider, username=identity.username, message=reason,
                      detail=f"administrator without a permission of their own; external subject "
                             f"{identity.subject_scheme}:{identity.subject}")
     if reason:
-        return _fail(reason, instance, username=identity.username,
+        return _fail(reason, provider, username=identity.username,
                      detail=f"external subject {identity.subject_scheme}:{identity.subject}")
     # One commit for the binding, the session and the audit event (the transaction was taken out before).
-    start_session(user, AuthMethod.provider(instance.slug), commit=False)
-    audit.record("login", target=user.username, actor=user.username, provider=instance.slug)
+    start_session(user, AuthMethod.provider(provider.slug), commit=False)
+    audit.record("login", target=user.username, actor=user.username, provider=provider.slug)
     response = redirect(safe_next(transaction.next_url) or url_for("home.index"))
     # Remembered only now: a failed try through another server must not change the login page's choice.
-    response.set_cookie(REMEMBER_COOKIE, instance.slug, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
+    response.set_cookie(REMEMBER_COOKIE, provider.slug, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",
                         secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response
+
+
+def _checked_callback(transaction, provider, slug):
+    """(the plugin object, None) when the spent ``transaction`` may complete here: fresh, this browser's,
+    this provider's, on the redirect URI it was sent and the provider still uses; else (None, the failure)."""
+    if transaction.created_at < utcnow() - _transaction_ttl():
+        return None, _fail("state_invalid", provider, detail="login transaction expired")
+    if session.get(BROWSER_KEY) is None or digest(session[BROWSER_KEY]) != transaction.browser_hash:
+        return None, _fail("state_invalid", provider, detail="state belongs to another browser")
+    if slug is not None and slug != provider.slug:
+        return None, _fail("state_invalid", provider,
+                           detail=f"callback for {slug!r} on a transaction for {provider.slug!r}")
+    if urlsplit(transaction.redirect_uri).path != request.path:
+        return None, _fail("state_invalid", provider,
+                           detail="callback arrived on another redirect URI than was sent")
+    if not cache.is_usable(provider):
+        return None, _fail("not_configured", provider, detail="instance disabled or its plugin missing")
+    plugin = cache.plugin_object(provider)
+    # The path the provider uses now, not only the one it used at the start: a server without ``iss`` is
+    # told apart from another one by the redirect URI alone (checklist item 5).
+    if urlsplit(plugin.redirect_uri() or "").path != request.path:
+        return None, _fail("state_invalid", provider,
+                           detail="callback arrived on a redirect URI the provider no longer uses")
+    if slug is None:
+        others = [other for other in cache.usable_providers() if other.id != provider.id]
+        sharing = service.holders_of_redirect_path(request.path, others)
+        if sharing:  # saved before a redirect URI could belong to one provider only
+            return None, _fail("not_configured", provider,
+                               detail=f"redirect URI shared with {', '.join(repr(o.slug) for o in sharing)}")
+    return plugin, None
 
 
 @bp.route("/auth/<slug>/callback")
@@ -194,7 +207,7 @@ def callback(slug):
 
 @throttle.limit_callbacks
 def _callback_by_state():
-    """A plugin-declared fixed callback path: the instance is found through the state parameter."""
+    """A plugin-declared fixed callback path: the provider is found through the state parameter."""
     return _no_referrer(_callback(None))
 
 
@@ -217,13 +230,13 @@ def provider_logout_url(session_row):
     method = AuthMethod.of(session_row)
     if method is None or method.provider_slug is None:
         return None
-    instance = cache.usable_by_slug(method.provider_slug)
-    if instance is None:
+    provider = cache.usable_by_slug(method.provider_slug)
+    if provider is None:
         return None
     try:
-        return cache.build_provider(instance).logout_url()
+        return cache.plugin_object(provider).logout_url()
     except (LoginFailure, SecretUnreadable) as error:
-        logger.warning("no logout at %s: %s", instance.slug, getattr(error, "detail", error))
+        logger.warning("no logout at %s: %s", provider.slug, getattr(error, "detail", error))
         return None
 
 

@@ -50,14 +50,14 @@ def _empty_login_form():
 
 
 def login_widgets():
-    """Rendered login widgets of the enabled instances, one per plugin type, in the admins' order."""
+    """Rendered login widgets of the enabled providers, one per plugin type, in the admins' order."""
     usable = cache.usable()
     remembered = request.cookies.get(REMEMBER_COOKIE)
     next_url = safe_next(request.args.get("next")) or ""
     widgets = []
     for type_name, group in usable.by_type.items():
-        provider = cache.plugin_registry().get(type_name)
-        widgets.append(Markup(_widget(usable, type_name, group, provider, remembered, next_url)))
+        plugin = cache.plugin_registry().get(type_name)
+        widgets.append(Markup(_widget(usable, type_name, group, plugin, remembered, next_url)))
     return widgets
 
 
@@ -72,14 +72,14 @@ def with_csrf_token(html):
 _MAX_CACHED_WIDGETS = 64
 
 
-def _widget(usable, type_name, group, provider, remembered, next_url):
+def _widget(usable, type_name, group, plugin, remembered, next_url):
     """One plugin's widget. The core's default widget, and a plugin's that declares ``widget_cacheable``
     (it depends only on its variables, the language and csrf_token()), is rendered once per language and
-    remembered server (while the instances are unchanged) with a placeholder for the CSRF token, then
+    remembered server (while the providers are unchanged) with a placeholder for the CSRF token, then
     served with each visitor's own token. A ``next`` target or an unknown remembered value renders afresh."""
-    template = provider.widget_template or "external_widget.html"
-    context = {"instances": group, "provider": provider, "remembered": remembered, "next": next_url}
-    cacheable = ((provider.widget_template is None or getattr(provider, "widget_cacheable", False))
+    template = plugin.widget_template or "external_widget.html"
+    context = {"instances": group, "provider": plugin, "remembered": remembered, "next": next_url}
+    cacheable = ((plugin.widget_template is None or getattr(plugin, "widget_cacheable", False))
                  and not next_url and (remembered is None or remembered in usable.by_slug))
     if not cacheable:
         return render_template(template, **context)

@@ -7,7 +7,7 @@ from flask_login import current_user, login_required
 from .. import audit
 from ..accounts import views as account_views
 from ..accounts.passwords import hash_password, needs_rehash, verify_password
-from ..models import ProviderInstance, User
+from ..models import IdentityProvider, User
 from . import throttle
 from .external import provider_logout_url
 from .forms import LoginForm, ReauthForm
@@ -84,7 +84,7 @@ def reauth():
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
     method = AuthMethod.of(current_session_row())
-    provider = ProviderInstance.by_slug(method.provider_slug) if method and method.provider_slug else None
+    provider = IdentityProvider.by_slug(method.provider_slug) if method and method.provider_slug else None
     can_use_password = user.has_password and user.password_login_allowed
     if can_use_password and form.validate_on_submit():
         wait = throttle.check_own_password(user, form.password.data, "reauth")

@@ -20,9 +20,10 @@ def _catalogs():
 
 
 # The checkout keeps these at the top level (the project's layout); a wheel carries them inside the package,
-# where geologin.resource_folder finds them. Test tooling stays out of the wheel.
+# where geologin.resource_folder finds them. Test tooling (the fake servers among it) lives under tests/,
+# which is never packaged.
 BUNDLED = ("templates", "static", "plugins")
-NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "fake_*.py", "*.pot", "babel.cfg")
+NOT_SHIPPED = shutil.ignore_patterns("__pycache__", "*.pyc", "*.pot", "babel.cfg")
 
 
 class BuildPyWithCatalogs(build_py):

@@ -34,7 +34,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT))
 PY = sys.executable
-FAKE = ROOT / "plugins" / "dhis2" / "fake_dhis2.py"
+FAKE = ROOT / "tests" / "fakes" / "dhis2"  # a package: python runs its __main__.py
 LOADGEN = HERE / "loadgen.py"
 PASSWORD_LUA = HERE / "wrk" / "password_login.lua"
 

@@ -29,9 +29,9 @@ def start_fake(slug, version, port):
     callback = f"{PUBLIC_URL}/auth/{slug}/callback"
     for candidate in (port, 0):
         process = subprocess.Popen(
-            [sys.executable, str(ROOT / "plugins" / "dhis2" / "fake_dhis2.py"), "--port", str(candidate),
+            [sys.executable, "-m", "tests.fakes.dhis2", "--port", str(candidate),
              "--version", version, "--quiet", "--client", f"geologin:{CLIENT_SECRET}:{callback}"],
-            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         line = process.stdout.readline().strip()
         if "listening on" in line:
             return process, line.rsplit(" ", 1)[-1]

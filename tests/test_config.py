@@ -162,3 +162,17 @@ def test_sec_13_insecure_http_allowed_in_development(tmp_path, monkeypatch):
     app = _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY,
                                        "GEOLOGIN_PUBLIC_URL": "https://login.moh.example/"})
     assert app.config["PUBLIC_URL"] == "https://login.moh.example"
+
+
+def test_reg_hsts_max_age_zero_from_environment_is_the_number_zero(tmp_path, monkeypatch):
+    """GEOLOGIN_HSTS_MAX_AGE=0 (tell browsers to forget HSTS) sent ``max-age=False``: "0" parsed as a boolean."""
+    app = _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY, "GEOLOGIN_HSTS_MAX_AGE": "0",
+                                       "GEOLOGIN_PUBLIC_URL": "https://login.example.org"})
+    assert app.test_client().get("/healthz").headers["Strict-Transport-Security"] == "max-age=0"
+
+
+def test_reg_one_disabled_plugin_named_in_the_environment_is_disabled(tmp_path, monkeypatch):
+    """GEOLOGIN_DISABLED_PLUGINS=dhis2 disabled the plugins named d, h, i, s and 2: the string was used as a set."""
+    app = _app(tmp_path, monkeypatch, {"GEOLOGIN_SECRET_KEY": TEST_SECRET_KEY, "GEOLOGIN_DISABLED_PLUGINS": "dhis2"})
+    assert "dhis2" not in app.extensions["geologin.plugins"].plugins
+    assert "oidc" in app.extensions["geologin.plugins"].plugins

@@ -24,7 +24,7 @@ class TestLegacyDhis2Contract(RepoContract, ProviderContract):
     def answer_login(self, mock, login):
         mock.post(self.token_endpoint(), headers=JSON,
                   json={"access_token": login.access_token, "token_type": "bearer", "expires_in": 43199,
-                        "scope": "ALL"})
+                        "refresh_token": login.refresh_token, "scope": "ALL"})
         mock.get(BASE + "api/me", headers=JSON, json={"id": login.account.subject, "username": login.account.username,
                                                        "firstName": "Alice", "surname": "Example"})
 

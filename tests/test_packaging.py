@@ -18,7 +18,7 @@ from geologin import ROOT
 pytestmark = pytest.mark.skipif(TEST_DB != "sqlite", reason="packaging does not depend on the database")
 
 SOURCES = ("setup.py", "setup.cfg", "pyproject.toml", "README.md", "requirements.lock", "geologin", "templates",
-           "static", "plugins")
+           "static", "plugins", "tests")
 
 
 def _free_port():
@@ -35,7 +35,8 @@ def installed(tmp_path_factory):
     source.mkdir()
     for name in SOURCES:
         if (ROOT / name).is_dir():
-            shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__", "*.mo"))
+            shutil.copytree(ROOT / name, source / name,
+                            ignore=shutil.ignore_patterns("__pycache__", "*.mo", "node_modules"))
         else:
             shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "--no-build-isolation",
@@ -108,6 +109,18 @@ def test_reg_the_installed_wheel_serves_the_whole_app_from_any_folder(installed)
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def test_the_wheel_carries_the_plugin_kit_and_no_test_tooling(installed):
+    """Built from a copy that holds tests/ (the fake servers among them), the wheel installs the plugin kit
+    plugin authors import, and neither a ``tests`` package nor any fake server or conftest."""
+    venv, _, _ = installed
+    site = next((venv / "lib").glob("python*/site-packages"))
+    assert (site / "geologin" / "providers" / "testing" / "__init__.py").is_file()
+    assert not (site / "tests").exists()
+    tooling = [str(path.relative_to(site)) for path in (site / "geologin").rglob("*")
+               if "fake" in path.name.lower() or path.name == "conftest.py"]
+    assert tooling == []
 
 
 def test_reg_the_installed_command_reports_config_errors_in_one_line(installed):

@@ -6,13 +6,14 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECKLIST_ITEMS = range(1, 56)
 
 
-KIT = ROOT / "geologin" / "providers" / "testing.py"  # the plugin contract: every plugin's tests run it
+KIT = ROOT / "geologin" / "providers" / "testing"  # the plugin contract: every plugin's tests run it
 
 
 def _security_tests():
     found = {}
-    for path in [*(ROOT / "tests").rglob("test_*.py"), KIT]:
-        where = path.relative_to(ROOT if path == KIT else ROOT / "tests")
+    kit = list(KIT.glob("*.py"))
+    for path in [*(ROOT / "tests").rglob("test_*.py"), *kit]:
+        where = path.relative_to(ROOT if path in kit else ROOT / "tests")
         for name in re.findall(r"def (test_sec_\w+)", path.read_text()):
             found[f"{where}::{name}"] = {int(n) for n in re.findall(r"sec_(\d+)", name)}
     return found

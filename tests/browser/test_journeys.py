@@ -1,5 +1,5 @@
 """What people do with geologin, done in headless Chromium against real processes on loopback: geologin
-(`flask run`) and fake DHIS2 servers of both OAuth generations (plugins/dhis2/fake_dhis2.py).
+(`flask run`) and fake DHIS2 servers of both OAuth generations (tests/fakes/dhis2).
 
 Journeys (issue 6): 1-3 are one ordered scenario on one instance (first run, the admin's setup, the user's
 DHIS2 login); 4, 5 and 6 each start their own geologin instance folder."""

@@ -1,4 +1,6 @@
-"""A fake DHIS2 server run as a real process on a free loopback port, for any test that needs one."""
+"""Fakes of the servers geologin talks to, for tests and the demo (never shipped: tests/ is not packaged).
+``dhis2`` is a fake DHIS2 server; ``FakeServer`` runs it as a real process on a free loopback port for any
+test that needs one."""
 import pathlib
 import select
 import subprocess
@@ -8,8 +10,8 @@ import time
 
 import requests
 
-ROOT = pathlib.Path(__file__).resolve().parents[1]
-SERVER = ROOT / "plugins" / "dhis2" / "fake_dhis2.py"
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+SERVER = "tests.fakes.dhis2"  # run as a module from ROOT
 SECRET = "0123456789abcdef0123456789abcdef0123"
 CALLBACK = "http://127.0.0.1:8765/auth/dhis2/callback"
 OTHER_CALLBACK = "https://geologin.example.org/auth/dhis2/callback"
@@ -29,11 +31,12 @@ def stop_process(proc):
 
 
 class FakeServer:
-    """One ``fake_dhis2.py`` process; ``url`` is its DHIS2 base URL without trailing slash."""
+    """One fake DHIS2 process (``python -m tests.fakes.dhis2``); ``url`` is its DHIS2 base URL without trailing
+    slash."""
 
     def __init__(self, *args, timeout=20):
         self.stderr = tempfile.TemporaryFile()
-        cmd = [sys.executable, str(SERVER), "--host", "127.0.0.1", "--port", "0", "--quiet", *args]
+        cmd = [sys.executable, "-m", SERVER, "--host", "127.0.0.1", "--port", "0", "--quiet", *args]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.stderr,
                                      text=True)
         deadline = time.monotonic() + timeout

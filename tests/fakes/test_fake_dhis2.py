@@ -1,4 +1,4 @@
-"""Tests of plugins/dhis2/fake_dhis2.py over real HTTP (the server runs as a subprocess).
+"""Tests of the fake DHIS2 (tests/fakes/dhis2) over real HTTP (the server runs as a subprocess).
 
 The fake must behave as shared/reference/dhis2-oauth.md says; these tests pin that down.
 Servers come from conftest.py (one process per DHIS2 version, reset before each test).

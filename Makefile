@@ -24,7 +24,7 @@ install-test: $(VENV)/.installed-test translations
 
 ## Compile every .po (core and plugins) whose .mo is missing or older: .mo files are never committed.
 translations: | $(VENV)/.installed
-	@$(BIN)/python geologin/catalogs.py
+	@$(BIN)/python geologin/i18n/catalogs.py
 
 ## Extract the messages (the core, then each plugin folder with a babel.cfg, into its own catalog) and
 ## update every language's .po from them. Idempotent; nothing turns fuzzy silently (--no-fuzzy-matching):
@@ -34,15 +34,15 @@ PYBABEL := $(abspath $(BIN))/pybabel
 EXTRACT := extract -F babel.cfg -k _l -k lazy_gettext --no-location --sort-output --omit-header -w 110
 UPDATE  := update --no-fuzzy-matching --ignore-obsolete --ignore-pot-creation-date -w 110
 i18n: install
-	$(PYBABEL) -q $(EXTRACT) -o geologin/translations/messages.pot .
-	$(PYBABEL) -q $(UPDATE) -i geologin/translations/messages.pot -d geologin/translations
+	$(PYBABEL) -q $(EXTRACT) -o geologin/i18n/translations/messages.pot .
+	$(PYBABEL) -q $(UPDATE) -i geologin/i18n/translations/messages.pot -d geologin/i18n/translations
 	@set -e; for cfg in plugins/*/babel.cfg; do \
 		dir=$$(dirname "$$cfg"); echo "== $$dir"; mkdir -p "$$dir/translations"; \
 		(cd "$$dir" && $(PYBABEL) -q $(EXTRACT) -o translations/messages.pot .); \
 		if ls "$$dir"/translations/*/LC_MESSAGES/messages.po >/dev/null 2>&1; then \
 			$(PYBABEL) -q $(UPDATE) -i "$$dir/translations/messages.pot" -d "$$dir/translations"; fi; \
 	done
-	@$(BIN)/python geologin/catalogs.py
+	@$(BIN)/python geologin/i18n/catalogs.py
 
 migrate: install
 	$(DEV_ENV) $(FLASK) db upgrade
@@ -89,7 +89,7 @@ test: install-test real-op-deps
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache
-	rm -f geologin/translations/*/LC_MESSAGES/*.mo plugins/*/translations/*/LC_MESSAGES/*.mo
+	rm -f geologin/i18n/translations/*/LC_MESSAGES/*.mo plugins/*/translations/*/LC_MESSAGES/*.mo
 
 ## Audit requirements.lock against PyPI's vulnerability data (the PyPA advisory database, also in OSV).
 ## Needs network access to pypi.org; fails, never passes silently, when a package cannot be checked.

@@ -42,11 +42,12 @@ def _bulk(db, model, rows):
 def seed(spec):
     from flask_migrate import upgrade
 
-    from geologin import create_app, instances
+    from geologin import create_app
+    from geologin import idp as instances
     from geologin.extensions import db
-    from geologin.models import (AuditEvent, ExternalIdentity, ProviderInstance, User, UserProviderPermission,
-                                 UserSession, utcnow)
-    from geologin.passwords import hash_password
+    from geologin.models import (AuditEvent, ExternalIdentity, User, UserProviderPermission, UserSession, utcnow)
+    from geologin.models import IdentityProvider as ProviderInstance
+    from geologin.accounts.passwords import hash_password
 
     app = create_app()
     with app.app_context():

@@ -38,7 +38,9 @@ def create_app(test_config=None):
     from . import logs
     logs.configure(app)
 
-    from . import encryption, extensions, i18n, plugins, sessions, throttle, web
+    from . import encryption, extensions, i18n, validation, web
+    from .idp import plugins
+    from .login import loader, throttle
     encryption.init_app(app)
     extensions.db.init_app(app)
     extensions.configure_engines(app)
@@ -47,25 +49,23 @@ def create_app(test_config=None):
                                 render_as_batch=True, compare_type=True, render_item=alembic_render_item)
     extensions.csrf.init_app(app)
     throttle.init_app(app)
-    plugins.discover_plugins(app)  # before i18n: every plugin's catalogs join the core's
+    plugins.discover_plugins(app, resource_folder("plugins"))  # before i18n: every plugin's catalogs join the core's
     i18n.init_app(app)
-    sessions.init_app(app)
+    loader.init_app(app)
 
-    from . import validation
     validation.init_app(app)  # before the routes: it bounds their <int:...> ids
-    from .admin import bp as admin_bp
-    from .auth import bp as auth_bp
-    from .external import bp as external_bp
-    from .health import bp as health_bp
-    from .home import bp as home_bp
-    app.register_blueprint(auth_bp)
-    app.register_blueprint(home_bp)
-    app.register_blueprint(admin_bp)
-    app.register_blueprint(external_bp)
-    app.register_blueprint(health_bp)
+    from . import admin, cli, health
+    from .accounts import views as account_views
+    from .login import external
+    from .login import views as login_views
+    app.register_blueprint(login_views.bp)
+    app.register_blueprint(account_views.bp)
+    app.register_blueprint(admin.bp)
+    app.register_blueprint(external.bp)
+    app.register_blueprint(health.bp)
     plugins.init_app(app)
+    external.init_app(app)  # the fixed callback paths the plugins declare
     web.init_app(app)
 
-    from .cli import init_app as init_cli
-    init_cli(app)
+    cli.init_app(app)
     return app

@@ -1,6 +1,7 @@
 """Encryption at rest for provider secrets (Fernet). Several keys may be configured: the first encrypts,
 all decrypt, so keys can be rotated without downtime."""
 import base64
+import hashlib
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from flask import current_app
@@ -66,3 +67,9 @@ def reencrypt(token):
         return _fernet().rotate(token.encode()).decode()
     except InvalidToken:
         raise SecretUnreadable("a stored secret cannot be decrypted with the configured ENCRYPTION_KEY") from None
+
+
+def digest(token):
+    """What the database keeps of a bearer secret (a session token, a login state, a setup link): its
+    SHA-256, so a copy of the database cannot be replayed."""
+    return hashlib.sha256(token.encode()).hexdigest()

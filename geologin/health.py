@@ -11,7 +11,7 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .extensions import db
-from .models import ProviderInstance
+from .models import IdentityProvider
 
 # What the login page and every error page need; a package built without them cannot serve anybody.
 PAGE_TEMPLATES = ("base.html", "login.html", "external_widget.html", "error.html")
@@ -68,7 +68,7 @@ def _serving_problem():
         if not (Path(current_app.static_folder) / name).is_file():
             return f"static file {name} is missing"
     installed = current_app.extensions["geologin.plugins"]
-    for type_name in db.session.scalars(select(ProviderInstance.type).where(ProviderInstance.enabled).distinct()):
+    for type_name in db.session.scalars(select(IdentityProvider.type).where(IdentityProvider.enabled).distinct()):
         if installed.get(type_name) is None:
             return f"the plugin {type_name!r} of an enabled provider is not installed"
     return None

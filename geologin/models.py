@@ -153,7 +153,7 @@ class SetupToken(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
 
 
-class ProviderInstance(db.Model):
+class IdentityProvider(db.Model):
     """A registered identity provider (one DHIS2 server, one OIDC issuer...). ``type`` names the plugin;
     ``settings`` holds the plugin's plain settings as JSON, ``secrets`` its encrypted ones."""
 
@@ -183,7 +183,7 @@ class ProviderInstance(db.Model):
         return db.session.scalar(select(cls).where(cls.slug == slug))
 
     def __repr__(self):
-        return f"<ProviderInstance {self.slug!r} ({self.type})>"
+        return f"<IdentityProvider {self.slug!r} ({self.type})>"
 
 
 class UserProviderPermission(db.Model):
@@ -197,7 +197,7 @@ class UserProviderPermission(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     user: Mapped[User] = relationship()
-    provider: Mapped[ProviderInstance] = relationship(back_populates="permissions")
+    provider: Mapped[IdentityProvider] = relationship(back_populates="permissions")
 
 
 class ExternalIdentity(db.Model):
@@ -219,7 +219,7 @@ class ExternalIdentity(db.Model):
     last_login_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
     user: Mapped[User] = relationship()
-    provider: Mapped[ProviderInstance] = relationship(back_populates="identities")
+    provider: Mapped[IdentityProvider] = relationship(back_populates="identities")
 
 
 class LoginTransaction(db.Model):

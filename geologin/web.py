@@ -1,10 +1,16 @@
-"""Request-wide behaviour: security headers, error pages, and what every template can use."""
+"""Request-wide behaviour: security headers, error pages, what every template can use, and the base of every
+form."""
 import logging
+from functools import lru_cache
 
+from babel import support
 from flask import current_app, render_template, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 from flask_login import current_user
+from flask_wtf import FlaskForm
 from flask_wtf.csrf import CSRFError
+from wtforms.i18n import messages_path
 from werkzeug.exceptions import HTTPException
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -89,3 +95,47 @@ def init_app(app):
     app.register_error_handler(HTTPException, _http_error)
     if not app.debug and not app.testing:
         app.register_error_handler(Exception, _unexpected_error)
+
+
+# -- forms ----------------------------------------------------------------------------------------------
+@lru_cache(maxsize=32)
+def _wtforms_catalog(locale):
+    return support.Translations.load(messages_path(), [locale], domain="wtforms")
+
+
+class _WTFormsTranslations:
+    """WTForms' own messages (e.g. Length's) in the request's language, as Flask-WTF gives them, but with
+    each language's catalog read from disk once per process instead of once per request."""
+
+    def _catalog(self):
+        if not request or "babel" not in current_app.extensions:
+            return None
+        return _wtforms_catalog(str(get_locale()))
+
+    def gettext(self, string):
+        catalog = self._catalog()
+        return string if catalog is None else catalog.ugettext(string)
+
+    def ngettext(self, singular, plural, n):
+        catalog = self._catalog()
+        if catalog is None:
+            return singular if n == 1 else plural
+        return catalog.ungettext(singular, plural, n)
+
+
+_TRANSLATIONS = _WTFormsTranslations()
+
+
+class Form(FlaskForm):
+    """The base of geologin's forms (CSRF-protected Flask-WTF forms)."""
+
+    class Meta(FlaskForm.Meta):
+        def get_translations(self, form):
+            if not current_app.config.get("WTF_I18N_ENABLED", True):
+                return super().get_translations(form)
+            return _TRANSLATIONS
+
+
+def strip(value):
+    """A field filter: what was typed, without surrounding spaces (non-strings unchanged)."""
+    return value.strip() if isinstance(value, str) else value

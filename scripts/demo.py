@@ -55,7 +55,9 @@ def start_openid_provider():
 
 
 def seed(urls, openid=None):
-    from geologin import create_app, instances, users
+    from geologin import create_app
+    from geologin import idp as instances
+    from geologin.accounts import users
     from geologin.extensions import db
 
     app = create_app()
@@ -68,7 +70,7 @@ def seed(urls, openid=None):
         users.create_user("admin", display_name="DHIS2 admin, not enabled anywhere", actor="demo")
         created = []
         for (slug, label, version, _), url in zip(SERVERS, urls):
-            created.append(instances.create_instance(
+            created.append(instances.create_provider(
                 "dhis2", slug=slug, label=label, description=f"Fake DHIS2 {version} on this machine",
                 settings={"base_url": url, "client_id": "geologin"}, secrets={"client_secret": CLIENT_SECRET},
                 actor="demo"))
@@ -76,7 +78,7 @@ def seed(urls, openid=None):
         instances.allow([alice], created[1], actor="demo")
         if openid:
             op, secret = openid
-            health = instances.create_instance(
+            health = instances.create_provider(
                 "oidc", slug=OIDC_SLUG, label=OIDC_LABEL, description="oidc-provider (npm) on this machine",
                 settings={"issuer": op.issuer, "client_id": "geologin"}, secrets={"client_secret": secret},
                 actor="demo")

@@ -28,7 +28,7 @@ def pytest_report_header(config):
 def pytest_sessionstart(session):
     """Compile any .po newer than its .mo (make install does it too), so a catalog edited since the last
     install is what the tests, and the servers the browser tests start, read."""
-    from geologin.catalogs import compile_all
+    from geologin.i18n.catalogs import compile_all
     compile_all()
 
 
@@ -167,7 +167,7 @@ def auth(client):
 @pytest.fixture
 def make_user(app):
     """Create a user through the same service the admin screens use."""
-    from geologin import users
+    from geologin.accounts import users
 
     def make(username, password=STRONG_PASSWORD, **kwargs):
         with app.app_context():

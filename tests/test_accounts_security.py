@@ -17,7 +17,7 @@ from sqlalchemy import select
 
 from geologin.extensions import db
 from geologin.models import AuditEvent, User, UserSession
-from geologin.passwords import verify_password
+from geologin.accounts.passwords import verify_password
 from tests.conftest import STRONG_PASSWORD, AuthActions, csrf_from, post_form
 
 ROOT = Path(__file__).resolve().parent.parent

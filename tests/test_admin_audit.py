@@ -11,7 +11,8 @@ from babel import dates as babel_dates
 from sqlalchemy import func, select
 
 from tests.conftest import STRONG_PASSWORD, AuthActions
-from geologin import audit, instances
+from geologin import audit
+from geologin import idp as instances
 from geologin.config import DEFAULTS, environment_overrides
 from geologin.extensions import db
 from geologin.models import AuditEvent, utcnow
@@ -128,7 +129,7 @@ def test_user_filter_matches_actor_or_target_by_part_of_the_name(app, admin_clie
 
 def test_provider_event_and_outcome_filters(app, admin_client):
     with app.app_context():
-        instances.create_instance("dhis2", slug="registered", label="Registered",
+        instances.create_provider("dhis2", slug="registered", label="Registered",
                                   settings={"base_url": "https://dhis2.example.org/", "client_id": "geologin"},
                                   secrets={"client_secret": SECRET}, actor="test")
     _event(app, "login", "failure", provider="gone", target="amina", reason_code="not_allowed")
@@ -292,7 +293,7 @@ def test_sec_55_crlf_in_usernames_cannot_forge_csv_rows_or_table_lines(app, admi
 
 def test_sec_54_audit_screen_and_export_hold_no_secrets_or_passwords(app, admin_client, make_user):
     with app.app_context():
-        instances.create_instance("dhis2", slug="moh", label="MoH",
+        instances.create_provider("dhis2", slug="moh", label="MoH",
                                   settings={"base_url": "https://dhis2.example.org/", "client_id": "geologin"},
                                   secrets={"client_secret": SECRET}, actor="root")
     make_user("amina")

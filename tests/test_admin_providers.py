@@ -6,9 +6,10 @@ import bcrypt
 import pytest
 from sqlalchemy import func, select
 
-from geologin import instances, users
+from geologin import idp as instances
+from geologin.accounts import users
 from geologin.extensions import db
-from geologin.models import AuditEvent, ExternalIdentity, ProviderInstance, User, UserProviderPermission, utcnow
+from geologin.models import AuditEvent, ExternalIdentity, IdentityProvider, User, UserProviderPermission, utcnow
 from tests.conftest import STRONG_PASSWORD, AuthActions, csrf_from, post_form
 
 SECRET = "Zq8-not-shown-anywhere-0123456789abcd"
@@ -32,7 +33,7 @@ def _edit_form(**changes):
 
 def _create(app, slug="moh", label=None, base_url="https://dhis2.example.org", **kwargs):
     with app.app_context():
-        instance = instances.create_instance(
+        instance = instances.create_provider(
             "dhis2", slug=slug, label=label or slug.upper(), settings={"base_url": base_url, "client_id": "geologin"},
             secrets={"client_secret": SECRET}, actor="test", **kwargs)
         return instance.id
@@ -40,7 +41,7 @@ def _create(app, slug="moh", label=None, base_url="https://dhis2.example.org", *
 
 def _instance(app, slug):
     with app.app_context():
-        instance = ProviderInstance.by_slug(slug)
+        instance = IdentityProvider.by_slug(slug)
         if instance is not None:
             db.session.expunge(instance)
         return instance
@@ -48,17 +49,17 @@ def _instance(app, slug):
 
 def _secret(app, slug):
     with app.app_context():
-        return instances.build_provider(ProviderInstance.by_slug(slug)).secret("client_secret")
+        return instances.plugin_object(IdentityProvider.by_slug(slug)).secret("client_secret")
 
 
-def _count(app, model=ProviderInstance):
+def _count(app, model=IdentityProvider):
     with app.app_context():
         return db.session.scalar(select(func.count()).select_from(model))
 
 
 def _allowed(app, slug):
     with app.app_context():
-        return [u.username for u in instances.allowed_users(ProviderInstance.by_slug(slug))]
+        return [u.username for u in instances.allowed_users(IdentityProvider.by_slug(slug))]
 
 
 def _events(app, event_type):
@@ -220,7 +221,7 @@ def test_reorder(app, admin_client):
 
     def order():
         with app.app_context():
-            return [i.slug for i in instances.ordered_instances()]
+            return [i.slug for i in instances.ordered_providers()]
 
     def move(slug, direction):
         return post_form(admin_client, f"/admin/providers/{slug}/move", {"direction": direction},
@@ -260,7 +261,7 @@ def test_unknown_slug_is_404(admin_client):
 
 def test_instance_whose_plugin_is_missing_is_listed_and_can_be_deleted(app, admin_client):
     with app.app_context():
-        db.session.add(ProviderInstance(slug="gone", type="vanished", label="Gone server", position=1))
+        db.session.add(IdentityProvider(slug="gone", type="vanished", label="Gone server", position=1))
         db.session.commit()
     html = admin_client.get("/admin/providers").get_data(as_text=True)
     assert "Gone server" in html and "plugin not installed" in html
@@ -289,7 +290,7 @@ def test_sec_44_secret_never_shown_in_admin_pages(app, admin_client, make_user):
     uid = make_user("amina")
     assert post_form(admin_client, "/admin/providers/new?type=dhis2", _form()).status_code == 302
     with app.app_context():
-        instances.allow([db.session.get(User, uid)], ProviderInstance.by_slug("moh"))
+        instances.allow([db.session.get(User, uid)], IdentityProvider.by_slug("moh"))
     pages = [admin_client.get(url) for url in (
         "/admin/providers", "/admin/providers/new", "/admin/providers/new?type=dhis2", "/admin/providers/moh/edit",
         "/admin/providers/moh/setup", "/admin/providers/moh/users", "/admin/providers/moh/delete",
@@ -303,7 +304,7 @@ def test_sec_44_secret_never_shown_in_admin_pages(app, admin_client, make_user):
     for page in pages:
         assert SECRET not in page.get_data(as_text=True)
     with app.app_context():
-        row = ProviderInstance.by_slug("moh")
+        row = IdentityProvider.by_slug("moh")
         assert SECRET not in row.secrets_json and SECRET not in row.settings_json
         assert set(json.loads(row.secrets_json)) == {"client_secret"}
         assert all(SECRET not in json.dumps(e.as_dict()) for e in db.session.scalars(select(AuditEvent)))
@@ -338,7 +339,7 @@ def test_bulk_allow_reports_unknown_names(app, admin_client, make_user):
         make_user(name, password=None)
     _create(app, "moh")
     with app.app_context():
-        instances.allow([User.by_username("chipo")], ProviderInstance.by_slug("moh"))
+        instances.allow([User.by_username("chipo")], IdentityProvider.by_slug("moh"))
     response = post_form(admin_client, "/admin/providers/moh/users/allow",
                          {"usernames": "amina\r\n  bakary \n\nghost\nAmina\nchipo\namina\n"},
                          page="/admin/providers/moh/users", follow_redirects=True)
@@ -364,7 +365,7 @@ def test_users_page_lists_searches_and_disallows(app, admin_client, make_user):
     make_user("dawit", password=None)
     _create(app, "moh")
     with app.app_context():
-        instances.allow([db.session.get(User, i) for i in ids.values()], ProviderInstance.by_slug("moh"))
+        instances.allow([db.session.get(User, i) for i in ids.values()], IdentityProvider.by_slug("moh"))
     html = admin_client.get("/admin/providers/moh/users").get_data(as_text=True)
     assert "3 users" in html and "Page 1 of 2" in html and "amina" in html and "chipo" not in html
     assert "dawit" not in admin_client.get("/admin/providers/moh/users?page=2").get_data(as_text=True)
@@ -386,7 +387,7 @@ def test_allow_every_active_user(app, admin_client, make_user):
     assert "Every active local user may log in through Ministry of Health DHIS2" in html
     assert "every active user" in admin_client.get("/admin/providers").get_data(as_text=True)
     with app.app_context():
-        assert instances.is_allowed(db.session.get(User, uid), ProviderInstance.by_slug("moh"))
+        assert instances.is_allowed(db.session.get(User, uid), IdentityProvider.by_slug("moh"))
 
 
 def test_reg_admin_screens_say_every_active_user_never_covers_administrators(app, admin_client, make_user):
@@ -400,7 +401,7 @@ def test_reg_admin_screens_say_every_active_user_never_covers_administrators(app
     html = admin_client.get("/admin/providers/moh/edit").get_data(as_text=True)
     assert "Administrators must always be allowed one by one, even when it is on." in html
     with app.app_context():
-        assert not instances.is_allowed(db.session.get(User, chief), ProviderInstance.by_slug("moh"))
+        assert not instances.is_allowed(db.session.get(User, chief), IdentityProvider.by_slug("moh"))
 
 
 def test_unlink_identity(app, admin_client, make_user):
@@ -444,7 +445,7 @@ def test_test_connection_never_fails_the_page(app, admin_client, monkeypatch):
 
     _create(app, "moh")
     with app.app_context():
-        provider_class = instances.plugins().get("dhis2")
+        provider_class = instances.plugin_registry().get("dhis2")
     for error in (ProviderError("token endpoint said no"), SecretUnreadable("cannot decrypt"), KeyError("x")):
         def boom(self, error=error):
             raise error
@@ -488,7 +489,7 @@ def test_test_connection_to_a_working_server(app_factory):
         app = app_factory(ALLOW_INSECURE_HTTP=True, PUBLIC_URL=CALLBACK.split("/auth/")[0])
         client = _admin_client(app)
         with app.app_context():
-            instances.create_instance("dhis2", slug="dhis2", label="Fake", settings={"base_url": server.url},
+            instances.create_provider("dhis2", slug="dhis2", label="Fake", settings={"base_url": server.url},
                                       secrets={"client_secret": FAKE_SECRET}, actor="test")
         response = post_form(client, "/admin/providers/dhis2/test", {}, page="/admin/providers/dhis2/setup")
         html = response.get_data(as_text=True)

@@ -32,11 +32,11 @@ def _every_admin_rule(app):
 @pytest.fixture
 def admin_objects(app, make_user):
     """Objects to fill every admin URL with: a user and an identity provider the walk must not change."""
-    from geologin import instances
+    from geologin import idp as instances
 
     target = make_user("target")
     with app.app_context():
-        instance = instances.create_instance(
+        instance = instances.create_provider(
             "dhis2", slug="walk", label="Walk", settings={"base_url": "https://dhis2.example.org/",
                                                           "client_id": "geologin"},
             secrets={"client_secret": "walk-secret-0123456789"}, actor="test")
@@ -58,10 +58,10 @@ def _admin_requests(app, values):
 
 
 def _unchanged(app, objects):
-    from geologin.models import ProviderInstance
+    from geologin.models import IdentityProvider
 
     with app.app_context():
-        instance = ProviderInstance.by_slug(objects["slug"])
+        instance = IdentityProvider.by_slug(objects["slug"])
         return (_user(app, "target").active and instance is not None and instance.enabled
                 and instance.label == "Walk")
 

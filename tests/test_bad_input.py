@@ -3,10 +3,10 @@ message, never a 500 (PostgreSQL refuses NUL in text), and nothing changes (issu
 import pytest
 from sqlalchemy import func, select
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
-from geologin.external import match_identity
-from geologin.models import AuditEvent, ProviderInstance, User
+from geologin.login.matching import match_identity
+from geologin.models import AuditEvent, IdentityProvider, User
 from geologin.providers.base import Identity
 from tests.conftest import STRONG_PASSWORD, csrf_from
 
@@ -28,7 +28,7 @@ def _refused(response):
 
 def _provider(app, slug="moh"):
     with app.app_context():
-        return instances.create_instance(
+        return instances.create_provider(
             "dhis2", slug=slug, label=slug.upper(), actor="test",
             settings={"base_url": "https://dhis2.example.org/", "client_id": "geologin", "generation": "legacy"},
             secrets={"client_secret": "Zq8-not-shown-anywhere-0123456789abcd"}).id
@@ -87,8 +87,8 @@ def test_reg_nul_byte_admin_forms_change_nothing(app, admin_client, make_user):
     with app.app_context():
         assert User.by_username("bo\x00b") is None and User.by_username("bob") is None
         assert db.session.get(User, uid).display_name == ""
-        assert ProviderInstance.by_slug("moh").label == "MOH"
-        assert instances.allowed_users(ProviderInstance.by_slug("moh")) == []
+        assert IdentityProvider.by_slug("moh").label == "MOH"
+        assert instances.allowed_users(IdentityProvider.by_slug("moh")) == []
     # Line breaks and tabs where text may have them still work.
     page = admin_client.get("/admin/providers/moh/edit")
     response = admin_client.post("/admin/providers/moh/edit", data={
@@ -147,7 +147,7 @@ def test_reg_nul_byte_cli_names_from_a_file(app, runner, make_user, tmp_path):
     result = runner.invoke(args=["users", "allow", "--from-file", str(names), "moh"])
     assert result.exit_code == 1 and "No user named 'bo\\x00b'" in result.output, result.output
     with app.app_context():
-        assert [u.username for u in instances.allowed_users(ProviderInstance.by_slug("moh"))] == ["amina"]
+        assert [u.username for u in instances.allowed_users(IdentityProvider.by_slug("moh"))] == ["amina"]
 
 
 def test_reg_nul_byte_from_the_identity_provider(app, make_user):
@@ -155,7 +155,7 @@ def test_reg_nul_byte_from_the_identity_provider(app, make_user):
     make_user("amina")
     moh = _provider(app)
     with app.app_context():
-        instance = db.session.get(ProviderInstance, moh)
+        instance = db.session.get(IdentityProvider, moh)
         instance.allow_all_users = True
         db.session.commit()
         for identity in (Identity(subject="uid1", username="ami\x00na"), Identity(subject="u\x00id", username="amina")):
@@ -175,7 +175,7 @@ def test_reg_trailing_newline_is_not_part_of_a_valid_name(app, runner):
         assert "Traceback" not in result.output
         result = runner.invoke(args=args, input="Zq8-secret-0123456789abcdef\n")
         assert result.exit_code == 0, (args, result.output)
-    assert _count(app, User) == 1 and _count(app, ProviderInstance) == 1
+    assert _count(app, User) == 1 and _count(app, IdentityProvider) == 1
 
 
 def test_reg_huge_ids_are_no_such_thing(app, admin_client, make_user):

@@ -7,10 +7,10 @@ import click
 import pytest
 from cryptography.fernet import Fernet
 
-from geologin import instances
-from geologin.cli_providers import setting_options
+from geologin import idp as instances
+from geologin.cli.providers import setting_options
 from geologin.extensions import db
-from geologin.models import AuditEvent, ExternalIdentity, ProviderInstance, User
+from geologin.models import AuditEvent, ExternalIdentity, IdentityProvider, User
 from geologin.providers import Provider, Setting
 from geologin.providers.registry import LoadedPlugin
 from tests.conftest import TEST_ENCRYPTION_KEY
@@ -60,24 +60,24 @@ def _add(runner, slug="moh", base_url=DHIS2_URL, secret=SECRET, *extra):
 
 def _instance(app, slug):
     with app.app_context():
-        instance = ProviderInstance.by_slug(slug)
+        instance = IdentityProvider.by_slug(slug)
         if instance is None:
             return None
         row = {"settings": instances.settings_of(instance), "secrets_json": instance.secrets_json,
                "label": instance.label, "enabled": instance.enabled, "position": instance.position,
                "allow_all_users": instance.allow_all_users,
-               "secret": instances.build_provider(instance).secret("client_secret")}
+               "secret": instances.plugin_object(instance).secret("client_secret")}
         return row
 
 
-def _count(app, model=ProviderInstance):
+def _count(app, model=IdentityProvider):
     with app.app_context():
         return db.session.query(model).count()
 
 
 def _allowed(app, slug):
     with app.app_context():
-        return [u.username for u in instances.allowed_users(ProviderInstance.by_slug(slug))]
+        return [u.username for u in instances.allowed_users(IdentityProvider.by_slug(slug))]
 
 
 # -- add / list / show / edit / remove / types ------------------------------------------------------------
@@ -172,7 +172,7 @@ def test_only_one_secret_from_stdin_per_call(dev_app, cli):
                      "--secret-stdin", "signing_key", input="k2\n")
     assert edited.exit_code == 0, edited.output
     with dev_app.app_context():
-        instance = ProviderInstance.by_slug("two")
+        instance = IdentityProvider.by_slug("two")
         assert instances.settings_of(instance)["verify_names"] is True
         assert instances.has_secret(instance, "api_key") and instances.has_secret(instance, "signing_key")
 
@@ -298,7 +298,7 @@ def test_providers_test_unreadable_secret(app_factory, legacy_server):
     other_key = app_factory(ALLOW_INSECURE_HTTP=True, ENCRYPTION_KEY=Fernet.generate_key().decode())
     result = _invoke(other_key.test_cli_runner(), "providers", "test", "moh")
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert "FAILED  Stored secrets: a stored secret cannot be decrypted" in result.output
+    assert "FAILED  Stored secret: a stored secret cannot be decrypted" in result.output
 
 
 # -- bad input -------------------------------------------------------------------------------------------------
@@ -395,7 +395,7 @@ def test_users_unlink(dev_app, cli, make_user):
     user_id = make_user("amina", password=None)
     _add(cli, "moh")
     with dev_app.app_context():
-        provider_id = ProviderInstance.by_slug("moh").id
+        provider_id = IdentityProvider.by_slug("moh").id
         db.session.add(ExternalIdentity(user_id=user_id, provider_id=provider_id, subject="xE7jOejl9FI",
                                         subject_scheme="dhis2-uid", external_username="amina"))
         db.session.commit()

@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import func, insert, select, text
 from sqlalchemy.exc import IntegrityError
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
-from geologin.models import (ExternalIdentity, LoginTransaction, ProviderInstance, User, UserProviderPermission,
+from geologin.models import (ExternalIdentity, LoginTransaction, IdentityProvider, User, UserProviderPermission,
                              UserSession, utcnow)
 from tests.conftest import AuthActions, STRONG_PASSWORD, csrf_from, post_form
 
@@ -26,7 +26,7 @@ def app(app_factory):
 def _provider(app, slug, *, allow=()):
     """A DHIS2 instance forced to the legacy generation, so starting a login needs no server."""
     with app.app_context():
-        instance = instances.create_instance(
+        instance = instances.create_provider(
             "dhis2", slug=slug, label=slug.upper(), actor="test",
             settings={"base_url": "http://dhis2.invalid/", "client_id": "geologin", "generation": "legacy"},
             secrets={"client_secret": "Zq8-not-shown-anywhere-0123456789abcd"})
@@ -153,7 +153,7 @@ def test_reg_deleting_a_user_takes_sessions_permissions_and_identities(app, runn
     assert _user_id(app, "bob") > bob_id
     with app.app_context():
         new_bob = User.by_username("bob")
-        assert not instances.is_allowed(new_bob, db.session.get(ProviderInstance, moh))
+        assert not instances.is_allowed(new_bob, db.session.get(IdentityProvider, moh))
         assert instances.identities_of(new_bob) == []
     assert _rows(app, UserProviderPermission) == 0 and _rows(app, ExternalIdentity) == 0
 
@@ -181,7 +181,7 @@ def test_reg_deleting_a_provider_takes_permissions_identities_and_logins(app, ad
     assert new > moh
     assert _rows(app, UserProviderPermission) == 0 and _rows(app, ExternalIdentity) == 0
     with app.app_context():
-        assert not instances.is_allowed(User.by_username("bob"), db.session.get(ProviderInstance, new))
+        assert not instances.is_allowed(User.by_username("bob"), db.session.get(IdentityProvider, new))
 
 
 def test_reg_saving_provider_checkboxes_after_the_provider_was_deleted(app, admin_client, make_user):
@@ -191,7 +191,7 @@ def test_reg_saving_provider_checkboxes_after_the_provider_was_deleted(app, admi
     other = _provider(app, "other")
     page = admin_client.get(f"/admin/users/{bob_id}")  # the admin opens bob's screen...
     with app.app_context():  # ...another admin deletes moh meanwhile...
-        instances.delete_instance(db.session.get(ProviderInstance, moh), actor="test")
+        instances.delete_provider(db.session.get(IdentityProvider, moh), actor="test")
     # ...and the first admin saves the checkboxes as they were (moh ticked, its id now unknown).
     response = admin_client.post(f"/admin/users/{bob_id}/providers",
                                  data={"csrf_token": csrf_from(page), "provider_ids": [str(moh), str(other)]})
@@ -233,7 +233,7 @@ def test_reg_migration_0005_keeps_data_drops_orphans_and_never_reuses_ids(empty_
                  "password_login_allowed": True, "created_at": now, "updated_at": now},
                 {"id": 3, "username": "bob", "display_name": "", "is_admin": False, "active": True,
                  "password_login_allowed": True, "created_at": now, "updated_at": now}])
-            connection.execute(insert(ProviderInstance.__table__), [
+            connection.execute(insert(IdentityProvider.__table__), [
                 {"id": 1, "slug": "moh", "type": "dhis2", "label": "MOH", "description": "", "enabled": True,
                  "position": 1, "allow_all_users": False, "settings_json": "{}", "secrets_json": "{}",
                  "created_at": now, "updated_at": now}])
@@ -275,14 +275,14 @@ def test_reg_migration_0005_keeps_data_drops_orphans_and_never_reuses_ids(empty_
             assert db.session.execute(text("PRAGMA foreign_keys")).scalar() == 1
 
         # The highest user is deleted: the next user gets a new id, not 3, and inherits nothing.
-        from geologin import users
+        from geologin.accounts import users
         users.delete_user(db.session.get(User, 3), actor="test")
         carol = users.create_user("carol", actor="test")
         assert carol.id > 3
         assert db.session.scalar(select(func.count()).select_from(UserProviderPermission)) == 0
         # The provider triggers of 0004 survive the rebuild: a change to a provider changes the cache token.
         before = db.session.execute(text("SELECT token FROM cache_versions WHERE name = 'providers'")).scalar()
-        db.session.get(ProviderInstance, 1).label = "Ministry"
+        db.session.get(IdentityProvider, 1).label = "Ministry"
         db.session.commit()
         after = db.session.execute(text("SELECT token FROM cache_versions WHERE name = 'providers'")).scalar()
         assert before and after and before != after

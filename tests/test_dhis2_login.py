@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from sqlalchemy import select
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
 from geologin.models import AuditEvent, ExternalIdentity, User
 from tests.conftest import AuthActions, csrf_from, post_form
@@ -598,7 +598,7 @@ def test_sec_14_administrator_is_never_reached_through_every_active_user(app, cl
 
 def test_sec_28_switching_to_allowed_users_only_ends_sessions_of_users_not_on_the_list(
         app, client, legacy, make_user):
-    from geologin import users
+    from geologin.accounts import users
 
     make_user("alice", password=None)
     make_user("bob", password=None)
@@ -628,7 +628,7 @@ def test_sec_28_switching_to_allowed_users_only_ends_sessions_of_users_not_on_th
 
 
 def test_sec_28_switching_off_password_login_ends_password_sessions(app, client, legacy, make_user):
-    from geologin import users
+    from geologin.accounts import users
 
     make_user("alice")
     register(app, legacy, "legacy", allow=["alice"])

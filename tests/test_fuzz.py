@@ -27,13 +27,13 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 
 from geologin.providers.oauth import ACCESS_TOKEN
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
 from geologin.models import AuditEvent, User
 from geologin.providers import (CallbackContext, HttpClient, Identity, InstanceView, LoginFailure, ProviderError,
                                 ProviderUnavailable)
 from geologin.providers.http import json_object
-from geologin.redirects import safe_next
+from geologin.login.redirects import safe_next
 from geologin.validation import has_control
 from tests.conftest import csrf_from
 
@@ -187,7 +187,7 @@ def fuzz_instance(app, make_user):
     """A DHIS2 instance at an address nobody answers (legacy forced: no discovery), and a user allowed on it."""
     make_user("alice", password=None)
     with app.app_context():
-        instance = instances.create_instance(
+        instance = instances.create_provider(
             "dhis2", slug="fuzz", label="Fuzz",
             settings={"base_url": "http://127.0.0.1:9/", "client_id": "geologin", "generation": "legacy"},
             secrets={"client_secret": "x" * 36}, actor="test")

@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db, limiter
 from geologin.models import AuditEvent, User, UserSession, utcnow
 from tests.conftest import STRONG_PASSWORD, AuthActions, csrf_from
@@ -19,7 +19,7 @@ WRONG = "Wrong-password-123"
 def clock(monkeypatch):
     """Move time forward for the lockout storage without sleeping."""
     import limits.storage.memory as memory
-    import geologin.throttle as throttle
+    import geologin.login.throttle as throttle
 
     offset = [0.0]
     real = time.time
@@ -102,7 +102,7 @@ def test_sec_39_per_ip_rate_limit_gives_429_page(app, make_user):
 def test_sec_41_external_login_entry_points_share_the_same_ip_budget(app_factory, make_user):
     app = app_factory(ALLOW_INSECURE_HTTP=True, LOGIN_RATE_LIMIT="4 per minute")
     with app.app_context():
-        instances.create_instance("dhis2", slug="moh", label="MoH", settings={
+        instances.create_provider("dhis2", slug="moh", label="MoH", settings={
             "base_url": "http://127.0.0.1:9/", "generation": "legacy", "client_id": "geologin"},
             secrets={"client_secret": "x" * 36})
     client = app.test_client()
@@ -230,13 +230,13 @@ def test_sec_29_reauth_offers_the_identity_provider_to_external_admins(app_facto
     app = app_factory(ALLOW_INSECURE_HTTP=True)
     make_user("chief", password=None, is_admin=True)
     with app.app_context():
-        instance = instances.create_instance("dhis2", slug="moh", label="MoH DHIS2",
+        instance = instances.create_provider("dhis2", slug="moh", label="MoH DHIS2",
                                              settings={"base_url": "http://127.0.0.1:9/", "client_id": "g"},
                                              secrets={"client_secret": "x" * 36})
         instances.allow([User.by_username("chief")], instance)  # "every active user" never covers an admin
-        from geologin.sessions import start_session
+        from geologin.login.sessions import AuthMethod, start_session
         with app.test_request_context():
-            start_session(User.by_username("chief"), f"provider:{instance.slug}")
+            start_session(User.by_username("chief"), AuthMethod.provider(instance.slug))
             from flask import session
             cookie_session = dict(session)
     client = app.test_client()
@@ -295,6 +295,6 @@ def test_sec_43_ids_in_forms_reach_nothing_else(app_factory, make_user):
                                                                      "provider_ids": ["424242"]})
     assert response.status_code in (302, 400)
     with app.app_context():
-        assert instances.allowed_instance_ids(User.by_username("victim")) == set()
+        assert instances.allowed_provider_ids(User.by_username("victim")) == set()
     response = admin.post(f"/admin/users/{victim}/identities/424242/unlink", data={"csrf_token": csrf_from(page)})
     assert response.status_code in (302, 404)

@@ -85,14 +85,14 @@ def test_reg_readyz_is_503_when_the_login_page_cannot_be_rendered(migrated_datab
 
 def test_reg_readyz_is_503_when_an_enabled_providers_plugin_is_missing(app, client):
     from geologin.extensions import db
-    from geologin.models import ProviderInstance
+    from geologin.models import IdentityProvider
     with app.app_context():
-        db.session.add(ProviderInstance(slug="gone", type="vanished", label="Gone", enabled=True))
+        db.session.add(IdentityProvider(slug="gone", type="vanished", label="Gone", enabled=True))
         db.session.commit()
     response = client.get("/readyz")
     assert response.status_code == 503
     assert response.get_json()["reason"] == "the plugin 'vanished' of an enabled provider is not installed"
     with app.app_context():
-        db.session.execute(db.update(ProviderInstance).values(enabled=False))
+        db.session.execute(db.update(IdentityProvider).values(enabled=False))
         db.session.commit()
     assert client.get("/readyz").get_json() == {"status": "ready"}

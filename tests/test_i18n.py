@@ -24,7 +24,8 @@ from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from sqlalchemy import select
 
-from geologin import ROOT, audit, instances
+from geologin import ROOT, audit
+from geologin import idp as instances
 from geologin.config import ConfigError
 from geologin.extensions import db
 from geologin.i18n import LOCALE_COOKIE, TRANSLATIONS, available_locales
@@ -176,7 +177,7 @@ def choose(client, lang, page="/login"):
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_login_page_in_each_language(app, client, lang):
     with app.app_context():
-        instances.create_instance("dhis2", slug="moh", label="MoH", settings={"base_url": "https://dhis2.example.org/"},
+        instances.create_provider("dhis2", slug="moh", label="MoH", settings={"base_url": "https://dhis2.example.org/"},
                                   secrets={"client_secret": "s3cret"}, actor="test")
     client.set_cookie(LOCALE_COOKIE, lang)
     html = text(client.get("/login"))
@@ -216,7 +217,7 @@ def test_form_errors_and_flashes_in_each_language(app, client, lang):
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_every_external_login_failure_message_in_each_language(app, lang):
-    from geologin.external import MESSAGES
+    from geologin.login.external import MESSAGES
 
     with app.test_request_context("/", headers={"Accept-Language": lang}):
         for reason, message in MESSAGES.items():
@@ -225,7 +226,7 @@ def test_every_external_login_failure_message_in_each_language(app, lang):
 
 @pytest.mark.parametrize("lang", LANGUAGES)
 def test_first_run_setup_page_in_each_language(app, client, lang):
-    from geologin import firstrun
+    from geologin.accounts import firstrun
 
     with app.app_context():
         token = firstrun.issue_setup_token()

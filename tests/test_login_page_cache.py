@@ -6,7 +6,7 @@ import re
 
 from sqlalchemy import text
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
 from tests.conftest import csrf_from
 
@@ -15,7 +15,7 @@ TOKENS = re.compile(r'name="csrf_token"[^>]*value="([^"]+)"')
 
 def register(app, slug, label, **extra):
     with app.app_context():
-        return instances.create_instance(
+        return instances.create_provider(
             "dhis2", slug=slug, label=label, actor="test",
             settings={"base_url": f"https://{slug}.example.org/", "client_id": "geologin", "generation": "legacy"},
             secrets={"client_secret": "s3cret"}, **extra).id
@@ -38,7 +38,7 @@ def test_a_change_on_one_node_shows_on_the_other_at_once(app_factory):
     html = page(node_b)  # now cached on node B
     assert 'value="moh"' in html and 'value="nhis"' in html
     with node_a.app_context():
-        instances.update_instance(instances.ProviderInstance.by_slug("moh"), enabled=False, actor="test")
+        instances.update_provider(instances.IdentityProvider.by_slug("moh"), enabled=False, actor="test")
     html = page(node_b)
     assert 'value="moh"' not in html and 'value="nhis"' in html
     client = node_b.test_client()
@@ -46,7 +46,7 @@ def test_a_change_on_one_node_shows_on_the_other_at_once(app_factory):
     assert response.status_code == 302 and response.headers["Location"] == "/login"
     assert start(node_b.test_client(), "nhis").headers["Location"].startswith("https://nhis.example.org/")
     with node_a.app_context():
-        instances.delete_instance(instances.ProviderInstance.by_slug("nhis"), actor="test")
+        instances.delete_provider(instances.IdentityProvider.by_slug("nhis"), actor="test")
     assert 'value="nhis"' not in page(node_b)
     assert start(node_b.test_client(), "nhis").headers["Location"] == "/login"
 

@@ -5,8 +5,11 @@ import json
 import pytest
 import requests
 import requests_mock
+from sqlalchemy import select
 
-from geologin import instances
+from geologin import idp as instances
+from geologin.extensions import db
+from geologin.models import AuditEvent
 from geologin.providers.testing import JSON, Account, OIDCContract
 from tests.conftest import post_form
 
@@ -47,7 +50,7 @@ def server():
 
 def register(app, slug="health", allow_all=True, **settings):
     with app.app_context():
-        instances.create_instance("oidc", slug=slug, label="Health ID", allow_all_users=allow_all,
+        instances.create_provider("oidc", slug=slug, label="Health ID", allow_all_users=allow_all,
                                   settings={"issuer": ISSUER, "client_id": "geologin", **settings},
                                   secrets={"client_secret": SECRET}, actor="test")
 
@@ -67,17 +70,17 @@ def oidc_login(client, server, account=Account(), slug="health"):
 ])
 def test_bad_settings_get_a_clear_message_and_create_nothing(app, values, field, message):
     with app.app_context():
-        with pytest.raises(instances.InstanceError) as error:
-            instances.create_instance("oidc", slug="bad", label="Bad", actor="test", secrets={"client_secret": "s"},
+        with pytest.raises(instances.ProviderChangeError) as error:
+            instances.create_provider("oidc", slug="bad", label="Bad", actor="test", secrets={"client_secret": "s"},
                                       settings={"issuer": ISSUER, "client_id": "geologin", **values})
         assert message in str(error.value.errors[field])
-        assert instances.ProviderInstance.by_slug("bad") is None
+        assert instances.IdentityProvider.by_slug("bad") is None
 
 
 def test_scopes_are_normalised_and_defaults_apply(app):
     register(app, scopes="openid, profile  openid email")
     with app.app_context():
-        settings = instances.settings_of(instances.ProviderInstance.by_slug("health"))
+        settings = instances.settings_of(instances.IdentityProvider.by_slug("health"))
     assert settings["scopes"] == "openid profile email"
     assert settings["username_claim"] == "preferred_username" and settings["rp_logout"] is True
 
@@ -186,7 +189,7 @@ def test_logout_when_the_server_is_down_still_logs_out_locally(app, client, serv
     register(app)
     oidc_login(client, server)
     with app.app_context():  # a later request with nothing cached: discovery fails
-        instances.update_instance(instances.ProviderInstance.by_slug("health"), description="changed")
+        instances.update_provider(instances.IdentityProvider.by_slug("health"), description="changed")
     server.mock.get(server.discovery_url(), exc=requests.exceptions.ConnectionError)
     response = _logout(client)
     assert response.headers["Location"] == "/login"
@@ -212,12 +215,12 @@ def test_connection_test_reports_discovery_pkce_scopes_and_credentials(app, serv
     register(app)
     server.mock.post(server.token_endpoint(), status_code=400, json={"error": "invalid_grant"}, headers=JSON)
     with app.test_request_context():
-        checks = instances.build_provider(instances.ProviderInstance.by_slug("health")).test_connection()
+        checks = instances.plugin_object(instances.IdentityProvider.by_slug("health")).test_connection()
     assert [(c.name, c.ok) for c in checks] == [("Discovery", True), ("PKCE", True), ("Scopes", True),
                                                  ("Client credentials", True)]
     server.mock.post(server.token_endpoint(), status_code=401, json={"error": "invalid_client"}, headers=JSON)
     with app.test_request_context():
-        checks = instances.build_provider(instances.ProviderInstance.by_slug("health")).test_connection()
+        checks = instances.plugin_object(instances.IdentityProvider.by_slug("health")).test_connection()
     assert not checks[-1].ok and "rejected the client ID or secret" in checks[-1].message
 
 
@@ -225,7 +228,7 @@ def test_connection_test_names_the_issuer_the_server_reports(app, server):
     register(app, issuer=ISSUER + "/")
     server.mock.get(ISSUER + "/.well-known/openid-configuration", json=server.metadata(), headers=JSON)
     with app.test_request_context():
-        checks = instances.build_provider(instances.ProviderInstance.by_slug("health")).test_connection()
+        checks = instances.plugin_object(instances.IdentityProvider.by_slug("health")).test_connection()
     assert not checks[0].ok and ISSUER in checks[0].message
 
 
@@ -240,10 +243,36 @@ def test_admin_adds_an_oidc_provider_through_the_form(app, admin_client):
     response = post_form(admin_client, "/admin/providers/new?type=oidc", {**form, "setting_scopes": "email"})
     assert response.status_code == 400 and "The scopes must include openid." in response.get_data(as_text=True)
     with app.app_context():
-        assert instances.ProviderInstance.by_slug("staff") is None
+        assert instances.IdentityProvider.by_slug("staff") is None
     response = post_form(admin_client, "/admin/providers/new?type=oidc", form)
     assert response.headers["Location"] == "/admin/providers/staff/setup"
     with app.app_context():
-        settings = instances.settings_of(instances.ProviderInstance.by_slug("staff"))
+        settings = instances.settings_of(instances.IdentityProvider.by_slug("staff"))
     assert settings == {"issuer": ISSUER, "client_id": "geologin", "scopes": "openid email",
                         "username_claim": "email", "rp_logout": False}
+
+
+# -- a plugin bug during a login step (issue 15) ----------------------------------------------------------
+@pytest.mark.parametrize("error", [KeyError("sub"), TypeError("'NoneType' object is not subscriptable")])
+def test_whatever_a_plugin_raises_in_a_login_step_is_a_provider_error_not_a_500(app, client, server, monkeypatch,
+                                                                                 caplog, error):
+    """After the login transaction is spent, a plugin's bug (not a LoginFailure) shows the provider_error
+    page and is audited with the exception's type; the traceback goes to the log."""
+    register(app)
+
+    def broken(self, callback):
+        raise error
+
+    monkeypatch.setattr(app.extensions["geologin.plugins"].get("oidc"), "complete_login", broken)
+    with caplog.at_level("ERROR", logger="geologin.external"):
+        response = oidc_login(client, server)
+    assert response.status_code == 302 and response.headers["Location"].endswith("/login")
+    page = client.get("/login").get_data(as_text=True)
+    assert "Health ID sent an answer geologin cannot use" in page
+    assert not server.logged_in(client)
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login")
+                                   .order_by(AuditEvent.id.desc())).first()
+    assert (event.outcome, event.reason_code, event.provider) == ("failure", "provider_error", "health")
+    assert type(error).__name__ in event.detail
+    assert any(record.exc_info and record.exc_info[0] is type(error) for record in caplog.records)

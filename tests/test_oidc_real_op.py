@@ -6,7 +6,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import select
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
 from geologin.models import ExternalIdentity, User
 from geologin.providers.testing import ProviderContract
@@ -54,7 +54,7 @@ def app(app_factory):
 def register(app, op, slug="health", *, allow=(), allow_all=False, client_id="geologin", secret=CLIENT_SECRET,
              **settings):
     with app.app_context():
-        instance = instances.create_instance(
+        instance = instances.create_provider(
             "oidc", slug=slug, label=f"ID {slug}", allow_all_users=allow_all, actor="test",
             settings={"issuer": op.issuer, "client_id": client_id, **settings}, secrets={"client_secret": secret})
         if allow:

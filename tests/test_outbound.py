@@ -9,7 +9,7 @@ import pytest
 import requests_mock
 from sqlalchemy import select
 
-from geologin import instances
+from geologin import idp as instances
 from geologin.extensions import db
 from geologin.models import AuditEvent
 from geologin.providers import HttpClient, InstanceView, ProviderUnavailable
@@ -122,7 +122,7 @@ def test_sec_46_total_timeout_is_configured_per_instance(app, legacy):
     app.config["HTTP_TOTAL_TIMEOUT"] = 7
     register(app, legacy, "legacy")
     with app.app_context():
-        provider = instances.build_provider(instances.ProviderInstance.by_slug("legacy"))
+        provider = instances.plugin_object(instances.IdentityProvider.by_slug("legacy"))
         assert provider.http.total_timeout == 7
 
 
@@ -288,7 +288,7 @@ def any_web_server():
 
 def _checks(app, slug):
     with app.test_request_context():
-        return instances.build_provider(instances.ProviderInstance.by_slug(slug)).test_connection()
+        return instances.plugin_object(instances.IdentityProvider.by_slug(slug)).test_connection()
 
 
 def _token_calls(server):
@@ -302,8 +302,8 @@ NOT_DHIS2 = "This is not the address of a DHIS2 server: use the address you open
 def test_reg_dhis2_path_in_the_address_is_refused_and_corrected(app, oidc, path):
     register(app, oidc, "moh")
     with app.app_context():
-        instance = instances.ProviderInstance.by_slug("moh")
-        instances.update_instance(instance, settings={"base_url": oidc.url + path.split("#")[0]}, actor="t")
+        instance = instances.IdentityProvider.by_slug("moh")
+        instances.update_provider(instance, settings={"base_url": oidc.url + path.split("#")[0]}, actor="t")
     checks = _checks(app, "moh")
     assert [c.ok for c in checks] == [False]
     assert checks[0].name == "Server reachable"
@@ -314,7 +314,7 @@ def test_reg_dhis2_path_in_the_address_is_refused_and_corrected(app, oidc, path)
 def test_reg_2_42_behind_a_wrong_path_is_not_called_legacy(app, oidc):
     register(app, oidc, "moh")
     with app.app_context():
-        instances.update_instance(instances.ProviderInstance.by_slug("moh"),
+        instances.update_provider(instances.IdentityProvider.by_slug("moh"),
                                   settings={"base_url": oidc.url + "/dhis/"}, actor="t")
     checks = _checks(app, "moh")
     assert [c.ok for c in checks] == [False] and checks[0].message == NOT_DHIS2
@@ -344,7 +344,7 @@ def test_reg_dhis2_is_identified_positively(app, request, server, expected):
 
 # -- item 16: a provider whose connection test never passed is created disabled ---------------------------
 def _admin(app):
-    from geologin import users
+    from geologin.accounts import users
     from tests.conftest import STRONG_PASSWORD
 
     with app.app_context():
@@ -362,7 +362,7 @@ def _new_form(base_url, **changes):
 
 def _enabled(app, slug="moh"):
     with app.app_context():
-        return instances.ProviderInstance.by_slug(slug).enabled
+        return instances.IdentityProvider.by_slug(slug).enabled
 
 
 def test_reg_admin_creates_a_provider_disabled_until_its_test_passes(app, legacy, any_web_server):

@@ -6,7 +6,7 @@ from argon2.low_level import Type
 from tests.conftest import STRONG_PASSWORD
 from geologin.extensions import db
 from geologin.models import User
-from geologin.passwords import hash_password, password_problems, verify_password
+from geologin.accounts.passwords import hash_password, password_problems, verify_password
 
 
 def test_sec_36_argon2id_with_owasp_parameters_and_unique_salts(app, make_user):

@@ -3,7 +3,7 @@ storage, without starting a thread per request."""
 import threading
 import time
 
-from geologin.throttle import SweepingMemoryStorage
+from geologin.login.throttle import SweepingMemoryStorage
 
 
 def test_counts_expire_and_are_swept_without_threads(monkeypatch):

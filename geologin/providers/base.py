@@ -72,6 +72,11 @@ class ProviderError(LoginFailure):
     reason = PROVIDER_ERROR
 
 
+class DiscoveryNotFound(ProviderError):
+    """The server has no OpenID Connect discovery document (it answered 404): a server of a kind or
+    version that publishes none, which a plugin may handle (DHIS2 before 2.42)."""
+
+
 class ProviderUnavailable(LoginFailure):
     """The server did not answer usefully: refused, timed out, TLS or DNS failure, 5xx."""
 

@@ -16,8 +16,8 @@ from joserfc.jwk import KeySet
 
 from flask_babel import lazy_gettext as _l
 
-from .base import (ACCESS_DENIED, Check, LoginFailure, Provider, ProviderError, ProviderUnavailable, Setting,
-                   SettingsError)
+from .base import (ACCESS_DENIED, Check, DiscoveryNotFound, LoginFailure, Provider, ProviderError,
+                   ProviderUnavailable, Setting, SettingsError)
 from .http import json_object
 
 # Asymmetric algorithms only: an HS256 token "signed" with the server's public key must never verify.
@@ -205,10 +205,10 @@ class OAuth2Provider(Provider):
 
     def _fetch_metadata(self):
         response = self.http.get(self.discovery_url(), headers={"Accept": "application/json"})
+        if response.status_code == 404:
+            raise DiscoveryNotFound("discovery document answered HTTP 404")
         if response.status_code != 200:
-            error = ProviderError(f"discovery document answered HTTP {response.status_code}")
-            error.status = response.status_code
-            raise error
+            raise ProviderError(f"discovery document answered HTTP {response.status_code}")
         metadata = json_object(response, "discovery document")
         if metadata.get("issuer") not in self.expected_issuers():
             raise ProviderError(f"discovery issuer {metadata.get('issuer')!r} is not "
@@ -382,11 +382,8 @@ def _private_address(host):
 
 def _copy_failure(failure):
     """A fresh exception like the remembered ``failure`` (an exception object must not be raised twice
-    from several threads), keeping what callers read: its class, detail, reason and HTTP status."""
-    copy = type(failure)(f"{failure.detail} (remembered for {METADATA_FAILURE_TTL_SECONDS} s)", reason=failure.reason)
-    if hasattr(failure, "status"):
-        copy.status = failure.status
-    return copy
+    from several threads), keeping what callers read: its class (DiscoveryNotFound stays one), detail and reason."""
+    return type(failure)(f"{failure.detail} (remembered for {METADATA_FAILURE_TTL_SECONDS} s)", reason=failure.reason)
 
 
 def _check_audience(claims, client_id):

@@ -6,11 +6,8 @@ from urllib.parse import urljoin, urlsplit
 
 from flask_babel import lazy_gettext as _l
 
-from geologin.providers import (Check, Identity, LoginFailure, OAuth2Provider, ProviderError, ProviderUnavailable,
-                                Setting, SettingsError)
-from geologin.providers.base import ACCESS_DENIED
-from geologin.providers.http import json_object
-from geologin.providers.oauth import basic_auth
+from geologin.providers import (ACCESS_DENIED, Check, DiscoveryNotFound, Identity, LoginFailure, OAuth2Provider,
+                                ProviderError, ProviderUnavailable, Setting, SettingsError, basic_auth, json_object)
 
 LEGACY = "legacy"
 OIDC = "oidc"
@@ -96,9 +93,7 @@ class DHIS2Provider(OAuth2Provider):
         try:
             self.metadata()
             detected = OIDC
-        except ProviderError as error:
-            if getattr(error, "status", None) != 404:  # 2.42+ answers discovery; legacy servers say 404
-                raise
+        except DiscoveryNotFound:  # 2.42+ answers discovery; legacy servers say 404
             detected = LEGACY
         self.cache["generation"] = (time.monotonic() + GENERATION_TTL_SECONDS, detected)
         return detected

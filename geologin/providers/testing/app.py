@@ -99,7 +99,7 @@ class LoginHarness:
 
     # -- steps of a login ---------------------------------------------------------------------------
     def register(self, app, slug="contract", *, allow=("alice",), allow_all=False, label=None):
-        from geologin import instances
+        from geologin import idp as instances
         from geologin.models import User
 
         with app.app_context():
@@ -112,7 +112,7 @@ class LoginHarness:
             return slug
 
     def make_user(self, app, username="alice", active=True):
-        from geologin import users
+        from geologin.accounts import users
         from geologin.extensions import db
 
         with app.app_context():

@@ -1,7 +1,7 @@
 """Administrators' audit screen: the audit trail newest first, filtered by user, provider, event type,
 outcome and UTC days, paged, and exported as CSV with the same filters.
 
-This blueprint is nested in the admin blueprint (see admin.py), so the admin guard runs before every
+This blueprint is nested in the admin blueprint (see admin/__init__.py), so the admin guard runs before every
 route here. It has no URL prefix of its own because the export sits beside the screen (/admin/audit and
 /admin/audit.csv), and a prefix would put it under /admin/audit/. Filtering is audit_query's, which the
 CLI uses too."""
@@ -14,10 +14,11 @@ from flask_babel import gettext as _, lazy_gettext as _l
 from wtforms import Form, SelectField, StringField
 from wtforms.validators import ValidationError
 
-from . import audit, audit_query
-from .extensions import db
-from .web import requested_page
-from .models import utcnow
+from .. import audit
+from ..audit import query as audit_query
+from ..extensions import db
+from ..web import requested_page, strip
+from ..models import utcnow
 
 bp = Blueprint("audit", __name__)
 
@@ -26,8 +27,9 @@ CSV_COLUMNS = ("time", "event_type", "outcome", "actor", "client_ip", "target", 
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
-def _strip(value):
-    return value.strip()[:255] if isinstance(value, str) else value
+def _bounded(value):
+    value = strip(value)
+    return value[:255] if isinstance(value, str) else value
 
 
 def _day_validator(form, field):
@@ -42,15 +44,15 @@ def _day_validator(form, field):
 class AuditFilterForm(Form):
     """The filters, read from the query string (a GET form: no CSRF token, nothing changes)."""
 
-    user = StringField(_l("User (actor or target; part of the name is enough)"), filters=[_strip],
+    user = StringField(_l("User (actor or target; part of the name is enough)"), filters=[_bounded],
                        render_kw={"autocapitalize": "none", "spellcheck": "false"})
-    provider = SelectField(_l("Identity provider"), default="", validate_choice=False, filters=[_strip])
-    event = SelectField(_l("Event type"), default="", validate_choice=False, filters=[_strip])
-    outcome = SelectField(_l("Outcome"), default="", validate_choice=False, filters=[_strip])
-    since = StringField(_l("From day"), filters=[_strip], validators=[_day_validator],
+    provider = SelectField(_l("Identity provider"), default="", validate_choice=False, filters=[_bounded])
+    event = SelectField(_l("Event type"), default="", validate_choice=False, filters=[_bounded])
+    outcome = SelectField(_l("Outcome"), default="", validate_choice=False, filters=[_bounded])
+    since = StringField(_l("From day"), filters=[_bounded], validators=[_day_validator],
                         description=_l("YYYY-MM-DD, UTC; this day is included."),
                         render_kw={"placeholder": _l("YYYY-MM-DD"), "autocomplete": "off"})
-    until = StringField(_l("To day"), filters=[_strip], validators=[_day_validator],
+    until = StringField(_l("To day"), filters=[_bounded], validators=[_day_validator],
                         description=_l("YYYY-MM-DD, UTC; this day is included."),
                         render_kw={"placeholder": _l("YYYY-MM-DD"), "autocomplete": "off"})
 

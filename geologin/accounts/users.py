@@ -5,11 +5,12 @@ import re
 from flask_babel import gettext as _
 from sqlalchemy import func, or_, select
 
-from . import audit, throttle
-from .extensions import db
-from .models import User, utcnow
+from .. import audit
+from ..login import throttle
+from ..extensions import db
+from ..models import User, utcnow
 from .passwords import hash_password, password_problems
-from .sessions import end_user_sessions
+from ..login.sessions import end_user_sessions
 
 USERNAME_MAX = 150
 # Letters and digits of any script, plus . _ @ + - : what DHIS2 and most identity providers allow.

@@ -3,17 +3,18 @@ Each plugin's settings become the options of ``providers add TYPE`` (see ``setti
 write-only: they are read from standard input, stored encrypted, and never printed.
 Errors exit non-zero with a one-line message and change nothing."""
 import json
-import sys
 
 import click
 from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
-from . import audit, instances
-from .cli import CLI_ACTOR, _get_instance
-from .encryption import SecretUnreadable
-from .extensions import db
-from .providers import Check, LoginFailure
+from .. import audit
+from ..encryption import SecretUnreadable
+from ..extensions import db
+from ..idp import cache, permissions, service
+from ..idp.checks import all_passed, audit_summary, run_checks
+from ..providers import LoginFailure
+from .common import CLI_ACTOR, apply_change, get_provider, read_stdin_line
 
 _NO_PUBLIC_URL = "(set GEOLOGIN_PUBLIC_URL first)"  # redirect URIs are built from it
 
@@ -23,25 +24,6 @@ FALSE_WORDS = {"0", "false", "no", "off"}
 
 
 # -- helpers -------------------------------------------------------------------------------------------
-def _read_secret_stdin(name):
-    """First line of standard input, without its line ending."""
-    secret = sys.stdin.readline().rstrip("\r\n")
-    if not secret:
-        raise click.ClickException(f"No {name} on standard input.")
-    return secret
-
-
-def _service(call, *args, names=None, **kwargs):
-    """Run an ``instances`` call; an InstanceError becomes one line naming the options at fault."""
-    try:
-        return call(*args, **kwargs)
-    except instances.InstanceError as error:
-        db.session.rollback()
-        names = names or {}
-        raise click.ClickException("; ".join(f"{names.get(field, field)}: {str(message).rstrip('.')}"
-                                             for field, message in error.errors.items()) + ".") from None
-
-
 def _registry(ctx):
     """The plugin registry of the app the command runs against (loaded if need be, e.g. for --help)."""
     app = current_app._get_current_object() if current_app else ctx.ensure_object(ScriptInfo).load_app()
@@ -53,25 +35,25 @@ def _option_name(setting):
     return f"--{dashed}-stdin" if setting.secret else f"--{dashed}"
 
 
-def _secret_names(instance):
+def _secret_names(provider):
     """Secret settings the plugin declares (plus any stored for a plugin no longer installed)."""
-    cls = instances.plugins().get(instance.type)
+    cls = cache.plugin_registry().get(provider.type)
     declared = [s.name for s in cls.settings if s.secret] if cls else []
-    stored = sorted(json.loads(instance.secrets_json or "{}"))
+    stored = sorted(json.loads(provider.secrets_json or "{}"))
     return declared + [n for n in stored if n not in declared]
 
 
-def _row(instance):
+def _row(provider):
     return {
-        "slug": instance.slug,
-        "type": instance.type,
-        "label": instance.label,
-        "enabled": instance.enabled,
-        "allow_all_users": instance.allow_all_users,
-        "position": instance.position,
-        "installed": instances.plugins().get(instance.type) is not None,
+        "slug": provider.slug,
+        "type": provider.type,
+        "label": provider.label,
+        "enabled": provider.enabled,
+        "allow_all_users": provider.allow_all_users,
+        "position": provider.position,
+        "installed": cache.plugin_registry().get(provider.type) is not None,
         # Whether each secret is stored; never its value.
-        "secrets": {name: instances.has_secret(instance, name) for name in _secret_names(instance)},
+        "secrets": {name: cache.has_secret(provider, name) for name in _secret_names(provider)},
     }
 
 
@@ -124,16 +106,16 @@ def _add_command(type_name, cls):
             raise click.UsageError("Only one secret can be read from standard input per call: "
                                    f"{' and '.join(_option_name(s) for s in secret_flags)} cannot be combined. "
                                    "Set the others afterwards with `providers edit SLUG --secret-stdin NAME`.")
-        secrets = {s.name: _read_secret_stdin(s.name) for s in secret_flags}
+        secrets = {s.name: read_stdin_line(s.name) for s in secret_flags}
         settings = {s.name: values[s.name] for s in cls.settings if not s.secret and values.get(s.name) is not None}
-        instance = _service(instances.create_instance, type_name, slug=slug, label=label,
+        provider = apply_change(service.create_provider, type_name, slug=slug, label=label,
                             description=description, settings=settings, secrets=secrets, enabled=enabled,
                             allow_all_users=allow_all_users, actor=CLI_ACTOR, names=option_names)
-        click.echo(f"Created {type_name} provider {instance.slug}"
-                   f"{'' if instance.enabled or not disabled else ' (disabled)'}. Register this redirect URI at the "
-                   f"server: {instances.build_provider(instance).redirect_uri() or _NO_PUBLIC_URL}")
+        click.echo(f"Created {type_name} provider {provider.slug}"
+                   f"{'' if provider.enabled or not disabled else ' (disabled)'}. Register this redirect URI at the "
+                   f"server: {cache.plugin_object(provider).redirect_uri() or _NO_PUBLIC_URL}")
         if not disabled and not enabled:
-            _enable_if_tested(instance)
+            _enable_if_tested(provider)
 
     params = [
         click.Option(["--slug"], required=True, help="Short name used in URLs, e.g. moh-dhis2 (cannot change)."),
@@ -222,30 +204,30 @@ def _parse_set(cls, pairs):
               help="Replace secret NAME with the first line of standard input.")
 def providers_edit(slug, label, description, enabled, allow_all_users, pairs, secret_name):
     """Change provider SLUG (the slug itself never changes)."""
-    instance = _get_instance(slug)
-    cls = instances.plugins().get(instance.type)
+    provider = get_provider(slug)
+    cls = cache.plugin_registry().get(provider.type)
     settings = _parse_set(cls, pairs)
     secrets = {}
     if secret_name is not None:
         secret_name = secret_name.replace("-", "_")
         declared = [s.name for s in cls.settings if s.secret] if cls else []
         if secret_name not in declared:
-            raise click.ClickException(f"{instance.slug} has no secret called {secret_name!r} "
+            raise click.ClickException(f"{provider.slug} has no secret called {secret_name!r} "
                                        f"(secrets: {', '.join(declared) or 'none'}).")
-        secrets[secret_name] = _read_secret_stdin(secret_name)
+        secrets[secret_name] = read_stdin_line(secret_name)
     names = {"label": "--label", "type": "type", **{s: f"--secret-stdin {s}" for s in secrets}}
-    changed = _service(instances.update_instance, instance, label=label, description=description,
+    changed = apply_change(service.update_provider, provider, label=label, description=description,
                        settings=settings, secrets=secrets, enabled=enabled, allow_all_users=allow_all_users,
                        actor=CLI_ACTOR, names=names)
-    click.echo(f"Updated {instance.slug}: {', '.join(changed)}." if changed
-               else f"Nothing changed for {instance.slug}.")
+    click.echo(f"Updated {provider.slug}: {', '.join(changed)}." if changed
+               else f"Nothing changed for {provider.slug}.")
 
 
 @providers_cli.command("list")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
 def providers_list(as_json):
     """List identity providers in the order users see them."""
-    rows = [_row(i) for i in instances.ordered_instances()]
+    rows = [_row(i) for i in cache.ordered_providers()]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -264,22 +246,22 @@ def providers_list(as_json):
 @click.option("--json", "as_json", is_flag=True, help="Print JSON instead of lines.")
 def providers_show(slug, as_json):
     """Show provider SLUG, with the redirect URI to register at its server."""
-    instance = _get_instance(slug)
-    row = _row(instance)
-    row["description"] = instance.description
-    row["settings"] = instances.settings_of(instance)
+    provider = get_provider(slug)
+    row = _row(provider)
+    row["description"] = provider.description
+    row["settings"] = cache.settings_of(provider)
     row["redirect_uri"] = None
     row["setup"] = {}
     if row["installed"]:
-        provider = instances.build_provider(instance)
-        row["redirect_uri"] = provider.redirect_uri()
+        plugin = cache.plugin_object(provider)
+        row["redirect_uri"] = plugin.redirect_uri()
         secret_names = set(row["secrets"])
         try:
-            setup = provider.setup_context()
+            setup = plugin.setup_context()
         except (LoginFailure, SecretUnreadable):
             setup = {}
         row["setup"] = {k: v for k, v in setup.items() if k not in secret_names}
-    row["allowed_users"] = [u.username for u in instances.allowed_users(instance)]
+    row["allowed_users"] = [u.username for u in permissions.allowed_users(provider)]
     if as_json:
         click.echo(json.dumps(row, indent=2, default=str))
         return
@@ -298,51 +280,40 @@ def providers_show(slug, as_json):
     click.echo(f"  redirect URI to register at the server: {row['redirect_uri'] or _NO_PUBLIC_URL}")
 
 
-def _run_checks(instance):
-    try:
-        checks = list(instances.build_provider(instance).test_connection())
-    except SecretUnreadable as error:
-        checks = [Check("Stored secrets", False, str(error))]
-    except LoginFailure as failure:
-        checks = [Check("Connection test", False, failure.detail or type(failure).__name__)]
-    return checks
-
-
-def _enable_if_tested(instance):
+def _enable_if_tested(provider):
     """Item 16: test the new provider's connection; enable it only when every check passed, else say why it
     stays disabled and how to enable it."""
-    checks = _run_checks(instance)
-    ok = bool(checks) and all(check.ok for check in checks)
-    audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=instance.slug,
-                 provider=instance.slug, actor=CLI_ACTOR,
-                 detail="; ".join(f"{check.name}: {'ok' if check.ok else 'failed'}" for check in checks))
+    checks = run_checks(provider)
+    ok = all_passed(checks)
+    audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=provider.slug,
+                 provider=provider.slug, actor=CLI_ACTOR, detail=audit_summary(checks))
     for check in checks:
         click.echo(f"{'ok' if check.ok else 'FAILED':<6}  {check.name}: {check.message}")
     if ok:
-        _service(instances.update_instance, instance, enabled=True, actor=CLI_ACTOR)
-        click.echo(f"The connection test passed: {instance.slug} is enabled.")
+        apply_change(service.update_provider, provider, enabled=True, actor=CLI_ACTOR)
+        click.echo(f"The connection test passed: {provider.slug} is enabled.")
     else:
-        click.echo(f"{instance.slug} was created disabled because the connection test did not pass. Fix its settings "
-                   f"(`providers edit {instance.slug}`), check with `providers test {instance.slug}`, then "
-                   f"`providers enable {instance.slug}`.")
+        click.echo(f"{provider.slug} was created disabled because the connection test did not pass. Fix its settings "
+                   f"(`providers edit {provider.slug}`), check with `providers test {provider.slug}`, then "
+                   f"`providers enable {provider.slug}`.")
 
 
 @providers_cli.command("test")
 @click.argument("slug")
 def providers_test(slug):
     """Check that SLUG's server is reachable and accepts the client credentials (exit 0 only then)."""
-    instance = _get_instance(slug)
-    if instances.plugins().get(instance.type) is None:
-        raise click.ClickException(f"The {instance.type} plugin of {instance.slug} is not installed.")
-    checks = _run_checks(instance)
+    provider = get_provider(slug)
+    if cache.plugin_registry().get(provider.type) is None:
+        raise click.ClickException(f"The {provider.type} plugin of {provider.slug} is not installed.")
+    checks = run_checks(provider)
     for check in checks:
         click.echo(f"{'ok' if check.ok else 'FAILED':<6}  {check.name}: {check.message}")
     if not checks:
-        raise click.ClickException(f"The {instance.type} plugin has no connection test; nothing was checked.")
+        raise click.ClickException(f"The {provider.type} plugin has no connection test; nothing was checked.")
     failed = [str(c.name) for c in checks if not c.ok]
     if failed:
-        raise click.ClickException(f"{instance.slug}: check failed: {', '.join(failed)}.")
-    click.echo(f"{instance.slug}: all {len(checks)} checks passed.")
+        raise click.ClickException(f"{provider.slug}: check failed: {', '.join(failed)}.")
+    click.echo(f"{provider.slug}: all {len(checks)} checks passed.")
 
 
 @providers_cli.command("remove")
@@ -350,17 +321,17 @@ def providers_test(slug):
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def providers_remove(slug, yes):
     """Remove SLUG, with its per-user permissions and bound identities."""
-    instance = _get_instance(slug)
+    provider = get_provider(slug)
     if not yes:
-        click.confirm(f"Remove {instance.slug}? Its permissions and bound identities are deleted too.", abort=True)
-    instances.delete_instance(instance, actor=CLI_ACTOR)
+        click.confirm(f"Remove {provider.slug}? Its permissions and bound identities are deleted too.", abort=True)
+    service.delete_provider(provider, actor=CLI_ACTOR)
     click.echo(f"Removed {slug}.")
 
 
 @providers_cli.command("types")
 def providers_types():
     """List the installed provider plugins (and those that failed to load)."""
-    registry = instances.plugins()
+    registry = cache.plugin_registry()
     names = registry.types()
     width = max((len(n) for n in names), default=0)
     display = {n: registry.get(n).display_name or n for n in names}
@@ -374,13 +345,13 @@ def providers_types():
 
 
 def _set_enabled(slug, enabled):
-    instance = _get_instance(slug)
+    provider = get_provider(slug)
     word = "enabled" if enabled else "disabled"
-    if instance.enabled == enabled:
-        click.echo(f"{instance.slug} is already {word}.")
+    if provider.enabled == enabled:
+        click.echo(f"{provider.slug} is already {word}.")
         return
-    _service(instances.update_instance, instance, enabled=enabled, actor=CLI_ACTOR)
-    click.echo(f"{instance.slug} is {word}.")
+    apply_change(service.update_provider, provider, enabled=enabled, actor=CLI_ACTOR)
+    click.echo(f"{provider.slug} is {word}.")
 
 
 @providers_cli.command("enable")
@@ -402,22 +373,18 @@ def providers_disable(slug):
 @click.argument("direction", type=click.Choice(["up", "down"]))
 def providers_move(slug, direction):
     """Move SLUG one place up or down in the order users see."""
-    instance = _get_instance(slug)
-    instances.move_instance(instance, -1 if direction == "up" else 1, actor=CLI_ACTOR)
-    click.echo("Order: " + ", ".join(i.slug for i in instances.ordered_instances()))
+    provider = get_provider(slug)
+    service.move_provider(provider, -1 if direction == "up" else 1, actor=CLI_ACTOR)
+    click.echo("Order: " + ", ".join(i.slug for i in cache.ordered_providers()))
 
 
 @providers_cli.command("rotate-keys")
 def providers_rotate_keys():
     """Re-encrypt every stored secret under the first ENCRYPTION_KEY (then older keys can go)."""
     try:
-        count = instances.rotate_secrets()
+        count = service.rotate_secrets()
     except SecretUnreadable as error:
         db.session.rollback()
         raise click.ClickException(f"{error}; nothing was changed.") from None
     audit.record("provider.rotate_keys", actor=CLI_ACTOR, detail=f"{count} secret(s)")
     click.echo(f"Re-encrypted {count} secret(s) under the first ENCRYPTION_KEY.")
-
-
-def init_app(app):
-    app.cli.add_command(providers_cli)

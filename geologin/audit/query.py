@@ -5,9 +5,9 @@ from datetime import date, datetime, time, timedelta, timezone
 
 from sqlalchemy import delete, func, or_, select
 
-from . import audit
-from .extensions import db
-from .models import AuditEvent, ProviderInstance, utcnow
+from .. import audit
+from ..extensions import db
+from ..models import AuditEvent, IdentityProvider, utcnow
 
 OUTCOMES = (audit.SUCCESS, audit.FAILURE)
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
@@ -67,7 +67,7 @@ def event_types():
 def provider_slugs():
     """The provider slugs found in the audit table or registered now, sorted."""
     seen = set(db.session.scalars(select(AuditEvent.provider).where(AuditEvent.provider.is_not(None)).distinct()))
-    seen.update(db.session.scalars(select(ProviderInstance.slug)))
+    seen.update(db.session.scalars(select(IdentityProvider.slug)))
     return sorted(slug for slug in seen if slug)
 
 

@@ -6,8 +6,8 @@ from flask import has_request_context, request
 from flask_login import current_user
 from sqlalchemy import insert
 
-from .extensions import db
-from .models import AuditEvent
+from ..extensions import db
+from ..models import AuditEvent
 
 logger = logging.getLogger("geologin.audit")
 

@@ -11,8 +11,10 @@ from flask_babel import ngettext
 from limits.storage import MemoryStorage
 from sqlalchemy import select, update
 
-from .extensions import db, limiter
-from .models import User, utcnow
+from .. import audit
+from ..accounts.passwords import verify_password
+from ..extensions import db, limiter
+from ..models import User, utcnow
 
 _FAILURES = "geologin:login-failures:"
 _LOCK = "geologin:login-lock:"
@@ -28,7 +30,10 @@ def init_app(app):
     limiter.request_filter(_no_limit_applies)
 
 
-_CALLBACK_ENDPOINTS = ("external.callback", "external_fixed_callback_")
+# The endpoints of the external-login callbacks: login/external.py's ``callback`` and the fixed callback paths
+# plugins declare, which it names FIXED_CALLBACK_PREFIX + a number.
+FIXED_CALLBACK_PREFIX = "external_fixed_callback_"
+_CALLBACK_ENDPOINTS = ("external.callback", FIXED_CALLBACK_PREFIX)
 
 
 def _no_limit_applies():
@@ -174,3 +179,22 @@ def lockout_message(seconds):
     minutes = max(1, -(-seconds // 60))
     return ngettext("Too many failed attempts. Try again in %(num)d minute.",
                     "Too many failed attempts. Try again in %(num)d minutes.", minutes)
+
+
+def check_own_password(user, password, event):
+    """A signed-in user's password typed again (re-authentication, password change), under the same
+    per-account lockout as the login form, so a session holder cannot guess it without limit. Returns
+    None when it matches, 0 when it does not, else the seconds the account is locked for; failures and
+    lockouts are audited as ``event`` with the login form's reason codes."""
+    wait = locked_for(user.username)
+    if wait:
+        audit.record(event, audit.FAILURE, target=user.username, actor=user.username, reason="locked_out")
+        return wait
+    if verify_password(user.password_hash, password):
+        record_success(user.username)
+        return None
+    audit.record(event, audit.FAILURE, target=user.username, actor=user.username, reason="bad_password")
+    locked = record_failure(user.username)
+    if locked:
+        audit.record("lockout", audit.FAILURE, target=user.username, actor="", detail=f"locked for {locked} s")
+    return 0

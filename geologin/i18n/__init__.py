@@ -1,6 +1,6 @@
 """Languages and local time.
 
-- Catalogs: the core's in ``geologin/translations/``, and every plugin's own ``translations/`` folder
+- Catalogs: the core's in ``geologin/i18n/translations/``, and every plugin's own ``translations/`` folder
   (recorded by the plugin registry), merged by Flask-Babel into one ``messages`` domain.
 - The language of a request: the logged-in user's choice, else the ``geologin_locale`` cookie, else the
   browser's Accept-Language, else ``DEFAULT_LOCALE``. The language picker on every page sets the first two.
@@ -17,9 +17,9 @@ from flask_babel import Domain, format_datetime, get_locale
 from flask_login import current_user
 from markupsafe import Markup
 
-from .config import ConfigError
-from .extensions import babel, db
-from .redirects import safe_next
+from ..config import ConfigError
+from ..extensions import babel, db
+from ..login.redirects import safe_next
 
 TRANSLATIONS = Path(__file__).parent / "translations"
 SOURCE_LOCALE = "en"  # the language of the msgids: needs no catalog

@@ -4,14 +4,14 @@
 (setup.py's build_py hook) and by the test suite's start when a ``.po`` is newer than its ``.mo``.
 
 This module needs Babel only, not Flask or geologin: setup.py loads it by path during an isolated build.
-Usage: ``python geologin/catalogs.py [--force]``.
+Usage: ``python geologin/i18n/catalogs.py [--force]``.
 """
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 # The core's catalogs, then each plugin folder's (plugins/<name>/translations/).
-CATALOG_GLOBS = ("geologin/translations/*/LC_MESSAGES/*.po", "plugins/*/translations/*/LC_MESSAGES/*.po")
+CATALOG_GLOBS = ("geologin/i18n/translations/*/LC_MESSAGES/*.po", "plugins/*/translations/*/LC_MESSAGES/*.po")
 
 
 def po_files(root=ROOT):

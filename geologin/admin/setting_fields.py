@@ -6,6 +6,8 @@ collide with the core's own fields (slug, label, csrf_token...)."""
 from flask_babel import lazy_gettext as _l
 from wtforms import BooleanField, PasswordField, SelectField, StringField
 
+from ..web import strip
+
 try:
     from wtforms.fields.choices import SelectChoice
 except ImportError:  # WTForms < 3.3 takes (value, label) tuples
@@ -18,17 +20,13 @@ SECRET_STORED = _l("A secret is stored; leave empty to keep it.")
 
 class MarkRequired:
     """Marks a field as required (the ``required`` flag, for the label and the input) without checking
-    anything: the plugin's ``clean_settings`` and instances.py report a missing value, in one place, so
+    anything: the plugin's ``clean_settings`` and idp/service.py report a missing value, in one place, so
     every problem of a submitted form is shown at once."""
 
     field_flags = {"required": True}
 
     def __call__(self, form, field):
         return None
-
-
-def _strip(value):
-    return value.strip() if isinstance(value, str) else value
 
 
 def choice(value, label):
@@ -57,7 +55,7 @@ def _field_for(setting, value, secret_stored):
     if setting.kind == "url":
         render_kw.update(type="url", inputmode="url")
     return StringField(label, validators=required, default="" if value is None else value,
-                       description=description, filters=[_strip], render_kw=render_kw)
+                       description=description, filters=[strip], render_kw=render_kw)
 
 
 def with_setting_fields(form_class, settings, values=None, stored_secrets=()):
@@ -78,7 +76,7 @@ def setting_fields(form, settings):
 
 
 def read_settings(form, settings):
-    """The submitted values as ``(settings, secrets)`` dicts, ready for instances.create/update_instance.
+    """The submitted values as ``(settings, secrets)`` dicts, ready for providers.create/update_provider.
     An empty secret stays empty, which means "keep the stored one"."""
     plain, secrets = {}, {}
     for setting in settings:
@@ -93,7 +91,7 @@ def read_settings(form, settings):
 
 
 def put_errors(form, settings, errors):
-    """Attach InstanceError/SettingsError messages to the setting fields; return the ones left over."""
+    """Attach ProviderChangeError/SettingsError messages to the setting fields; return the ones left over."""
     names = {s.name for s in settings}
     left = {}
     for name, message in errors.items():

@@ -1,0 +1,1 @@
+"""Local accounts: users, passwords, the first run, and the signed-in user's own pages."""

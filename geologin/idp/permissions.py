@@ -1,0 +1,89 @@
+"""Who may log in through a provider (one by one, or every active non-administrator), and the external
+accounts bound to local users."""
+from sqlalchemy import delete, select
+
+from .. import audit
+from ..extensions import db
+from ..login.sessions import end_user_sessions_via
+from ..models import ExternalIdentity, User, UserProviderPermission
+from .cache import ordered_providers
+
+
+def is_allowed(user, provider):
+    """Whether ``user`` may log in through ``provider``. "Every active user" never covers an administrator:
+    whoever runs the server could name an account like a local administrator (issue 14 item 3)."""
+    if provider.allow_all_users and not user.is_admin:
+        return True
+    return db.session.get(UserProviderPermission, (user.id, provider.id)) is not None
+
+
+def allowed_provider_ids(user):
+    return set(db.session.scalars(select(UserProviderPermission.provider_id)
+                                  .where(UserProviderPermission.user_id == user.id)))
+
+
+def allow(users, provider, *, actor=None):
+    """Let ``users`` log in through ``provider``; returns the usernames newly allowed."""
+    already = set(db.session.scalars(select(UserProviderPermission.user_id)
+                                     .where(UserProviderPermission.provider_id == provider.id)))
+    added = []
+    for user in users:
+        if user.id not in already:
+            db.session.add(UserProviderPermission(user_id=user.id, provider_id=provider.id))
+            already.add(user.id)
+            added.append(user.username)
+    return _committed("permission.grant", added, provider, actor)
+
+
+def disallow(users, provider, *, actor=None):
+    """Withdraw the permission; sessions that came through this provider end at their next request."""
+    removed = []
+    for user in users:
+        row = db.session.get(UserProviderPermission, (user.id, provider.id))
+        if row is not None:
+            db.session.delete(row)
+            end_user_sessions_via(user, provider.slug, commit=False)
+            removed.append(user.username)
+    return _committed("permission.revoke", removed, provider, actor)
+
+
+def _committed(event, usernames, provider, actor):
+    """Commit a grant or a revocation with one audit event naming the users it changed (if any)."""
+    if usernames:
+        audit.record(event, target=", ".join(usernames)[:255], provider=provider.slug, actor=actor, commit=False,
+                     detail=f"{len(usernames)} user(s)")
+    db.session.commit()
+    return usernames
+
+
+def set_user_permissions(user, provider_ids, *, actor=None):
+    """Make ``user``'s allowed providers exactly ``provider_ids`` (the user screen's checkboxes)."""
+    wanted = set(provider_ids)
+    current = allowed_provider_ids(user)
+    providers = {i.id: i for i in ordered_providers()}
+    for provider_id in wanted - current:
+        if provider_id in providers:
+            allow([user], providers[provider_id], actor=actor)
+    for provider_id in current - wanted:
+        disallow([user], providers[provider_id], actor=actor)
+
+
+def allowed_users(provider):
+    return list(db.session.scalars(
+        select(User).join(UserProviderPermission, UserProviderPermission.user_id == User.id)
+        .where(UserProviderPermission.provider_id == provider.id).order_by(User.username)))
+
+
+def identities_of(user):
+    return list(db.session.scalars(select(ExternalIdentity).where(ExternalIdentity.user_id == user.id)
+                                   .order_by(ExternalIdentity.provider_id)))
+
+
+def unlink(user, provider, *, actor=None):
+    """Forget the bound external account, so the next successful login binds afresh."""
+    result = db.session.execute(delete(ExternalIdentity).where(ExternalIdentity.user_id == user.id,
+                                                               ExternalIdentity.provider_id == provider.id))
+    if result.rowcount:
+        audit.record("identity.unlink", target=user.username, provider=provider.slug, actor=actor, commit=False)
+    db.session.commit()
+    return bool(result.rowcount)

@@ -2,8 +2,8 @@
 """Do geologin's speed tricks that lean on library internals still pay? (issue 15). Instruction counts of
 the app in-process (Flask's test client) under callgrind, with every trick and without each one:
 
-  (a) catalog   i18n's domain finds the request's catalog once per request (Flask-Babel: once per message),
-                installed by writing ``babel.__dict__["domain_instance"]`` over a cached_property
+  (a) catalog   i18n's domain found the request's catalog once per request (Flask-Babel: once per message):
+                measured not to pay any more (RESULTS.md, issue 15), so removed; its case is gone
   (b) block     the empty password form is login.html's ``login_form`` block, rendered once per language
                 through Jinja's ``Template.blocks`` / ``new_context``, with each visitor's CSRF token put in
   (c) storage   the limiter's ``geologin-memory://`` storage (limits' MemoryStorage without its timer thread,
@@ -14,7 +14,7 @@ the app in-process (Flask's test client) under callgrind, with every trick and w
 prints instructions per iteration; then it times one count in the limiter's storage without valgrind (medians,
 the two storages in turn), whose cost, a thread start and a wait for the GIL, instructions do not show.
 ``--case CASE --flow FLOW --count N --instance DIR`` is one run (what callgrind runs). The tricks are
-switched off from outside geologin (a public setting for (c), a replaced function for (a) and (b)), so
+switched off from outside geologin (a public setting for (c), a replaced function for (b)), so
 geologin's code is what is measured.
 """
 import argparse
@@ -68,19 +68,10 @@ def seed_instance(workdir):
 
 
 # -- switching one trick off, from outside geologin ---------------------------------------------------------
-def catalog_off(app):
-    """(a) off: the same per-app domain, finding the catalog Flask-Babel's way (once per message)."""
-    import flask_babel
-    babel = app.extensions["babel"].instance
-    installed = type(babel.__dict__["domain_instance"])
-    plain = type("FlaskBabelLookup", (installed,), {"get_translations": flask_babel.Domain.get_translations})
-    babel.__dict__["domain_instance"] = plain()
-
-
 def block_off(app):
     """(b) off: every page view renders login.html with its form (the path a ``?next=`` page view takes)."""
     module = sys.modules[app.view_functions["auth.login"].__module__]
-    original, form_class = module._login_page, module.LoginForm
+    original, form_class = module.login_page, module.LoginForm
 
     def login_page(form, status, headers=None):
         if form is None:
@@ -88,12 +79,11 @@ def block_off(app):
             form.next.data = ""
         return original(form, status, headers)
 
-    module._login_page = login_page
+    module.login_page = login_page
 
 
 CASES = {
     "every trick": (None, {}),
-    "without (a) catalog": (catalog_off, {}),
     "without (b) block": (block_off, {}),
     "without (c) storage": (None, {"GEOLOGIN_RATELIMIT_STORAGE_URI": "memory://"}),
 }

@@ -46,7 +46,7 @@ def seed(spec):
     from geologin import idp as instances
     from geologin.extensions import db
     from geologin.models import (AuditEvent, ExternalIdentity, User, UserProviderPermission, UserSession, utcnow)
-    from geologin.models import IdentityProvider as ProviderInstance
+    from geologin.models import IdentityProvider
     from geologin.accounts.passwords import hash_password
 
     app = create_app()
@@ -58,15 +58,15 @@ def seed(spec):
             settings={"base_url": p["base_url"], "client_id": "geologin", "generation": "legacy"},
             secrets={"client_secret": p["client_secret"]}, actor="benchmark") for p in spec["providers"]]
         filler_count = int(spec.get("filler_providers", 0))
-        _bulk(db, ProviderInstance, [{
+        _bulk(db, IdentityProvider, [{
             "slug": f"dhis2-{n:04d}", "type": "dhis2", "label": f"DHIS2 server {n:04d}",
             "description": "", "enabled": bool(spec.get("filler_enabled", True)), "position": len(real) + n,
             "allow_all_users": False, "secrets_json": real[0].secrets_json,
             "settings_json": json.dumps({"base_url": f"https://dhis2-{n:04d}.example.org/", "client_id": "geologin",
                                          "generation": "legacy", "redirect_uri": None}, sort_keys=True),
         } for n in range(1, filler_count + 1)])
-        filler_ids = list(db.session.scalars(select(ProviderInstance.id).where(
-            ProviderInstance.id.not_in([p.id for p in real])).order_by(ProviderInstance.id)))
+        filler_ids = list(db.session.scalars(select(IdentityProvider.id).where(
+            IdentityProvider.id.not_in([p.id for p in real])).order_by(IdentityProvider.id)))
 
         users = [{"username": "bench-admin", "display_name": "Benchmark administrator", "is_admin": True}]
         for user in spec["bench_users"]:
@@ -112,7 +112,7 @@ def seed(spec):
         _bulk(db, AuditEvent, events)
         db.session.commit()
         counts = {model.__tablename__: db.session.scalar(select(func.count()).select_from(model))
-                  for model in (User, ProviderInstance, UserProviderPermission, ExternalIdentity, UserSession,
+                  for model in (User, IdentityProvider, UserProviderPermission, ExternalIdentity, UserSession,
                                 AuditEvent)}
     return counts
 

@@ -83,7 +83,7 @@ def _unexpected_error(error):
 
 
 def init_app(app):
-    proxies = int(app.config["TRUSTED_PROXIES"])
+    proxies = app.config["TRUSTED_PROXIES"]
     if proxies:
         # Exactly N hops: a client cannot add its own X-Forwarded-For entry and be believed.
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=proxies, x_proto=proxies)

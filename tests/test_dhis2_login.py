@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlencode, urlsplit
 import pytest
 from sqlalchemy import select
 
-from geologin import idp as instances
+from geologin import idp
 from geologin.extensions import db
 from geologin.models import AuditEvent, ExternalIdentity, User
 from tests.conftest import AuthActions, csrf_from, post_form
@@ -58,12 +58,12 @@ def app(app_factory):
 
 def register(app, server, slug, *, label=None, allow=(), allow_all=False, **settings):
     with app.app_context():
-        instance = instances.create_instance(
+        instance = idp.create_provider(
             "dhis2", slug=slug, label=label or f"DHIS2 {slug}", allow_all_users=allow_all,
             settings={"base_url": server.url + "/", "client_id": "geologin", **settings},
             secrets={"client_secret": settings.pop("secret", SECRET)}, actor="test")
         if allow:
-            instances.allow([User.by_username(name) for name in allow], instance, actor="test")
+            idp.allow([User.by_username(name) for name in allow], instance, actor="test")
         return instance.id
 
 
@@ -148,7 +148,7 @@ def test_generation_can_be_forced(app, client, oidc, legacy, make_user):
     assert "/dhis/uaa/oauth/authorize?" in start(client, "legacy")
     # Forcing the wrong generation gives a clear failure, not a crash.
     with app.app_context():
-        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), settings={"generation": "oidc"})
+        idp.update_provider(idp.IdentityProvider.by_slug("legacy"), settings={"generation": "oidc"})
     client.post("/auth/start", data={"csrf_token": csrf_from(client.get("/login")), "provider": "legacy"})
     assert "cannot use" in flashed_error(client)
 
@@ -167,7 +167,7 @@ def test_login_page_several_servers_offers_a_labelled_select_in_admin_order(app,
     assert '<label for="dhis2-server">DHIS2 server</label>' in html
     assert html.index("Ministry (2.40)") < html.index("Malaria programme (2.42)")
     with app.app_context():
-        instances.move_instance(instances.ProviderInstance.by_slug("oidc"), -1)
+        idp.move_provider(idp.IdentityProvider.by_slug("oidc"), -1)
     html = client.get("/login").get_data(as_text=True)
     assert html.index("Malaria programme (2.42)") < html.index("Ministry (2.40)")
 
@@ -199,7 +199,7 @@ def test_reg_server_select_remembers_only_a_server_that_logged_in(app, client, l
 def test_disabled_server_is_not_offered(app, client, legacy):
     register(app, legacy, "legacy")
     with app.app_context():
-        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), enabled=False)
+        idp.update_provider(idp.IdentityProvider.by_slug("legacy"), enabled=False)
     assert "Log in with DHIS2" not in client.get("/login").get_data(as_text=True)
     client.post("/auth/start", data={"csrf_token": csrf_from(client.get("/login")), "provider": "legacy"})
     assert "Choose a server" in client.get("/login").get_data(as_text=True)
@@ -231,7 +231,7 @@ def test_sec_14_reason_identity_mismatch_after_account_recreated(app, client, le
     assert last_login_event(app)[:2] == ("failure", "identity_mismatch")
     # An admin unlinks; the next login binds the new account.
     with app.app_context():
-        instances.unlink(User.by_username("alice"), instances.ProviderInstance.by_slug("legacy"), actor="test")
+        idp.unlink(User.by_username("alice"), idp.IdentityProvider.by_slug("legacy"), actor="test")
     login_via_dhis2(client, "legacy")
     assert logged_in_as(client) == "alice"
 
@@ -333,8 +333,8 @@ def test_sec_07_external_login_next_is_validated(app, client, legacy, make_user)
 
 def test_sec_13_http_server_refused_unless_allowed(app_factory, legacy):
     strict = app_factory(ALLOW_INSECURE_HTTP=False, PUBLIC_URL=PUBLIC)
-    with strict.app_context(), pytest.raises(instances.InstanceError) as refused:
-        instances.create_instance("dhis2", slug="plain", label="Plain", settings={"base_url": legacy.url},
+    with strict.app_context(), pytest.raises(idp.ProviderChangeError) as refused:
+        idp.create_provider("dhis2", slug="plain", label="Plain", settings={"base_url": legacy.url},
                                   secrets={"client_secret": SECRET})
     assert "Use https://" in str(refused.value.errors["base_url"])
 
@@ -346,7 +346,7 @@ def test_sec_45_no_redirect_followed_from_the_server(app, client, legacy, make_u
     location = Dhis2User(*ALICE).authorize(start(client, "legacy"))
     app.config["PUBLIC_URL"] = PUBLIC
     with app.app_context():
-        provider = instances.build_provider(instances.ProviderInstance.by_slug("legacy"))
+        provider = idp.plugin_object(idp.IdentityProvider.by_slug("legacy"))
         assert provider.http.allowed_hosts == {urlsplit(legacy.url).netloc}
     # /api/me without a token answers 302 to the login page at DHIS2: not followed, refused.
     response = provider.http.get(legacy.url + "/api/me")
@@ -383,7 +383,7 @@ def test_sec_54_no_secret_code_or_token_in_logs_or_audit(app, client, legacy, oi
         AuthActions(client).logout()
     with app.app_context():
         rows = json.dumps([e.as_dict() for e in db.session.scalars(select(AuditEvent))])
-        stored = json.dumps([(i.settings_json, i.secrets_json) for i in instances.ordered_instances()])
+        stored = json.dumps([(i.settings_json, i.secrets_json) for i in idp.ordered_providers()])
     haystack = caplog.text + rows
     assert len(tokens) == 2 and SECRET not in haystack and SECRET not in stored
     for token in tokens:
@@ -474,15 +474,15 @@ def test_sec_28_withdrawing_permission_or_disabling_the_server_ends_sessions_ope
     password_browser = app.test_client()
     AuthActions(password_browser).login("alice")
     with app.app_context():
-        instances.disallow([User.by_username("alice")], instances.ProviderInstance.by_slug("legacy"), actor="t")
+        idp.disallow([User.by_username("alice")], idp.IdentityProvider.by_slug("legacy"), actor="t")
     assert client.get("/").status_code == 302  # the DHIS2 session ended
     assert password_browser.get("/").status_code == 200  # the password session did not
     with app.app_context():
-        instances.allow([User.by_username("alice")], instances.ProviderInstance.by_slug("legacy"), actor="t")
+        idp.allow([User.by_username("alice")], idp.IdentityProvider.by_slug("legacy"), actor="t")
     login_via_dhis2(client, "legacy")
     assert logged_in_as(client) == "alice"
     with app.app_context():
-        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), enabled=False, actor="t")
+        idp.update_provider(idp.IdentityProvider.by_slug("legacy"), enabled=False, actor="t")
     assert client.get("/").status_code == 302
     assert password_browser.get("/").status_code == 200
 
@@ -500,9 +500,9 @@ def test_sec_05_a_redirect_uri_belongs_to_one_provider_only(app, legacy, oidc, m
     service, the admin form and the CLI, each with a message that names the holder."""
     register(app, legacy, "gpr", label="Ministry DHIS2", redirect_uri=PUBLIC + GPR_PATH)
     with app.app_context():
-        instances.update_instance(instances.ProviderInstance.by_slug("gpr"), enabled=False)
-        with pytest.raises(instances.InstanceError) as refused:
-            instances.create_instance("dhis2", slug="other", label="Other", secrets={"client_secret": SECRET},
+        idp.update_provider(idp.IdentityProvider.by_slug("gpr"), enabled=False)
+        with pytest.raises(idp.ProviderChangeError) as refused:
+            idp.create_provider("dhis2", slug="other", label="Other", secrets={"client_secret": SECRET},
                                       settings={"base_url": oidc.url + "/", "redirect_uri": PUBLIC + GPR_PATH})
         assert "Ministry DHIS2" in str(refused.value.errors["redirect_uri"])
     admin = _admin_browser(app, make_user)
@@ -522,8 +522,8 @@ def test_sec_05_a_redirect_uri_belongs_to_one_provider_only(app, legacy, oidc, m
                                                 f"redirect_uri={PUBLIC}{GPR_PATH}"])
     assert result.exit_code != 0 and "already used by Ministry DHIS2" in result.output
     with app.app_context():
-        assert instances.settings_of(instances.ProviderInstance.by_slug("oidc"))["redirect_uri"] is None
-        assert instances.ProviderInstance.by_slug("other") is None
+        assert idp.settings_of(idp.IdentityProvider.by_slug("oidc"))["redirect_uri"] is None
+        assert idp.IdentityProvider.by_slug("other") is None
 
 
 def test_sec_05_attacker_provider_on_a_shared_path_cannot_complete_another_providers_login(
@@ -537,7 +537,7 @@ def test_sec_05_attacker_provider_on_a_shared_path_cannot_complete_another_provi
     assert urlsplit(location).path == GPR_PATH
     attacker = dhis2_servers("2.41.1")
     with app.app_context():
-        instances.update_instance(instances.ProviderInstance.by_slug("gpr"), settings={"redirect_uri": ""})
+        idp.update_provider(idp.IdentityProvider.by_slug("gpr"), settings={"redirect_uri": ""})
     register(app, attacker, "other", allow_all=True, redirect_uri=PUBLIC + GPR_PATH)
     back_to_geologin(client, location)
     assert client.get("/").status_code == 302
@@ -555,8 +555,8 @@ def test_sec_05_providers_sharing_a_path_from_before_the_rule_cannot_log_in_thro
     attacker = dhis2_servers("2.41.1")
     register(app, attacker, "other", allow_all=True)
     with app.app_context():
-        other = instances.ProviderInstance.by_slug("other")
-        other.settings_json = json.dumps({**instances.settings_of(other), "redirect_uri": PUBLIC + GPR_PATH})
+        other = idp.IdentityProvider.by_slug("other")
+        other.settings_json = json.dumps({**idp.settings_of(other), "redirect_uri": PUBLIC + GPR_PATH})
         db.session.commit()
     login_via_dhis2(client, "gpr")
     assert client.get("/").status_code == 302
@@ -564,11 +564,11 @@ def test_sec_05_providers_sharing_a_path_from_before_the_rule_cannot_log_in_thro
     assert (outcome, reason, provider) == ("failure", "not_configured", "gpr")
     assert "other" in detail
     with app.app_context():
-        instances.update_instance(instances.ProviderInstance.by_slug("other"), enabled=False)
+        idp.update_provider(idp.IdentityProvider.by_slug("other"), enabled=False)
     result = app.test_cli_runner().invoke(args=["providers", "enable", "other"])
     assert result.exit_code != 0 and "already used by DHIS2 gpr" in result.output
     with app.app_context():
-        assert not instances.ProviderInstance.by_slug("other").enabled
+        assert not idp.IdentityProvider.by_slug("other").enabled
     login_via_dhis2(client, "gpr")
     assert logged_in_as(client) == "alice"
 
@@ -591,7 +591,7 @@ def test_sec_14_administrator_is_never_reached_through_every_active_user(app, cl
     login_via_dhis2(app.test_client(), "legacy", user=BOB)  # everyone else still gets in
     assert last_login_event(app)[:4] == ("success", None, "legacy", "bob")
     with app.app_context():
-        instances.allow([User.by_username("alice")], instances.ProviderInstance.by_slug("legacy"), actor="t")
+        idp.allow([User.by_username("alice")], idp.IdentityProvider.by_slug("legacy"), actor="t")
     login_via_dhis2(client, "legacy")
     assert logged_in_as(client) == "alice"
 
@@ -608,7 +608,7 @@ def test_sec_28_switching_to_allowed_users_only_ends_sessions_of_users_not_on_th
     login_via_dhis2(bob, "legacy", user=BOB)
     assert logged_in_as(client) == "alice" and logged_in_as(bob) == "bob"
     with app.app_context():
-        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), allow_all_users=False, actor="t")
+        idp.update_provider(idp.IdentityProvider.by_slug("legacy"), allow_all_users=False, actor="t")
     assert client.get("/").status_code == 302  # alice is not on the list
     assert logged_in_as(bob) == "bob"
     # Made an administrator, bob needs his own permission for that server: he has one, so he stays.
@@ -618,7 +618,7 @@ def test_sec_28_switching_to_allowed_users_only_ends_sessions_of_users_not_on_th
     # Made an administrator, alice loses the session "every active user" gave her: she has no permission of
     # her own.
     with app.app_context():
-        instances.update_instance(instances.ProviderInstance.by_slug("legacy"), allow_all_users=True, actor="t")
+        idp.update_provider(idp.IdentityProvider.by_slug("legacy"), allow_all_users=True, actor="t")
     login_via_dhis2(client, "legacy")
     assert logged_in_as(client) == "alice"
     with app.app_context():
@@ -679,7 +679,7 @@ def test_reg_refusals_say_to_log_out_of_the_server_to_use_another_account(app, c
         with app.app_context():
             db.session.add(ExternalIdentity(user_id=User.by_username("alice").id, subject="SomeoneElse",
                                             subject_scheme="dhis2-uid",
-                                            provider_id=instances.ProviderInstance.by_slug("legacy").id))
+                                            provider_id=idp.IdentityProvider.by_slug("legacy").id))
             db.session.commit()
     login_via_dhis2(client, "legacy", approve=reason != "access_denied")
     assert last_login_event(app)[1] == reason

@@ -33,7 +33,7 @@ def issue_setup_token():
     if admin_exists():
         return None
     token = secrets.token_urlsafe(32)
-    hours = int(current_app.config["SETUP_TOKEN_HOURS"])
+    hours = current_app.config["SETUP_TOKEN_HOURS"]
     db.session.execute(delete(SetupToken))
     db.session.add(SetupToken(token_hash=digest(token), expires_at=utcnow() + timedelta(hours=hours)))
     db.session.commit()

@@ -10,7 +10,7 @@ from flask_babel import lazy_gettext as _l
 def _hasher():
     config = current_app.config
     return _cached_hasher(
-        int(config["ARGON2_TIME_COST"]), int(config["ARGON2_MEMORY_COST"]), int(config["ARGON2_PARALLELISM"])
+        config["ARGON2_TIME_COST"], config["ARGON2_MEMORY_COST"], config["ARGON2_PARALLELISM"]
     )
 
 
@@ -68,7 +68,7 @@ def _too_guessable(password, username):
 def password_problems(password, username=None):
     """The reasons ``password`` is refused (empty when acceptable). No composition rules, per ASVS 6.2."""
     config = current_app.config
-    minimum, maximum = int(config["PASSWORD_MIN_LENGTH"]), int(config["PASSWORD_MAX_LENGTH"])
+    minimum, maximum = config["PASSWORD_MIN_LENGTH"], config["PASSWORD_MAX_LENGTH"]
     problems = []
     if len(password) < minimum:
         problems.append(_l("Use at least %(n)d characters.", n=minimum))

@@ -108,7 +108,7 @@ def events():
     form, filters = _filter_form()
     form.fill_choices()
     page = db.paginate(audit_query.filtered_events(filters), page=requested_page(),
-                       per_page=int(current_app.config["AUDIT_PER_PAGE"]), error_out=False, max_per_page=1000)
+                       per_page=current_app.config["AUDIT_PER_PAGE"], error_out=False, max_per_page=1000)
     return render_template("admin/audit.html", form=form, page=page, filtered=bool(filters),
                            args=form.query_args(), csv_args=form.query_args(only_applied=True))
 

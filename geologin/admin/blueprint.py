@@ -19,7 +19,7 @@ def require_admin():
         return login_manager.unauthorized()
     if not current_user.is_admin:
         abort(403)
-    fresh = timedelta(minutes=int(current_app.config["ADMIN_FRESH_LOGIN_MINUTES"]))
+    fresh = timedelta(minutes=current_app.config["ADMIN_FRESH_LOGIN_MINUTES"])
     # A form opened while the login was fresh may still be sent for another hour, so nothing typed is lost.
     if login_age() > (fresh if request.method == "GET" else fresh + timedelta(hours=1)):
         target = request.full_path if request.method == "GET" else request.referrer

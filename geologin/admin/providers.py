@@ -273,7 +273,7 @@ def _users_page(provider, *, bulk_form=None, status=200):
     statement = (users.search_users(query)
                  .join(UserProviderPermission, UserProviderPermission.user_id == User.id)
                  .where(UserProviderPermission.provider_id == provider.id))
-    page = db.paginate(statement, page=requested_page(), per_page=int(current_app.config["USERS_PER_PAGE"]),
+    page = db.paginate(statement, page=requested_page(), per_page=current_app.config["USERS_PER_PAGE"],
                        error_out=False, max_per_page=200)
     return render_template("admin/providers_users.html", instance=provider, page=page, query=query,
                            bulk_form=bulk_form or BulkAllowForm(formdata=None),

@@ -53,7 +53,7 @@ def index():
 def users_list():
     query = (request.args.get("q") or "").strip()[:200]
     page = db.paginate(users.search_users(query), page=requested_page(),
-                       per_page=int(current_app.config["USERS_PER_PAGE"]),
+                       per_page=current_app.config["USERS_PER_PAGE"],
                        error_out=False, max_per_page=200)
     return render_template("admin/users.html", page=page, query=query)
 

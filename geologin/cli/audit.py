@@ -46,15 +46,9 @@ def audit_list(as_json, limit, user, provider, event, outcome, since, until):
 
 
 def _retention_days():
-    setting = current_app.config.get("AUDIT_RETENTION_DAYS")
-    if setting is None:
+    days = current_app.config.get("AUDIT_RETENTION_DAYS")  # a whole number, at least 1 (config's table)
+    if days is None:
         raise click.UsageError("Give --older-than DAYS (AUDIT_RETENTION_DAYS is not set).")
-    try:
-        days = int(setting)  # GEOLOGIN_AUDIT_RETENTION_DAYS=1 arrives as True, like other numbers
-    except (TypeError, ValueError):
-        days = 0
-    if days < 1:
-        raise click.ClickException("AUDIT_RETENTION_DAYS must be a whole number of days, at least 1.")
     return days
 
 

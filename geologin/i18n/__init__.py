@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytz
 from babel import Locale, UnknownLocaleError
-from flask import Blueprint, abort, current_app, g, redirect, request, url_for
+from flask import Blueprint, abort, current_app, redirect, request, url_for
 from flask_babel import Domain, format_datetime, get_locale
 from flask_login import current_user
 from markupsafe import Markup
@@ -120,7 +120,7 @@ def choose_language():
         abort(400)
     response = redirect(safe_next(request.form.get("next")) or url_for("home.index"))
     response.set_cookie(LOCALE_COOKIE, code, max_age=LOCALE_COOKIE_MAX_AGE, httponly=True, samesite="Lax",
-                        secure=bool(current_app.config["SESSION_COOKIE_SECURE"]))
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
     if current_user.is_authenticated:
         current_user.locale = code
         db.session.commit()
@@ -141,17 +141,6 @@ class _AppDomain(Domain):
 
     def get_translations_cache(self, ctx):
         return current_app.extensions.setdefault("geologin.translations_cache", {})
-
-    def get_translations(self):
-        """Flask-Babel finds the catalog again for every message (a page shows a dozen); keep the one found
-        for the request's current language on the request."""
-        if not g:
-            return super().get_translations()
-        locale = get_locale()
-        found = g.get("geologin_translations")
-        if found is None or found[0] is not locale:
-            found = g.geologin_translations = (locale, super().get_translations())
-        return found[1]
 
 
 def translation_directories(app):

@@ -9,13 +9,6 @@ from .permissions import (allow, allowed_provider_ids, allowed_users, disallow, 
 from .service import (SLUG, create_provider, delete_provider, holders_of_redirect_path, move_provider,
                       rotate_secrets, update_provider)
 
-# The names before the rename (issue 15), for the files other developers edit in parallel
-# (tests/test_dhis2_login.py, geologin/providers/testing.py): remove once they use the new names.
-ProviderInstance = IdentityProvider
-InstanceError = ProviderChangeError
-build_provider = plugin_object
-create_instance, update_instance, move_instance = create_provider, update_provider, move_provider
-ordered_instances = ordered_providers
 
 __all__ = [
     "IdentityProvider", "ProviderChangeError", "SLUG", "all_passed", "allow", "allowed_provider_ids", "allowed_users",

@@ -132,7 +132,7 @@ def has_secret(provider, name):
 
 
 def allow_insecure():
-    return bool(current_app.config.get("ALLOW_INSECURE_HTTP"))
+    return current_app.config.get("ALLOW_INSECURE_HTTP")
 
 
 # -- building the plugin object ----------------------------------------------------------------------

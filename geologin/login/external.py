@@ -89,7 +89,7 @@ def _plugin_step(provider, step, argument):
 
 
 def _transaction_ttl():
-    return timedelta(minutes=int(current_app.config["LOGIN_TRANSACTION_MINUTES"]))
+    return timedelta(minutes=current_app.config["LOGIN_TRANSACTION_MINUTES"])
 
 
 @bp.route("/auth/start", methods=["POST"])

@@ -44,8 +44,8 @@ def load_user(user_id):
     user = row.user
     now = utcnow()
     config = current_app.config
-    idle = timedelta(minutes=int(config["SESSION_IDLE_MINUTES"]))
-    absolute = timedelta(hours=int(config["SESSION_ABSOLUTE_HOURS"]))
+    idle = timedelta(minutes=config["SESSION_IDLE_MINUTES"])
+    absolute = timedelta(hours=config["SESSION_ABSOLUTE_HOURS"])
     if (not user.active or now - row.last_seen_at > idle or now - row.created_at > absolute
             or row.created_at + _CLOCK_SKEW < user.created_at
             or not _method_still_permitted(AuthMethod.of(row), user)):

@@ -25,7 +25,7 @@ def init_app(app):
     config.setdefault("RATELIMIT_STORAGE_URI", config.get("REDIS_URL") or "geologin-memory://")
     config.setdefault("RATELIMIT_KEY_PREFIX", "geologin")
     config.setdefault("RATELIMIT_HEADERS_ENABLED", True)
-    config.setdefault("RATELIMIT_ENABLED", bool(config.get("LOGIN_RATE_LIMIT")))
+    config.setdefault("RATELIMIT_ENABLED", config.get("LOGIN_RATE_LIMIT"))
     limiter.init_app(app)
     limiter.request_filter(_no_limit_applies)
 
@@ -137,10 +137,10 @@ def record_failure(username):
         return 0
     config = current_app.config
     storage = _storage()
-    reset = int(config["LOCKOUT_FAILURE_RESET_SECONDS"])
+    reset = config["LOCKOUT_FAILURE_RESET_SECONDS"]
     failures_key = _key(_FAILURES, username)
     failures = storage.incr(failures_key, reset)
-    threshold = int(config["LOCKOUT_MAX_FAILURES"])
+    threshold = config["LOCKOUT_MAX_FAILURES"]
     if failures < threshold:
         return 0
     if _unlocked_since(username, storage.get_expiry(failures_key) - reset):  # counted before an unlock
@@ -148,8 +148,8 @@ def record_failure(username):
         storage.incr(failures_key, reset)
         return 0
     # Keycloak-style: every failure past the threshold adds one wait increment, up to the maximum wait.
-    wait = min(int(config["LOCKOUT_WAIT_INCREMENT_SECONDS"]) * (failures - threshold + 1),
-               int(config["LOCKOUT_MAX_WAIT_SECONDS"]))
+    wait = min(config["LOCKOUT_WAIT_INCREMENT_SECONDS"] * (failures - threshold + 1),
+               config["LOCKOUT_MAX_WAIT_SECONDS"])
     lock = _key(_LOCK, username)
     storage.clear(lock)
     storage.incr(lock, wait, amount=wait)  # the value is the wait: with the expiry, it tells when the lock began

@@ -99,16 +99,16 @@ class LoginHarness:
 
     # -- steps of a login ---------------------------------------------------------------------------
     def register(self, app, slug="contract", *, allow=("alice",), allow_all=False, label=None):
-        from geologin import idp as instances
+        from geologin import idp
         from geologin.models import User
 
         with app.app_context():
-            instance = instances.create_instance(self.provider_type, slug=slug, label=label or f"Server {slug}",
+            instance = idp.create_provider(self.provider_type, slug=slug, label=label or f"Server {slug}",
                                                  settings=dict(self.settings), secrets=dict(self.secrets),
                                                  allow_all_users=allow_all, actor="contract")
             users = [User.by_username(name) for name in allow]
             if any(users):
-                instances.allow([user for user in users if user], instance, actor="contract")
+                idp.allow([user for user in users if user], instance, actor="contract")
             return slug
 
     def make_user(self, app, username="alice", active=True):

@@ -235,6 +235,13 @@ SETTINGS = (
                   "PUBLIC_URL's scheme", optional=True),
     ConfigSetting("WTF_CSRF_TIME_LIMIT", int, None, "seconds a form's CSRF token lives; none: as long as the session",
                   min=1, optional=True),
+    # The OpenID provider (geologin/apps). A rotated-in key is published this long before it signs, so relying
+    # parties that cache the key set have fetched it by then.
+    ConfigSetting("OIDC_KEY_GRACE_SECONDS", int, 3600, "seconds a new signing key (`keys rotate`) is published before "
+                  "it signs", min=0, max=30 * 24 * 3600),
+    ConfigSetting("OIDC_ID_TOKEN_SECONDS", int, 300, "lifetime of the ID tokens geologin issues to applications; a "
+                  "replaced signing key stays published this long (plus 5 minutes of clock leeway)", min=1,
+                  max=24 * 3600),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 DEFAULTS = {setting.name: setting.default for setting in SETTINGS}

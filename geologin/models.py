@@ -1,4 +1,5 @@
-"""The core's tables: local users, their server-side sessions, the audit trail and first-run setup tokens."""
+"""The core's tables: local users, their server-side sessions, the audit trail, first-run setup tokens, the
+registered identity providers and the OpenID provider's signing keys."""
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
@@ -238,6 +239,23 @@ class LoginTransaction(db.Model):
     next_url: Mapped[str | None] = mapped_column(String(2000))
     data_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
+
+
+class SigningKey(db.Model):
+    """A key the OpenID provider signs tokens with (geologin/apps/keys.py). It is published from creation,
+    signs from ``signs_from`` until a newer key of its algorithm signs, then stays published for as long as
+    the tokens it signed live; the private JWK is encrypted with ENCRYPTION_KEY, the public one is not."""
+
+    __tablename__ = "signing_keys"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kid: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    alg: Mapped[str] = mapped_column(String(10), nullable=False)
+    private_jwk: Mapped[str] = mapped_column(Text, nullable=False)  # Fernet token of the private JWK's JSON
+    public_jwk: Mapped[str] = mapped_column(Text, nullable=False)  # JSON
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    signs_from: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
 
 
 class CacheVersion(db.Model):

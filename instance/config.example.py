@@ -61,3 +61,7 @@
 # send the session cookie over https only; none: follow PUBLIC_URL's scheme
 # SESSION_COOKIE_SECURE = None
 # WTF_CSRF_TIME_LIMIT = None                # seconds a form's CSRF token lives; none: as long as the session
+# seconds a new signing key (`keys rotate`) is published before it signs
+# OIDC_KEY_GRACE_SECONDS = 3600
+# lifetime of ID tokens issued to applications; a replaced signing key stays published this long (+5 min)
+# OIDC_ID_TOKEN_SECONDS = 300

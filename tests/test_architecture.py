@@ -33,7 +33,8 @@ ALLOWED = {
     "i18n": {"config", "extensions", "login.redirects"},
     "admin": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.sessions", "login.redirects",
               "login.throttle"},
-    "cli": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.throttle"},
+    "apps": {"config", "extensions", "models", "encryption", "audit"},  # the OpenID provider: no login code
+    "cli": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.throttle", "apps"},
     "app": {"*"},  # geologin/__init__.py (create_app) puts every area together
     "wsgi": {"app", "config"},
     "__main__": {"wsgi"},

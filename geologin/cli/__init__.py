@@ -1,8 +1,9 @@
 """The ``flask --app wsgi ...`` commands for automation, one module a command group: users (and their
-identity-provider permissions), providers, audit and the first-run setup link. Errors exit non-zero with a
+identity-provider permissions), providers, audit, the first-run setup link and the OpenID provider's signing keys. Errors exit non-zero with a
 one-line message and change nothing."""
 from ..validation import guard_cli
 from .audit import audit_cli
+from .keys import keys_cli
 from .providers import providers_cli
 from .setup import setup_link
 from .users import users_cli
@@ -13,4 +14,5 @@ def init_app(app):
     app.cli.add_command(audit_cli)
     app.cli.add_command(setup_link)
     app.cli.add_command(providers_cli)
+    app.cli.add_command(keys_cli)
     guard_cli(app.cli)

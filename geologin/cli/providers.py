@@ -9,6 +9,7 @@ from flask import current_app
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
 from .. import audit
+from ..apps import keys
 from ..encryption import SecretUnreadable
 from ..extensions import db
 from ..idp import cache, permissions, service
@@ -380,11 +381,15 @@ def providers_move(slug, direction):
 
 @providers_cli.command("rotate-keys")
 def providers_rotate_keys():
-    """Re-encrypt every stored secret under the first ENCRYPTION_KEY (then older keys can go)."""
+    """Re-encrypt every stored secret (identity providers' secrets, private signing keys) under the first
+    ENCRYPTION_KEY (then older keys can go)."""
     try:
-        count = service.rotate_secrets()
+        key_count = keys.reencrypt_private_keys()
+        count = service.rotate_secrets()  # its commit takes both: all re-encrypted, or nothing
     except SecretUnreadable as error:
         db.session.rollback()
         raise click.ClickException(f"{error}; nothing was changed.") from None
-    audit.record("provider.rotate_keys", actor=CLI_ACTOR, detail=f"{count} secret(s)")
-    click.echo(f"Re-encrypted {count} secret(s) under the first ENCRYPTION_KEY.")
+    audit.record("provider.rotate_keys", actor=CLI_ACTOR,
+                 detail=f"{count} provider secret(s), {key_count} signing key(s)")
+    click.echo(f"Re-encrypted {count} secret(s) of identity providers and {key_count} private signing key(s) "
+               "under the first ENCRYPTION_KEY.")

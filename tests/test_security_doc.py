@@ -2,6 +2,8 @@
 import re
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 # A-G, then the items of H (geologin as an OpenID provider) that have tests so far.
 CHECKLIST_ITEMS = [*range(1, 56), 63]
@@ -33,19 +35,12 @@ def test_security_doc_names_only_existing_tests_and_every_item():
     assert rows == set(CHECKLIST_ITEMS)
 
 
-def test_security_doc_names_only_existing_conformance_tests():
-    """Tests named after an OpenID conformance test (``test_oidcc_...``) that the doc lists exist."""
+@pytest.mark.parametrize("prefix", ["test_oidcc", "test_reg"])
+def test_security_doc_names_only_existing_named_tests(prefix):
+    """The tests the doc lists by an OpenID conformance name (``test_oidcc_...``) or in its regression tables
+    (``test_reg_...``) exist, so a renamed or deleted test shows up here."""
     doc = (ROOT / "docs" / "security.md").read_text()
-    named = set(re.findall(r"`([\w/]+\.py::test_oidcc_\w+)`", doc))
+    named = set(re.findall(rf"`([\w/]+\.py::{prefix}_\w+)`", doc))
     existing = {f"{path.relative_to(ROOT / 'tests')}::{name}" for path in (ROOT / "tests").rglob("test_*.py")
-                for name in re.findall(r"def (test_oidcc_\w+)", path.read_text())}
-    assert named and named - existing == set()
-
-
-def test_security_doc_names_only_existing_regression_tests():
-    """The issue-14 regression table names real tests, so a renamed or deleted test shows up here."""
-    doc = (ROOT / "docs" / "security.md").read_text()
-    named = set(re.findall(r"`([\w/]+\.py::test_reg_\w+)`", doc))
-    existing = {f"{path.relative_to(ROOT / 'tests')}::{name}" for path in (ROOT / "tests").rglob("test_*.py")
-                for name in re.findall(r"def (test_reg_\w+)", path.read_text())}
+                for name in re.findall(rf"def ({prefix}_\w+)", path.read_text())}
     assert named and named - existing == set()

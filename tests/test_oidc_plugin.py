@@ -276,3 +276,21 @@ def test_whatever_a_plugin_raises_in_a_login_step_is_a_provider_error_not_a_500(
     assert (event.outcome, event.reason_code, event.provider) == ("failure", "provider_error", "health")
     assert type(error).__name__ in event.detail
     assert any(record.exc_info and record.exc_info[0] is type(error) for record in caplog.records)
+
+
+def test_sec_54_a_plugin_errors_message_stays_out_of_the_audit_trail(app, client, server, monkeypatch):
+    """A plugin bug's message may quote what the server sent (a token, a code): the audit row names only the
+    exception's type; the message is for the operator's log."""
+    register(app)
+    secret = "eyJleaked-token-0123456789"
+
+    def broken(self, callback):
+        raise ValueError(f"unexpected answer: {{'access_token': '{secret}'}}")
+
+    monkeypatch.setattr(app.extensions["geologin.plugins"].get("oidc"), "complete_login", broken)
+    oidc_login(client, server)
+    with app.app_context():
+        event = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login")
+                                   .order_by(AuditEvent.id.desc())).first()
+    assert event.reason_code == "provider_error" and "ValueError" in event.detail
+    assert secret not in event.detail

@@ -85,7 +85,8 @@ def _plugin_step(provider, step, argument):
         return None, _fail("not_configured", provider, detail=str(error))
     except Exception as error:
         logger.exception("the %s plugin failed during a login through %s", provider.type, provider.slug)
-        return None, _fail("provider_error", provider, detail=f"plugin error: {type(error).__name__}: {error}")
+        # The type only: the message may quote what the server sent (the log above has it all).
+        return None, _fail("provider_error", provider, detail=f"plugin error: {type(error).__name__}")
 
 
 def _transaction_ttl():

@@ -4,6 +4,7 @@ single use, expiry), matching the identity to a local user, binding, the session
 import json
 import logging
 import secrets
+import traceback
 from datetime import timedelta
 from urllib.parse import urlsplit
 
@@ -84,8 +85,9 @@ def _plugin_step(provider, step, argument):
     except SecretUnreadable as error:
         return None, _fail("not_configured", provider, detail=str(error))
     except Exception as error:
-        logger.exception("the %s plugin failed during a login through %s", provider.type, provider.slug)
-        # The type only: the message may quote what the server sent (the log above has it all).
+        # Where it failed, without the exception's message: it may quote what the server sent (a token).
+        logger.error("the %s plugin failed during a login through %s: %s\n%s", provider.type, provider.slug,
+                     type(error).__name__, "".join(traceback.format_tb(error.__traceback__)).rstrip())
         return None, _fail("provider_error", provider, detail=f"plugin error: {type(error).__name__}")
 
 

@@ -132,23 +132,27 @@ def test_reg_cli_set_password_clears_the_lock(app, runner, make_user):
     assert AuthActions(app.test_client()).login("amina", NEW).status_code == 302
 
 
+def _unlock_in_another_process(tmp_path, database, name, **environment):
+    """`flask --app wsgi users unlock NAME` run as its own process, as an operator would, on ``database``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOLOGIN_") and k != "DATABASE_URL"}
+    env.update({"GEOLOGIN_ENV": "development", "GEOLOGIN_INSTANCE": str(tmp_path / "cli"),
+                "DATABASE_URL": database, **environment})
+    return subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "users", "unlock", name],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+
+
 def test_reg_cli_unlock_without_redis_reaches_the_servers_lock(app, make_user, migrated_database, tmp_path):
     """Without Redis each server process keeps its lockouts in memory; `users unlock`, another process,
     still lifts them: the unlock is written to the database, which every process consults when locked."""
     make_user("amina")
     _lock(app, "amina")
     page = app.test_client()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOLOGIN_") and k != "DATABASE_URL"}
-    env.update({"GEOLOGIN_ENV": "development", "GEOLOGIN_INSTANCE": str(tmp_path / "cli"),
-                "DATABASE_URL": migrated_database})
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "users", "unlock", "amina"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = _unlock_in_another_process(tmp_path, migrated_database, "amina")
     assert result.returncode == 0, result.stderr
     assert "amina is unlocked" in result.stdout
     assert AuthActions(page).login("amina").status_code == 302
     assert [(e.actor, e.target) for e in _events(app, "user.unlock")] == [("cli", "amina")]
-    unknown = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "users", "unlock", "nobody"],
-                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    unknown = _unlock_in_another_process(tmp_path, migrated_database, "nobody")
     assert unknown.returncode == 1
 
 
@@ -182,11 +186,7 @@ def test_reg_cli_unlock_with_redis_unlocks_the_servers_lock(app_factory, make_us
     make_user("amina")
     _lock(app, "amina")
     page = app.test_client()
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GEOLOGIN_") and k != "DATABASE_URL"}
-    env.update({"GEOLOGIN_ENV": "development", "GEOLOGIN_INSTANCE": str(tmp_path / "cli"),
-                "DATABASE_URL": migrated_database, "GEOLOGIN_REDIS_URL": REDIS_URL})
-    result = subprocess.run([sys.executable, "-m", "flask", "--app", "wsgi", "users", "unlock", "amina"],
-                            cwd=ROOT, env=env, capture_output=True, text=True, timeout=60)
+    result = _unlock_in_another_process(tmp_path, migrated_database, "amina", GEOLOGIN_REDIS_URL=REDIS_URL)
     assert result.returncode == 0, result.stderr
     assert "amina is unlocked" in result.stdout
     assert AuthActions(page).login("amina").status_code == 302

@@ -438,32 +438,46 @@ def test_signing_key_rotated_by_a_dhis2_restart_is_fetched_once(app, client, oid
     assert len(jwks_calls) == 2
 
 
+def stall_logins(app, server, slug, count, seconds=3):
+    """``count`` browsers authorized at ``server`` come back to geologin at once, in threads (started, not
+    joined), while its token endpoint stalls ``seconds``."""
+    import threading
+
+    browsers = [app.test_client() for _ in range(count)]
+    locations = [Dhis2User(*ALICE).authorize(start(browser, slug)) for browser in browsers]
+    server.control("behaviour", {"token": "stall", "stall_seconds": seconds})
+    threads = [threading.Thread(target=back_to_geologin, args=pair) for pair in zip(browsers, locations)]
+    for thread in threads:
+        thread.start()
+    return threads
+
+
+def login_outcomes(app, slug):
+    """(outcome, reason code) of every login through ``slug``, sorted, and the failures' details."""
+    with app.app_context():
+        events = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login",
+                                                             AuditEvent.provider == slug)).all()
+    return sorted((e.outcome, e.reason_code or "") for e in events), [e.detail for e in events
+                                                                       if e.outcome == "failure"]
+
+
 def test_sec_50_stalled_server_holds_only_a_few_workers(app, legacy, make_user):
     """Six logins hit a DHIS2 whose token endpoint stalls: at most two wait on it (the per-server cap),
     the rest fail fast as unavailable, and a password login meanwhile is served at once."""
-    import threading
     import time
 
     app.config.update(HTTP_MAX_CONCURRENT_PER_SERVER=2, HTTP_QUEUE_TIMEOUT=0.2, HTTP_READ_TIMEOUT=10)
     make_user("alice")
     register(app, legacy, "legacy", allow=["alice"])
-    browsers = [app.test_client() for _ in range(6)]
-    locations = [Dhis2User(*ALICE).authorize(start(browser, "legacy")) for browser in browsers]
-    legacy.control("behaviour", {"token": "stall", "stall_seconds": 3})
-    threads = [threading.Thread(target=back_to_geologin, args=pair) for pair in zip(browsers, locations)]
-    for thread in threads:
-        thread.start()
+    threads = stall_logins(app, legacy, "legacy", 6)
     time.sleep(0.5)
     assert AuthActions(app.test_client()).login("alice").status_code == 302
     assert any(thread.is_alive() for thread in threads)  # served while the stalled logins still wait
     for thread in threads:
         thread.join(20)
-    with app.app_context():
-        events = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login",
-                                                             AuditEvent.provider == "legacy")).all()
-    outcomes = sorted((e.outcome, e.reason_code or "") for e in events)
+    outcomes, failures = login_outcomes(app, "legacy")
     assert outcomes == [("failure", "provider_unavailable")] * 4 + [("success", "")] * 2
-    assert all("busy" in e.detail for e in events if e.outcome == "failure")
+    assert all("busy" in detail for detail in failures)
 
 
 def test_sec_28_withdrawing_permission_or_disabling_the_server_ends_sessions_opened_through_it(

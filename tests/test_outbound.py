@@ -7,17 +7,14 @@ import time
 
 import pytest
 import requests_mock
-from sqlalchemy import select
 
 from geologin import idp as instances
-from geologin.extensions import db
-from geologin.models import AuditEvent
 from geologin.providers import HttpClient, InstanceView, ProviderUnavailable
 from plugins.oidc.provider import OIDCProvider
 from tests.conftest import AuthActions
-from tests.fakes import SECRET, Dhis2User
-from tests.test_dhis2_login import (ALICE, PUBLIC, app, back_to_geologin, dhis2_servers, last_login_event,  # noqa: F401
-                                    legacy, logged_in_as, login_via_dhis2, oidc, register, start)
+from tests.fakes import SECRET
+from tests.test_dhis2_login import (PUBLIC, app, dhis2_servers, last_login_event, legacy, logged_in_as,  # noqa: F401
+                                    login_outcomes, login_via_dhis2, oidc, register, stall_logins)
 
 ISSUER = "https://id.example.org/realms/health"
 JSON = {"Content-Type": "application/json"}
@@ -31,12 +28,7 @@ def test_sec_50_default_cap_stays_below_the_worker_threads(app, legacy, oidc, ma
     make_user("alice")
     register(app, legacy, "legacy", allow=["alice"])
     register(app, oidc, "other", allow=["alice"])
-    browsers = [app.test_client() for _ in range(4)]
-    locations = [Dhis2User(*ALICE).authorize(start(browser, "legacy")) for browser in browsers]
-    legacy.control("behaviour", {"token": "stall", "stall_seconds": 3})
-    threads = [threading.Thread(target=back_to_geologin, args=pair) for pair in zip(browsers, locations)]
-    for thread in threads:
-        thread.start()
+    threads = stall_logins(app, legacy, "legacy", 4)
     time.sleep(0.6)
     other = app.test_client()
     login_via_dhis2(other, "other")
@@ -45,12 +37,9 @@ def test_sec_50_default_cap_stays_below_the_worker_threads(app, legacy, oidc, ma
     assert any(thread.is_alive() for thread in threads)  # served while the stalled logins still wait
     for thread in threads:
         thread.join(20)
-    with app.app_context():
-        events = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login",
-                                                             AuditEvent.provider == "legacy")).all()
-    outcomes = sorted((e.outcome, e.reason_code or "") for e in events)
+    outcomes, failures = login_outcomes(app, "legacy")
     assert outcomes == [("failure", "provider_unavailable")] + [("success", "")] * 3
-    assert all("busy" in e.detail for e in events if e.outcome == "failure")
+    assert all("busy" in detail for detail in failures)
 
 
 def test_sec_50_gunicorn_tells_the_app_its_thread_count(monkeypatch):

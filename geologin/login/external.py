@@ -81,7 +81,7 @@ def _plugin_step(provider, step, argument):
     try:
         return step(argument), None
     except LoginFailure as failure:
-        return None, _fail(failure.reason, provider, detail=failure.detail, hint=getattr(failure, "hint", None))
+        return None, _fail(failure.reason, provider, detail=failure.detail, hint=failure.hint)
     except SecretUnreadable as error:
         return None, _fail("not_configured", provider, detail=str(error))
     except Exception as error:

@@ -1,5 +1,6 @@
 """The core's tables: local users, their server-side sessions, the audit trail, first-run setup tokens, the
-registered identity providers and the OpenID provider's signing keys."""
+registered identity providers, and what the OpenID provider keeps: signing keys, applications, consents,
+codes and tokens."""
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
@@ -256,6 +257,141 @@ class SigningKey(db.Model):
     public_jwk: Mapped[str] = mapped_column(Text, nullable=False)  # JSON
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     signs_from: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+
+
+class Application(db.Model):
+    """A relying party registered by an administrator (geologin/apps). ``client_id`` is random and never
+    changes; only a hash of a confidential client's secret is kept. Lists of URIs are JSON arrays."""
+
+    __tablename__ = "applications"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(120), unique=True, nullable=False)
+    client_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    secret_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 hex; None: a public client
+    redirect_uris_json: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    post_logout_uris_json: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
+    backchannel_logout_uri: Mapped[str | None] = mapped_column(String(2000))
+    first_party: Mapped[bool] = mapped_column(default=False, nullable=False)
+    allow_all_users: Mapped[bool] = mapped_column(default=True, nullable=False)
+    # True: only sessions opened through one of the application's listed providers are admitted.
+    providers_only: Mapped[bool] = mapped_column(default=False, nullable=False)
+    # Refresh tokens for every sign-in, not only when the application asks for offline_access.
+    refresh_tokens: Mapped[bool] = mapped_column(default=False, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
+    secret_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    allowed_users: Mapped[list["ApplicationUser"]] = relationship(
+        back_populates="application", cascade="all, delete-orphan", passive_deletes=True)
+    allowed_providers: Mapped[list["ApplicationProvider"]] = relationship(
+        back_populates="application", cascade="all, delete-orphan", passive_deletes=True)
+
+    @property
+    def is_public(self):
+        return self.secret_hash is None
+
+    def __repr__(self):
+        return f"<Application {self.name!r}>"
+
+
+class ApplicationUser(db.Model):
+    """This user may sign in to this application (unless it admits every active user)."""
+
+    __tablename__ = "application_users"
+
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"),
+                                                primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    application: Mapped[Application] = relationship(back_populates="allowed_users")
+    user: Mapped[User] = relationship()
+
+
+class ApplicationProvider(db.Model):
+    """Sessions opened through this identity provider are admitted (when the application lists providers)."""
+
+    __tablename__ = "application_providers"
+
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"),
+                                                primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_instances.id", ondelete="CASCADE"),
+                                             primary_key=True, index=True)
+
+    application: Mapped[Application] = relationship(back_populates="allowed_providers")
+    provider: Mapped[IdentityProvider] = relationship()
+
+
+class Consent(db.Model):
+    """A user agreed that this application receives these scopes; asked again only for more."""
+
+    __tablename__ = "consents"
+
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"),
+                                                primary_key=True, index=True)
+    scope: Mapped[str] = mapped_column(Text, nullable=False)
+    granted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+
+class AuthorizationCode(db.Model):
+    """A code issued to an application, kept (hashed) after use so that a replay can be told from a typo and
+    revoke what the code issued. ``session_id`` binds it to the geologin session that authorized it."""
+
+    __tablename__ = "authorization_codes"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    code_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), nullable=False,
+                                                index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("user_sessions.id", ondelete="CASCADE"), index=True)
+    redirect_uri: Mapped[str] = mapped_column(String(2000), nullable=False)
+    scope: Mapped[str] = mapped_column(Text, nullable=False)
+    nonce: Mapped[str | None] = mapped_column(String(255))
+    code_challenge: Mapped[str | None] = mapped_column(String(128))
+    code_challenge_method: Mapped[str | None] = mapped_column(String(10))
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    auth_method: Mapped[str] = mapped_column(String(120), nullable=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthToken(db.Model):
+    """An access token and, optionally, its refresh token (both stored as hashes). Tokens bound to a
+    geologin session (``session_id``) die with it; ``offline_access`` ones are not bound. A refresh makes a
+    new row of the same ``chain``; reusing a rotated refresh token revokes the whole chain."""
+
+    __tablename__ = "oauth_tokens"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    access_token_hash: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
+    refresh_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), nullable=False,
+                                                index=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    session_id: Mapped[str | None] = mapped_column(ForeignKey("user_sessions.id", ondelete="CASCADE"), index=True)
+    # The geologin session's public id (the ID token's sid), kept after the session row is gone.
+    sid: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    code_id: Mapped[int | None] = mapped_column(ForeignKey("authorization_codes.id", ondelete="SET NULL"),
+                                                index=True)
+    chain: Mapped[str] = mapped_column(String(64), nullable=False, index=True)
+    scope: Mapped[str] = mapped_column(Text, nullable=False)
+    auth_time: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    auth_method: Mapped[str] = mapped_column(String(120), nullable=False)
+    issued_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    access_expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False)
+    refresh_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refreshed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # its refresh token was used (rotated)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+
+    application: Mapped[Application] = relationship()
+    user: Mapped[User] = relationship()
 
 
 class CacheVersion(db.Model):

@@ -1,0 +1,297 @@
+"""Registered applications (OAuth clients): creating, changing and removing them, their secrets, and who may
+sign in to each. The CLI and the admin screens both go through here, so the rules are the same in both."""
+import hashlib
+import hmac
+import json
+import secrets
+from urllib.parse import urlsplit
+
+from flask import current_app
+from sqlalchemy import delete, or_, select, update
+
+from .. import audit
+from ..config import is_development
+from ..extensions import db
+from ..models import (Application, ApplicationProvider, ApplicationUser, Consent, IdentityProvider, OAuthToken, User,
+                      utcnow)
+
+NAME_MAX = 120
+URI_MAX = 2000
+MAX_URIS = 20
+_LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+
+
+class ApplicationError(ValueError):
+    """A change that geologin refuses, with a message saying what to do instead; nothing was saved."""
+
+
+def _secret_hash(secret):
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def new_secret():
+    """A client secret: 256 random bits, so a plain SHA-256 is as good as a slow hash and costs nothing."""
+    return secrets.token_urlsafe(32)
+
+
+def verify_secret(application, secret):
+    """Whether ``secret`` is this confidential application's secret, compared in constant time."""
+    if application.secret_hash is None or not isinstance(secret, str) or not secret:
+        return False
+    return hmac.compare_digest(application.secret_hash, _secret_hash(secret))
+
+
+def redirect_uris(application):
+    return json.loads(application.redirect_uris_json)
+
+
+def post_logout_uris(application):
+    return json.loads(application.post_logout_uris_json)
+
+
+def allowed_usernames(application):
+    return sorted(row.user.username for row in application.allowed_users)
+
+
+def allowed_provider_slugs(application):
+    return sorted(row.provider.slug for row in application.allowed_providers)
+
+
+def find(name_or_client_id):
+    """The application with this name or client_id, or None."""
+    value = (name_or_client_id or "").strip()
+    if not value:
+        return None
+    return db.session.scalar(select(Application).where(
+        or_(Application.name == value, Application.client_id == value)))
+
+
+def all_applications():
+    return list(db.session.scalars(select(Application).order_by(Application.name)))
+
+
+def as_dict(application):
+    """What ``apps show --json`` prints and the admin screen shows: everything but the secret."""
+    return {
+        "name": application.name,
+        "client_id": application.client_id,
+        "public": application.is_public,
+        "first_party": application.first_party,
+        "redirect_uris": redirect_uris(application),
+        "post_logout_uris": post_logout_uris(application),
+        "backchannel_logout_uri": application.backchannel_logout_uri,
+        "all_users": application.allow_all_users,
+        "allowed_users": allowed_usernames(application),
+        "providers_only": application.providers_only,
+        "allowed_providers": allowed_provider_slugs(application),
+        "refresh_tokens": application.refresh_tokens,
+        "created_at": application.created_at.isoformat(),
+        "secret_changed_at": application.secret_changed_at.isoformat() if application.secret_changed_at else None,
+    }
+
+
+def _insecure_http_allowed():
+    config = current_app.config
+    return bool(config.get("ALLOW_INSECURE_HTTP") or config.get("TESTING") or is_development(current_app))
+
+
+def check_uri(uri, what):
+    """Return ``uri`` cleaned, or raise ApplicationError. Exact strings are compared later, so nothing is
+    normalised: a URI must be absolute, https (http only on the machine itself, or in development), and
+    carry no fragment (RFC 6749 3.1.2)."""
+    uri = (uri or "").strip()
+    if not uri:
+        raise ApplicationError(f"The {what} is empty.")
+    if len(uri) > URI_MAX:
+        raise ApplicationError(f"The {what} is longer than {URI_MAX} characters.")
+    if any(ord(c) < 33 or ord(c) == 127 for c in uri):
+        raise ApplicationError(f"The {what} {uri!r} contains spaces or control characters.")
+    try:
+        parts = urlsplit(uri)
+        host = parts.hostname
+    except ValueError:
+        raise ApplicationError(f"The {what} {uri!r} is not a valid URL.") from None
+    if parts.scheme not in ("https", "http") or not host:
+        raise ApplicationError(f"The {what} {uri!r} must be an absolute https:// URL.")
+    if parts.fragment or "#" in uri:
+        raise ApplicationError(f"The {what} {uri!r} must not contain a fragment (#...).")
+    if parts.username or parts.password:
+        raise ApplicationError(f"The {what} {uri!r} must not contain a user name or password.")
+    if parts.scheme == "http" and host not in _LOOPBACK_HOSTS and not _insecure_http_allowed():
+        raise ApplicationError(f"The {what} {uri!r} is plain http: use https (http is allowed only for "
+                               "localhost, or in development).")
+    return uri
+
+
+def _checked_uris(uris, what):
+    cleaned = []
+    for uri in uris or ():
+        uri = check_uri(uri, what)
+        if uri not in cleaned:
+            cleaned.append(uri)
+    if len(cleaned) > MAX_URIS:
+        raise ApplicationError(f"At most {MAX_URIS} {what}s per application.")
+    return cleaned
+
+
+def _checked_name(name, existing=None):
+    name = (name or "").strip()
+    if not name:
+        raise ApplicationError("The application needs a name.")
+    if len(name) > NAME_MAX:
+        raise ApplicationError(f"The name is longer than {NAME_MAX} characters.")
+    if any(ord(c) < 32 or ord(c) == 127 for c in name):
+        raise ApplicationError("The name contains control characters.")
+    clash = find(name)
+    if clash is not None and clash is not existing:
+        raise ApplicationError(f"There is already an application named or identified {name!r}.")
+    return name
+
+
+def _providers(slugs):
+    found = []
+    for slug in slugs or ():
+        provider = IdentityProvider.by_slug(slug)
+        if provider is None:
+            raise ApplicationError(f"There is no identity provider {slug!r} (see `providers list`).")
+        if provider not in found:
+            found.append(provider)
+    return found
+
+
+def create(name, redirect_uris, *, post_logout_uris=(), backchannel_logout_uri=None, public=False,
+           first_party=False, all_users=True, refresh_tokens=False, providers=None, actor=None):
+    """Register an application. Returns ``(application, secret)``: the secret (None for a public client) is
+    not kept and cannot be shown again."""
+    name = _checked_name(name)
+    uris = _checked_uris(redirect_uris, "redirect URI")
+    if not uris:
+        raise ApplicationError("An application needs at least one redirect URI.")
+    logout_uris = _checked_uris(post_logout_uris, "post-logout redirect URI")
+    backchannel = check_uri(backchannel_logout_uri, "back-channel logout URI") if backchannel_logout_uri else None
+    chosen = _providers(providers)
+    secret = None if public else new_secret()
+    application = Application(
+        name=name, client_id=secrets.token_urlsafe(18), secret_hash=_secret_hash(secret) if secret else None,
+        redirect_uris_json=json.dumps(uris), post_logout_uris_json=json.dumps(logout_uris),
+        backchannel_logout_uri=backchannel, first_party=first_party, allow_all_users=all_users,
+        providers_only=bool(chosen), refresh_tokens=refresh_tokens,
+        secret_changed_at=utcnow() if secret else None)
+    application.allowed_providers = [ApplicationProvider(provider=provider) for provider in chosen]
+    db.session.add(application)
+    db.session.flush()
+    audit.record("app.create", target=name, actor=actor, commit=False,
+                 detail=f"client_id {application.client_id}; {'public' if public else 'confidential'}")
+    db.session.commit()
+    return application, secret
+
+
+_UNSET = object()
+
+
+def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, backchannel_logout_uri=_UNSET,
+         first_party=None, all_users=None, refresh_tokens=None, providers=None, actor=None):
+    """Change what is given (None: unchanged; ``providers=[]`` admits every login method again,
+    ``backchannel_logout_uri=None`` removes it). Returns the names of the fields that changed."""
+    changes = {}
+    if name is not None:
+        changes["name"] = _checked_name(name, application)
+    if redirect_uris is not None:
+        uris = _checked_uris(redirect_uris, "redirect URI")
+        if not uris:
+            raise ApplicationError("An application needs at least one redirect URI.")
+        changes["redirect_uris_json"] = json.dumps(uris)
+    if post_logout_uris is not None:
+        changes["post_logout_uris_json"] = json.dumps(_checked_uris(post_logout_uris, "post-logout redirect URI"))
+    if backchannel_logout_uri is not _UNSET:
+        changes["backchannel_logout_uri"] = (check_uri(backchannel_logout_uri, "back-channel logout URI")
+                                             if backchannel_logout_uri else None)
+    for field, value in (("first_party", first_party), ("allow_all_users", all_users),
+                         ("refresh_tokens", refresh_tokens)):
+        if value is not None:
+            changes[field] = bool(value)
+    chosen = _providers(providers) if providers is not None else None
+    changed = [field for field, value in changes.items() if getattr(application, field) != value]
+    for field in changed:
+        setattr(application, field, changes[field])
+    if chosen is not None and {p.id for p in chosen} != {row.provider_id for row in application.allowed_providers}:
+        application.allowed_providers = [ApplicationProvider(provider=provider) for provider in chosen]
+        application.providers_only = bool(chosen)
+        changed.append("providers")
+    if changed:
+        audit.record("app.update", target=application.name, actor=actor, commit=False,
+                     detail="changed: " + ", ".join(changed))
+    db.session.commit()
+    return changed
+
+
+def rotate_secret(application, *, actor=None):
+    """A new secret for a confidential application; the old one stops working at once. Returns it (once)."""
+    if application.is_public:
+        raise ApplicationError(f"{application.name!r} is a public client: it has no secret.")
+    secret = new_secret()
+    application.secret_hash = _secret_hash(secret)
+    application.secret_changed_at = utcnow()
+    audit.record("app.rotate_secret", target=application.name, actor=actor, commit=False)
+    db.session.commit()
+    return secret
+
+
+def remove(application, *, actor=None):
+    """Delete the application with its codes, tokens, consents and allowed users."""
+    name, client_id = application.name, application.client_id
+    db.session.delete(application)
+    audit.record("app.delete", target=name, actor=actor, commit=False, detail=f"client_id {client_id}")
+    db.session.commit()
+
+
+def allow(application, users, *, actor=None):
+    """Let ``users`` sign in to the application; returns the usernames newly allowed."""
+    already = {row.user_id for row in application.allowed_users}
+    added = []
+    for user in users:
+        if user.id not in already:
+            db.session.add(ApplicationUser(application_id=application.id, user_id=user.id))
+            already.add(user.id)
+            added.append(user.username)
+    if added:
+        audit.record("app.allow", target=", ".join(added)[:255], actor=actor, commit=False,
+                     detail=f"application {application.name}")
+    db.session.commit()
+    return added
+
+
+def disallow(application, users, *, actor=None):
+    """Withdraw the permission; what the application was given for those users is revoked at once."""
+    removed = []
+    for user in users:
+        row = db.session.get(ApplicationUser, (application.id, user.id))
+        if row is not None:
+            db.session.delete(row)
+            removed.append(user)
+    if removed:
+        revoke_for_users(application, [user.id for user in removed])
+        audit.record("app.disallow", target=", ".join(u.username for u in removed)[:255], actor=actor,
+                     commit=False, detail=f"application {application.name}")
+    db.session.commit()
+    return [user.username for user in removed]
+
+
+def revoke_for_users(application, user_ids):
+    """Revoke the application's live tokens and consents of these users (the caller commits)."""
+    db.session.execute(update(OAuthToken).where(OAuthToken.application_id == application.id,
+                                                OAuthToken.user_id.in_(user_ids), OAuthToken.revoked_at.is_(None))
+                       .values(revoked_at=utcnow()))
+    db.session.execute(delete(Consent).where(Consent.application_id == application.id,
+                                             Consent.user_id.in_(user_ids)))
+
+
+def users_named(usernames):
+    """The users with these usernames, or ApplicationError naming the unknown ones."""
+    users, unknown = [], []
+    for username in usernames:
+        user = User.by_username(username)
+        (users if user is not None else unknown).append(user if user is not None else username)
+    if unknown:
+        raise ApplicationError("No such user: " + ", ".join(unknown))
+    return users

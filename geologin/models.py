@@ -365,6 +365,9 @@ class AuthorizationCode(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
+    application: Mapped[Application] = relationship()
+    user: Mapped[User] = relationship()
+
 
 class OAuthToken(db.Model):
     """An access token and, optionally, its refresh token (both stored as hashes). Tokens bound to a

@@ -17,7 +17,8 @@ from authlib.oauth2.rfc9207 import IssuerParameter
 from authlib.oidc.core import OpenIDCode, OpenIDToken, UserInfo, UserInfoEndpoint
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, request
-from sqlalchemy import select, update
+from flask import request as flask_request
+from sqlalchemy import delete, select, update
 
 from .. import audit
 from ..encryption import digest
@@ -246,6 +247,8 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
 
     def save_authorization_code(self, code, request):
         session_row = request.session_row
+        # Used and expired codes are kept a day, to recognise a replay; then they go.
+        db.session.execute(delete(AuthorizationCode).where(AuthorizationCode.expires_at < utcnow() - timedelta(days=1)))
         payload = request.payload.data
         db.session.add(AuthorizationCode(
             code_hash=digest(code), application_id=request.client.application.id, user_id=request.user.id,
@@ -397,6 +400,19 @@ class BearerValidator(BearerTokenValidator):
         return IssuedToken(row) if row is not None else None
 
 
+class BearerProtector(ResourceProtector):
+    """Accepts the bearer token in the Authorization header or, for POST, as ``access_token`` in a form
+    body (RFC 6750 2.2; OpenID Connect Core 5.3.1 lets userinfo be called so)."""
+
+    def parse_request_authorization(self, request):
+        if not request.headers.get("Authorization") and flask_request.method == "POST" \
+                and flask_request.mimetype == "application/x-www-form-urlencoded":
+            token = flask_request.form.get("access_token")
+            if token:
+                return self.get_token_validator("bearer"), token
+        return super().parse_request_authorization(request)
+
+
 class Revocation(RevocationEndpoint):
     """RFC 7009. Revoking either token of a response revokes the whole chain it belongs to."""
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
@@ -469,7 +485,7 @@ class EndSession(EndSessionEndpoint):
 
 
 server = AuthorizationServer()
-resource_protector = ResourceProtector()
+resource_protector = BearerProtector()
 
 
 def init_app(app):

@@ -8,15 +8,16 @@ from authlib.oidc.core.errors import ConsentRequiredError, LoginRequiredError
 from flask import Blueprint, flash, g, jsonify, redirect, render_template, request, url_for
 from flask_babel import gettext as _
 from flask_babel import refresh as refresh_language
-from flask_login import current_user
+from flask_login import current_user, login_required
 from flask_wtf.csrf import CSRFError, validate_csrf
+from sqlalchemy import select
 from wtforms import ValidationError
 
 from .. import audit
 from ..extensions import csrf, db
 from ..login.sessions import current_session_row, end_session, login_age
-from ..models import Consent, utcnow
-from . import access, keys
+from ..models import Application, Consent, utcnow
+from . import access, clients, keys
 from .server import SCOPES, issuer, server
 
 bp = Blueprint("apps", __name__)
@@ -88,19 +89,24 @@ def jwks():
     return response
 
 
+def _error_location(error):
+    """Where an authorization error goes back to the application, with ``iss`` (RFC 9207); None when its
+    redirect URI is not known to be the application's."""
+    if not error.redirect_uri:
+        return None
+    location = server.handle_error_response(None, error).headers.get("Location")
+    return location + ("&" if "?" in location else "?") + urlencode({"iss": issuer()}) if location else None
+
+
 def _error_response(error, state=None):
-    """An authorization error: back to the application when its redirect URI is known and valid, with
-    ``iss`` (RFC 9207); otherwise a page at geologin, never a redirect (RFC 9700 4.1)."""
+    """An authorization error: back to the application when its redirect URI is known and valid; otherwise a
+    page at geologin, never a redirect (RFC 9700 4.1)."""
     if state is not None:
         error.state = state
-    if error.redirect_uri:
-        response = server.handle_error_response(None, error)
-        location = response.headers.get("Location")
-        if location:
-            response.headers["Location"] = location + ("&" if "?" in location else "?") + urlencode({"iss": issuer()})
-        audit.record("app.authorize", audit.FAILURE, reason=error.error, detail=error.description)
-        return response
     audit.record("app.authorize", audit.FAILURE, reason=error.error, detail=error.description)
+    location = _error_location(error)
+    if location:
+        return redirect(location)
     return render_template("apps/error.html", error=error.error, description=error.description), 400
 
 
@@ -218,11 +224,6 @@ def authorize():
     return response
 
 
-def _error_location(error):
-    response = _error_response(error)
-    return response.headers.get("Location") if hasattr(response, "headers") else None
-
-
 def _consent_page(application, scope, payload, status=200):
     params = {key: value for key, value in payload.items() if key not in ("csrf_token", "consent_decision")}
     action = url_for("apps.authorize") + "?" + urlencode(params)
@@ -306,6 +307,32 @@ def _end_session_from(client):
     end_session()
     audit.record("logout", target=username, actor=username,
                  detail=f"from application {client.application.name}" if client is not None else "from an application")
+
+
+@bp.route("/account/applications")
+@login_required
+def my_applications():
+    """The applications the signed-in person allowed, each with a button to withdraw."""
+    rows = db.session.execute(select(Consent, Application).join(Application, Application.id == Consent.application_id)
+                              .where(Consent.user_id == current_user.id).order_by(Application.name)).all()
+    return render_template("apps/my_applications.html", consents=rows)
+
+
+@bp.route("/account/applications/<int:application_id>/withdraw", methods=["POST"])
+@login_required
+def withdraw(application_id):
+    """Withdraw consent: the application's tokens for this person die now, and it must ask again."""
+    user = current_user._get_current_object()
+    application = db.session.get(Application, application_id)
+    if application is None or db.session.get(Consent, (user.id, application.id)) is None:
+        flash(_("You had not allowed this application."), "error")
+        return redirect(url_for("apps.my_applications")), 303
+    clients.revoke_for_users(application, [user.id])
+    audit.record("app.consent_withdrawn", target=user.username, detail=f"application {application.name}",
+                 commit=False)
+    db.session.commit()
+    flash(_("%(name)s no longer receives anything from your account.", name=application.name), "info")
+    return redirect(url_for("apps.my_applications")), 303
 
 
 def init_app(app):

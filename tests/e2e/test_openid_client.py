@@ -24,6 +24,7 @@ def apps(world):
                                              refresh_tokens=True),
         "public": register_application(geologin, "Field app (openid-client, public)", [REDIRECT_URI], [LOGGED_OUT],
                                        public=True),
+        "denied": register_application(geologin, "Survey tool (openid-client)", [REDIRECT_URI]),
     }
 
 
@@ -65,6 +66,8 @@ def test_openid_client_discovers_geologin(world, make_rp):
     assert "S256" in metadata["code_challenge_methods_supported"]
     assert "HS256" not in metadata["id_token_signing_alg_values_supported"]
     assert {"openid", "profile", "email", "offline_access"} <= set(metadata["scopes_supported"])
+    # So openid-client requires and checks iss in every redirect back (RFC 9207) in the tests below.
+    assert metadata["authorization_response_iss_parameter_supported"] is True
 
 
 @pytest.mark.parametrize("kind, auth", [("confidential", "client_secret_basic"),
@@ -92,6 +95,17 @@ def test_openid_client_dhis2_login_is_the_same_sub_with_the_identity_provider_na
     assert result["id_token_claims"]["sub"] == by_password["sub"]
     assert result["id_token_claims"]["idp"] == DHIS2_SLUG
     assert result["userinfo"]["preferred_username"] == "alice"
+
+
+def test_openid_client_gets_access_denied_when_the_person_clicks_deny(world, make_rp):
+    geologin = world[0]
+    rp = make_rp("denied")
+    browser = Browser(geologin.url, "alice", ALICE_PASSWORD, approve=False)
+    response = browser.visit(rp.authorization_url(), stop_at=REDIRECT_URI)
+    assert browser.pages == ["login", "consent"] and response.is_redirect
+    with pytest.raises(RPError) as refused:  # a conformant error response: state and iss checked first
+        rp.callback(response.headers["Location"])
+    assert refused.value.error["step"] == "callback" and refused.value.error.get("oauth_error") == "access_denied"
 
 
 def test_openid_client_refresh_gives_a_new_working_access_token(world, make_rp):

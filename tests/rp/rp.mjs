@@ -68,7 +68,7 @@ const commands = {
   },
 
   async callback(config) {
-    step = 'token';
+    step = 'callback'; // the redirect back (state, iss, error), then the code exchange
     const tokens = await client.authorizationCodeGrant(config, new URL(args.url), {
       pkceCodeVerifier: session.code_verifier, expectedState: session.state, expectedNonce: session.nonce,
       idTokenExpected: true,

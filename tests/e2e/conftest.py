@@ -36,8 +36,8 @@ def world():
     geologin = Geologin(folder / "geologin", name="geologin-e2e")
     dhis2 = None
     try:
-        geologin.flask("users", "create", "alice", "--password-stdin", "--email", ALICE_EMAIL, "--display-name", ALICE_NAME,
-                       stdin=ALICE_PASSWORD + "\n")
+        geologin.flask("users", "create", "alice", "--password-stdin", "--email", ALICE_EMAIL,
+                       "--display-name", ALICE_NAME, stdin=ALICE_PASSWORD + "\n")
         dhis2 = FakeServer("--version", "2.40.3", "--client",
                            f"geologin:{SECRET}:{geologin.url}/auth/{DHIS2_SLUG}/callback")
         geologin.flask("providers", "add", "dhis2", "--slug", DHIS2_SLUG, "--label", DHIS2_LABEL, "--base-url",

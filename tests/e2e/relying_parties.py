@@ -6,7 +6,7 @@ process, for the end-to-end tests of its OpenID provider:
   what the module passes on: REMOTE_USER (the ``sub`` claim) and the OIDC_CLAIM_* variables.
 - ``OpenIDClient``: panva's certified npm openid-client driven by tests/rp/rp.mjs, one command per step.
 - ``Browser``: a person at a browser (requests.Session) who logs in to geologin by password or through a
-  fake DHIS2, and clicks Authorize on geologin's consent page.
+  fake DHIS2, and clicks Allow (or Deny) on geologin's consent page.
 
 Each ``require_*`` skips the calling test with the reason when its RP is missing, and fails it when ``CI``
 is set (.ci/run installs them, so CI must never pass by skipping).
@@ -26,15 +26,13 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 
 import requests
 
-from tests.fakes import Dhis2User
-
 ROOT = Path(__file__).resolve().parents[2]
 RP_DIR = ROOT / "tests" / "rp"
 RP_SCRIPT = RP_DIR / "rp.mjs"
 APACHE_MODULES = Path("/usr/lib/apache2/modules")
 APACHE_HOW = "apt-get install apache2, then apt-get install libapache2-mod-auth-openidc (Debian)"
 # Only what the test's own config uses; mod_unixd and mod_log_config are compiled into Debian's apache2.
-APACHE_LOADS = ["mpm_prefork", "authn_core", "authz_core", "authz_user", "alias", "cgi", "env", "auth_openidc"]
+APACHE_LOADS = ["mpm_prefork", "authn_core", "authz_core", "authz_user", "alias", "cgi", "auth_openidc"]
 
 WHOAMI_CGI = """#!/bin/sh
 # What an application behind mod_auth_openidc sees of the person: REMOTE_USER and the claims.
@@ -267,8 +265,8 @@ class OpenIDClient:
 
 # -- the person at the browser ---------------------------------------------------------------------
 class _Forms(HTMLParser):
-    """Every form of a page: action, method, fields (name -> value of hidden/text inputs, selected option)
-    and its submit buttons as (name, value, label)."""
+    """Every form of a page: action, method, fields (name -> value of its inputs, checked boxes only) and
+    its submit buttons as (name, value, label)."""
 
     def __init__(self):
         super().__init__(convert_charrefs=True)
@@ -322,13 +320,13 @@ class BrowserError(AssertionError):
 class Browser:
     """A person at a browser (one cookie jar for every loopback server, as a browser's). ``visit`` follows
     redirects and geologin's pages the way the person would: the login form (password) or "Log in with
-    DHIS2" (then the fake DHIS2's own login and approval), then Authorize on the consent page; it stops at
+    DHIS2" (then the fake DHIS2's own login and approval), then Allow (or Deny) on the consent page; it stops at
     the first page it need not act on, or at a redirect to ``stop_at`` (a redirect URI nobody serves)."""
 
     def __init__(self, geologin_url, username, password=None, *, dhis2=None, approve=True):
         self.geologin = geologin_url
         self.username, self.password = username, password
-        self.dhis2 = dhis2  # (provider slug, Dhis2User) to log in with DHIS2 instead of a password
+        self.dhis2 = dhis2  # (provider slug, tests.fakes.Dhis2User) to log in with DHIS2 instead of a password
         self.approve = approve
         self.http = requests.Session()
         self.pages = []  # the geologin pages acted on by the last visit(): "login", "dhis2", "consent"
@@ -389,11 +387,10 @@ class Browser:
                     return self.submit(page, provider_form, provider=self.dhis2[0])
                 self.pages.append("login")
                 return self.submit(page, form, username=self.username, password=self.password)
+        wanted = ("allow", "authorize") if self.approve else ("deny",)
         for form in page_forms:
             for button in form["buttons"]:
-                words = f"{button[0]} {button[1]} {button[2]}".lower()
-                if ("authorize" in words or "allow" in words) == self.approve and (
-                        self.approve or any(w in words for w in ("deny", "cancel", "refuse"))):
+                if any(word in f"{button[0]} {button[1]} {button[2]}".lower() for word in wanted):
                     self.pages.append("consent")
                     return self.submit(page, form, button)
         return None
@@ -403,10 +400,6 @@ class Browser:
         response = self.http.get(self.geologin + "/", allow_redirects=False, timeout=10)
         match = re.search(r"Logged in as ([^<]+)<", response.text) if response.status_code == 200 else None
         return match.group(1).strip() if match else None
-
-
-def dhis2_person(username, password):
-    return Dhis2User(username, password)
 
 
 def flask_python(geologin, code):

@@ -4,8 +4,9 @@ application sees, and logout from the application ending the geologin session.""
 import pytest
 
 from tests.e2e.conftest import ALICE_EMAIL, ALICE_NAME, ALICE_PASSWORD, DHIS2_ALICE, DHIS2_SLUG
-from tests.e2e.relying_parties import (Apache, Browser, claims_page, dhis2_person, free_port, origin, query,
+from tests.e2e.relying_parties import (Apache, Browser, claims_page, free_port, origin, query,
                                        register_application, require_apache)
+from tests.fakes import Dhis2User
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +70,7 @@ def test_apache_password_login_shows_the_application_who_logged_in(world, apache
 def test_apache_dhis2_login_is_the_same_person_with_the_identity_provider_named(world, apache):
     geologin = world[0]
     by_password = protected_page(Browser(geologin.url, "alice", ALICE_PASSWORD), apache)
-    browser = Browser(geologin.url, "alice", dhis2=(DHIS2_SLUG, dhis2_person(*DHIS2_ALICE)))
+    browser = Browser(geologin.url, "alice", dhis2=(DHIS2_SLUG, Dhis2User(*DHIS2_ALICE)))
     seen = protected_page(browser, apache)
     assert browser.pages[:2] == ["login", "dhis2"]  # "Log in with DHIS2", then DHIS2's own pages
     assert seen["sub"] == by_password["sub"]  # the same geologin user, however she logged in

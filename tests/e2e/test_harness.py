@@ -16,7 +16,7 @@ APP_URL = f"http://127.0.0.1:{free_port()}"  # nobody listens: the browser stops
 REDIRECT_URI, LOGGED_OUT = APP_URL + "/callback", APP_URL + "/logged-out"
 
 
-def test_openid_client_signs_in_at_a_real_op_and_builds_its_logout(tmp_path):
+def test_openid_client_signs_in_at_a_real_op_and_builds_its_logout():
     require_openid_client()
     require_realop()
     with RealOP(op_config([REDIRECT_URI], [LOGGED_OUT])) as op:

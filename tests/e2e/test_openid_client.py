@@ -5,8 +5,9 @@ DHIS2, the claims, userinfo, refresh, and RP-initiated logout ending the geologi
 import pytest
 
 from tests.e2e.conftest import ALICE_EMAIL, ALICE_NAME, ALICE_PASSWORD, DHIS2_ALICE, DHIS2_SLUG
-from tests.e2e.relying_parties import (Browser, OpenIDClient, RPError, dhis2_person, free_port, query,
+from tests.e2e.relying_parties import (Browser, OpenIDClient, RPError, free_port, query,
                                        register_application, require_openid_client)
+from tests.fakes import Dhis2User
 
 pytestmark = pytest.mark.e2e
 
@@ -89,7 +90,7 @@ def test_openid_client_password_login_gives_the_claims_and_userinfo(world, make_
 def test_openid_client_dhis2_login_is_the_same_sub_with_the_identity_provider_named(world, make_rp):
     geologin = world[0]
     by_password = log_in(make_rp(), Browser(geologin.url, "alice", ALICE_PASSWORD))["id_token_claims"]
-    browser = Browser(geologin.url, "alice", dhis2=(DHIS2_SLUG, dhis2_person(*DHIS2_ALICE)))
+    browser = Browser(geologin.url, "alice", dhis2=(DHIS2_SLUG, Dhis2User(*DHIS2_ALICE)))
     result = log_in(make_rp(), browser)
     assert browser.pages[:2] == ["login", "dhis2"]
     assert result["id_token_claims"]["sub"] == by_password["sub"]

@@ -32,7 +32,7 @@ ALLOWED = {
     "login": {*FOUNDATION, "audit", "accounts", "idp", "providers"},
     "i18n": {"config", "extensions", "login.redirects"},
     "admin": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.sessions", "login.redirects",
-              "login.throttle"},
+              "login.throttle", "apps"},
     "apps": {"config", "extensions", "models", "encryption", "audit"},  # the OpenID provider: no login code
     "cli": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.throttle", "apps"},
     "app": {"*"},  # geologin/__init__.py (create_app) puts every area together

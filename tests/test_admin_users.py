@@ -31,8 +31,10 @@ def _every_admin_rule(app):
 
 @pytest.fixture
 def admin_objects(app, make_user):
-    """Objects to fill every admin URL with: a user and an identity provider the walk must not change."""
+    """Objects to fill every admin URL with: a user, an identity provider and an application the walk must
+    not change."""
     from geologin import idp as instances
+    from geologin.apps import clients
 
     target = make_user("target")
     with app.app_context():
@@ -40,7 +42,9 @@ def admin_objects(app, make_user):
             "dhis2", slug="walk", label="Walk", settings={"base_url": "https://dhis2.example.org/",
                                                           "client_id": "geologin"},
             secrets={"client_secret": "walk-secret-0123456789"}, actor="test")
-        return {"user_id": target, "slug": instance.slug, "provider_id": instance.id, "name": "bcrypt"}
+        application, _ = clients.create("Walk", ["https://app.example.org/cb"], actor="test")
+        return {"user_id": target, "slug": instance.slug, "provider_id": instance.id, "name": "bcrypt",
+                "app_id": application.id, "secret_hash": application.secret_hash}
 
 
 def _admin_requests(app, values):
@@ -58,12 +62,14 @@ def _admin_requests(app, values):
 
 
 def _unchanged(app, objects):
-    from geologin.models import IdentityProvider
+    from geologin.models import Application, IdentityProvider
 
     with app.app_context():
         instance = IdentityProvider.by_slug(objects["slug"])
+        application = db.session.get(Application, objects["app_id"])
         return (_user(app, "target").active and instance is not None and instance.enabled
-                and instance.label == "Walk")
+                and instance.label == "Walk" and application is not None and application.name == "Walk"
+                and application.secret_hash == objects["secret_hash"] and application.allowed_users == [])
 
 
 def test_sec_42_route_walk_covers_every_admin_rule(app, admin_objects):

@@ -11,8 +11,10 @@ from sqlalchemy.exc import IntegrityError
 
 from geologin import idp as instances
 from geologin.extensions import db
-from geologin.models import (ExternalIdentity, LoginTransaction, IdentityProvider, User, UserProviderPermission,
-                             UserSession, utcnow)
+from geologin.apps import clients
+from geologin.models import (Application, ApplicationProvider, ApplicationUser, AuthorizationCode, Consent,
+                             ExternalIdentity, LoginTransaction, IdentityProvider, OAuthToken, User,
+                             UserProviderPermission, UserSession, utcnow)
 from tests.conftest import AuthActions, STRONG_PASSWORD, csrf_from, post_form
 
 PUBLIC = "http://127.0.0.1:8080"
@@ -182,6 +184,62 @@ def test_reg_deleting_a_provider_takes_permissions_identities_and_logins(app, ad
     assert _rows(app, UserProviderPermission) == 0 and _rows(app, ExternalIdentity) == 0
     with app.app_context():
         assert not instances.is_allowed(User.by_username("bob"), db.session.get(IdentityProvider, new))
+
+
+def _signed_in_to(app, application_id, username):
+    """What a sign-in to the application leaves: a consent, a used code and the tokens it was exchanged for."""
+    with app.app_context():
+        user_id = User.by_username(username).id
+        now = utcnow()
+        db.session.add(Consent(user_id=user_id, application_id=application_id, scope="openid profile"))
+        code = AuthorizationCode(code_hash=secrets.token_hex(32), application_id=application_id, user_id=user_id,
+                                 redirect_uri="https://app.example.org/cb", scope="openid profile",
+                                 auth_time=now, auth_method="password", expires_at=now + timedelta(minutes=1),
+                                 used_at=now)
+        db.session.add(code)
+        db.session.flush()
+        db.session.add(OAuthToken(access_token_hash=secrets.token_hex(32), refresh_token_hash=secrets.token_hex(32),
+                                  application_id=application_id, user_id=user_id, sid=secrets.token_hex(16),
+                                  code_id=code.id, chain=secrets.token_hex(16), scope="openid profile",
+                                  auth_time=now, auth_method="password", access_expires_at=now + timedelta(hours=1),
+                                  refresh_expires_at=now + timedelta(days=30)))
+        db.session.commit()
+
+
+def test_reg_deleting_an_application_takes_allowed_users_consents_codes_and_tokens(app, admin_client, runner,
+                                                                                  make_user):
+    """From the admin screen and from the CLI: nothing of the application stays, and a new one with the same
+    name is a new id that inherits none of it."""
+    make_user("bob")
+    moh = _provider(app, "moh")
+    with app.app_context():
+        screen, _ = clients.create("Superset", ["https://app.example.org/cb"], all_users=False, providers=["moh"],
+                                   actor="test")
+        scripted, _ = clients.create("Jupyter", ["https://app.example.org/cb"], all_users=False, actor="test")
+        for application in (screen, scripted):
+            clients.allow(application, [User.by_username("bob")], actor="test")
+        screen_id, scripted_id = screen.id, scripted.id
+    for application_id in (screen_id, scripted_id):
+        _signed_in_to(app, application_id, "bob")
+    models = (ApplicationUser, ApplicationProvider, Consent, AuthorizationCode, OAuthToken)
+    assert [_rows(app, model, application_id=screen_id) for model in models] == [1, 1, 1, 1, 1]
+
+    page = admin_client.get(f"/admin/apps/{screen_id}/delete")
+    assert admin_client.post(f"/admin/apps/{screen_id}/delete",
+                             data={"csrf_token": csrf_from(page)}).status_code == 302
+    for model in models:
+        assert _rows(app, model, application_id=screen_id) == 0, model.__name__
+    assert _rows(app, OAuthToken, application_id=scripted_id) == 1  # the other application keeps its own
+
+    result = runner.invoke(args=["apps", "remove", "Jupyter", "--yes"])
+    assert result.exit_code == 0, result.output
+    for model in (Application, *models):
+        assert _rows(app, model) == 0, model.__name__
+    assert _rows(app, IdentityProvider, id=moh) == 1 and _user_id(app, "bob") is not None
+
+    with app.app_context():
+        again, _ = clients.create("Superset", ["https://app.example.org/cb"], actor="test")
+        assert again.id > scripted_id and clients.as_dict(again)["allowed_users"] == []
 
 
 def test_reg_saving_provider_checkboxes_after_the_provider_was_deleted(app, admin_client, make_user):

@@ -1,5 +1,6 @@
 """Several geologin nodes sharing one PostgreSQL and one Redis behave as one service: a login started on
-node A finishes on node B, a lockout on A holds on B, and a logout on A ends the session on B."""
+node A finishes on node B, a lockout on A holds on B, a logout on A ends the session on B, an authorization
+code issued by A is redeemed at B, and a signing key rotated through any node is published by all at once."""
 import os
 import re
 import socket
@@ -52,8 +53,8 @@ def cluster(shared_database, tmp_path_factory):
                 "GEOLOGIN_INSTANCE": str(tmp_path_factory.mktemp("instance"))})
 
     def cli(*args, stdin=None):
-        subprocess.run(FLASK + list(args), cwd=ROOT, env=env, input=stdin, check=True, capture_output=True,
-                       text=True)
+        return subprocess.run(FLASK + list(args), cwd=ROOT, env=env, input=stdin, check=True, capture_output=True,
+                              text=True).stdout
 
     cli("db", "upgrade")
     cli("users", "create", "alice", "--no-password")
@@ -151,3 +152,44 @@ def test_a_provider_disabled_anywhere_is_gone_from_every_node_at_once(cluster):
     finally:
         cluster.cli("providers", "enable", "moh")
     assert all('value="moh"' in requests.get(node + "/login", timeout=10).text for node in cluster)
+
+
+def test_code_issued_by_node_a_is_redeemed_at_node_b_and_a_rotated_key_is_everywhere_at_once(cluster):
+    """Applications talk to whichever node the load balancer picks: codes, tokens, consents and keys are in
+    the shared database, never in one node's memory."""
+    import base64
+    import json
+    from urllib.parse import parse_qs, urlencode, urlsplit
+
+    from authlib.common.security import generate_token
+    from authlib.oauth2.rfc7636 import create_s256_code_challenge
+    from joserfc import jwt
+    from joserfc.jwk import KeySet
+
+    node_a, node_b = cluster
+    redirect_uri = "https://grafana.example.org/login/generic_oauth"
+    app = json.loads(cluster.cli("apps", "add", "Grafana", "--redirect-uri", redirect_uri, "--first-party",
+                                 "--json"))
+    cluster.cli("users", "create", "carol", "--password-stdin", stdin="Carol-local-pass-42\n")
+    browser = requests.Session()
+    browser.post(node_a + "/login", data={"csrf_token": _csrf(browser, node_a + "/login"), "username": "carol",
+                                          "password": "Carol-local-pass-42"}, allow_redirects=False, timeout=10)
+    verifier = generate_token(48)
+    query = urlencode({"response_type": "code", "client_id": app["client_id"], "redirect_uri": redirect_uri,
+                       "scope": "openid profile", "state": "s", "nonce": "n",
+                       "code_challenge": create_s256_code_challenge(verifier), "code_challenge_method": "S256"})
+    answer = browser.get(node_a + "/oauth/authorize?" + query, allow_redirects=False, timeout=10)
+    code = parse_qs(urlsplit(answer.headers["Location"]).query)["code"][0]
+    basic = base64.b64encode(f"{app['client_id']}:{app['client_secret']}".encode()).decode()
+    tokens = requests.post(node_b + "/oauth/token", data={"grant_type": "authorization_code", "code": code,
+                                                          "redirect_uri": redirect_uri, "code_verifier": verifier},
+                           headers={"Authorization": "Basic " + basic}, timeout=10).json()
+    keys_on_b = KeySet.import_key_set(requests.get(node_b + "/oauth/jwks", timeout=10).json())
+    assert jwt.decode(tokens["id_token"], keys_on_b).claims["preferred_username"] == "carol"
+    userinfo = requests.get(node_a + "/oauth/userinfo", headers={"Authorization": "Bearer " + tokens["access_token"]},
+                            timeout=10)
+    assert userinfo.json()["preferred_username"] == "carol"
+
+    rotated = json.loads(cluster.cli("keys", "rotate", "--json"))
+    for node in cluster:
+        assert rotated["kid"] in {key["kid"] for key in requests.get(node + "/oauth/jwks", timeout=10).json()["keys"]}

@@ -58,3 +58,51 @@ class UserProvidersForm(Form):
         if any(provider_id not in known for provider_id in field.data or []):
             raise ValidationError(_l("An identity provider ticked here no longer exists: another administrator "
                                      "deleted it. Check the list below and save again."))
+
+
+class ApplicationForm(Form):
+    """An application (OpenID Connect client). Only the shape is checked here: geologin/apps/clients.py
+    judges the values, for the CLI and these screens alike."""
+
+    name = StringField(_l("Name"), validators=[MarkRequired()], filters=[strip],
+                       description=_l("Shown to users on the consent screen, e.g. “Superset”."))
+    redirect_uris = TextAreaField(_l("Redirect URIs, one per line"), validators=[MarkRequired()],
+                                  description=_l("Where geologin may send users back after they sign in, exactly "
+                                                 "as the application sends them (https://, no #)."),
+                                  render_kw={"rows": 3, "spellcheck": "false", "autocapitalize": "none"})
+    post_logout_uris = TextAreaField(_l("Post-logout redirect URIs, one per line"),
+                                     description=_l("Where geologin may send users after they log out from the "
+                                                    "application. Optional."),
+                                     render_kw={"rows": 2, "spellcheck": "false", "autocapitalize": "none"})
+    backchannel_logout_uri = StringField(_l("Back-channel logout URI"), filters=[strip],
+                                         description=_l("geologin posts a logout token here when the user's "
+                                                        "geologin session ends. Optional."),
+                                         render_kw={"spellcheck": "false", "autocapitalize": "none"})
+    first_party = BooleanField(_l("First party: do not ask users for consent"), default=False,
+                               description=_l("Only for applications run by the same organisation as geologin."))
+    allow_all_users = BooleanField(_l("Every active user may sign in to it"), default=True,
+                                   description=_l("When off, only the users allowed one by one may sign in."))
+    refresh_tokens = BooleanField(_l("Refresh tokens at every sign-in"), default=False,
+                                  description=_l("When off, only when the application asks for offline_access."))
+    provider_ids = SelectMultipleField(_l("Identity providers"), coerce=row_id, validate_choice=False)
+
+    def validate_provider_ids(self, field):
+        """A form opened before another administrator deleted a provider still names its id."""
+        known = {option[0] for option in field.iter_choices()}
+        if any(provider_id not in known for provider_id in field.data or []):
+            raise ValidationError(_l("An identity provider ticked here no longer exists: another administrator "
+                                     "deleted it. Check the list below and save again."))
+
+
+class ApplicationCreateForm(ApplicationForm):
+    public = BooleanField(_l("Public client (no secret)"), default=False,
+                          description=_l("For single-page or native applications that cannot keep a secret; "
+                                         "they must use PKCE. Cannot be changed later."))
+
+
+class ApplicationAllowForm(Form):
+    usernames = TextAreaField(_l("Usernames, one per line"),
+                              validators=[DataRequired(_l("Enter at least one username."))],
+                              description=_l("Exact usernames (case matters). If one of them is not a user, "
+                                             "nobody is added: correct the list and send it again."),
+                              render_kw={"rows": 8, "autocapitalize": "none", "spellcheck": "false"})

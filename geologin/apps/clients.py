@@ -7,6 +7,7 @@ import secrets
 from urllib.parse import urlsplit
 
 from flask import current_app
+from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import delete, or_, select, update
 
 from .. import audit
@@ -19,10 +20,21 @@ NAME_MAX = 120
 URI_MAX = 2000
 MAX_URIS = 20
 _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
+# What check_uri names in its messages (translated, as the admin screens show them).
+REDIRECT_URI = _l("Redirect URI")
+POST_LOGOUT_URI = _l("Post-logout redirect URI")
+BACKCHANNEL_LOGOUT_URI = _l("Back-channel logout URI")
 
 
 class ApplicationError(ValueError):
-    """A change that geologin refuses, with a message saying what to do instead; nothing was saved."""
+    """A change that geologin refuses, with a message saying what to do instead; nothing was saved.
+    ``field`` names the input at fault (name, redirect_uris, post_logout_uris, backchannel_logout_uri,
+    providers, users), so a form can show the message next to it."""
+
+    def __init__(self, message, field=None):
+        super().__init__(str(message))
+        self.message = str(message)
+        self.field = field
 
 
 def _secret_hash(secret):
@@ -32,6 +44,14 @@ def _secret_hash(secret):
 def new_secret():
     """A client secret: 256 random bits, so a plain SHA-256 is as good as a slow hash and costs nothing."""
     return secrets.token_urlsafe(32)
+
+
+def _new_client_id():
+    """144 random bits; never starting with "-", which a command line would take for an option."""
+    while True:
+        client_id = secrets.token_urlsafe(18)
+        if not client_id.startswith("-"):
+            return client_id
 
 
 def verify_secret(application, secret):
@@ -95,56 +115,60 @@ def _insecure_http_allowed():
     return bool(config.get("ALLOW_INSECURE_HTTP") or config.get("TESTING") or is_development(current_app))
 
 
-def check_uri(uri, what):
+def check_uri(uri, what, field=None):
     """Return ``uri`` cleaned, or raise ApplicationError. Exact strings are compared later, so nothing is
     normalised: a URI must be absolute, https (http only on the machine itself, or in development), and
     carry no fragment (RFC 6749 3.1.2)."""
     uri = (uri or "").strip()
     if not uri:
-        raise ApplicationError(f"The {what} is empty.")
+        raise ApplicationError(_("%(what)s: enter a URL.", what=what), field)
     if len(uri) > URI_MAX:
-        raise ApplicationError(f"The {what} is longer than {URI_MAX} characters.")
+        raise ApplicationError(_("%(what)s: longer than %(n)d characters.", what=what, n=URI_MAX), field)
     if any(ord(c) < 33 or ord(c) == 127 for c in uri):
-        raise ApplicationError(f"The {what} {uri!r} contains spaces or control characters.")
+        raise ApplicationError(_("%(what)s: a URL contains spaces or control characters.", what=what), field)
     try:
         parts = urlsplit(uri)
         host = parts.hostname
     except ValueError:
-        raise ApplicationError(f"The {what} {uri!r} is not a valid URL.") from None
+        raise ApplicationError(_("%(what)s: “%(uri)s” is not a valid URL.", what=what, uri=uri), field) from None
     if parts.scheme not in ("https", "http") or not host:
-        raise ApplicationError(f"The {what} {uri!r} must be an absolute https:// URL.")
+        raise ApplicationError(_("%(what)s: “%(uri)s” must be an absolute https:// URL.", what=what, uri=uri),
+                               field)
     if parts.fragment or "#" in uri:
-        raise ApplicationError(f"The {what} {uri!r} must not contain a fragment (#...).")
+        raise ApplicationError(_("%(what)s: “%(uri)s” must not contain a fragment (#...).", what=what, uri=uri),
+                               field)
     if parts.username or parts.password:
-        raise ApplicationError(f"The {what} {uri!r} must not contain a user name or password.")
+        raise ApplicationError(_("%(what)s: “%(uri)s” must not contain a user name or password.", what=what,
+                                 uri=uri), field)
     if parts.scheme == "http" and host not in _LOOPBACK_HOSTS and not _insecure_http_allowed():
-        raise ApplicationError(f"The {what} {uri!r} is plain http: use https (http is allowed only for "
-                               "localhost, or in development).")
+        raise ApplicationError(_("%(what)s: “%(uri)s” is plain http: use https (http is allowed only for "
+                                 "localhost, or in development).", what=what, uri=uri), field)
     return uri
 
 
-def _checked_uris(uris, what):
+def _checked_uris(uris, what, field):
     cleaned = []
     for uri in uris or ():
-        uri = check_uri(uri, what)
+        uri = check_uri(uri, what, field)
         if uri not in cleaned:
             cleaned.append(uri)
     if len(cleaned) > MAX_URIS:
-        raise ApplicationError(f"At most {MAX_URIS} {what}s per application.")
+        raise ApplicationError(_("%(what)s: at most %(n)d per application.", what=what, n=MAX_URIS), field)
     return cleaned
 
 
 def _checked_name(name, existing=None):
     name = (name or "").strip()
     if not name:
-        raise ApplicationError("The application needs a name.")
+        raise ApplicationError(_("The application needs a name."), "name")
     if len(name) > NAME_MAX:
-        raise ApplicationError(f"The name is longer than {NAME_MAX} characters.")
+        raise ApplicationError(_("The name is longer than %(n)d characters.", n=NAME_MAX), "name")
     if any(ord(c) < 32 or ord(c) == 127 for c in name):
-        raise ApplicationError("The name contains control characters.")
+        raise ApplicationError(_("The name contains control characters."), "name")
     clash = find(name)
     if clash is not None and clash is not existing:
-        raise ApplicationError(f"There is already an application named or identified {name!r}.")
+        raise ApplicationError(_("There is already an application named or identified “%(name)s”.", name=name),
+                               "name")
     return name
 
 
@@ -153,7 +177,7 @@ def _providers(slugs):
     for slug in slugs or ():
         provider = IdentityProvider.by_slug(slug)
         if provider is None:
-            raise ApplicationError(f"There is no identity provider {slug!r} (see `providers list`).")
+            raise ApplicationError(_("There is no identity provider “%(slug)s”.", slug=slug), "providers")
         if provider not in found:
             found.append(provider)
     return found
@@ -164,15 +188,16 @@ def create(name, redirect_uris, *, post_logout_uris=(), backchannel_logout_uri=N
     """Register an application. Returns ``(application, secret)``: the secret (None for a public client) is
     not kept and cannot be shown again."""
     name = _checked_name(name)
-    uris = _checked_uris(redirect_uris, "redirect URI")
+    uris = _checked_uris(redirect_uris, REDIRECT_URI, "redirect_uris")
     if not uris:
-        raise ApplicationError("An application needs at least one redirect URI.")
-    logout_uris = _checked_uris(post_logout_uris, "post-logout redirect URI")
-    backchannel = check_uri(backchannel_logout_uri, "back-channel logout URI") if backchannel_logout_uri else None
+        raise ApplicationError(_("An application needs at least one redirect URI."), "redirect_uris")
+    logout_uris = _checked_uris(post_logout_uris, POST_LOGOUT_URI, "post_logout_uris")
+    backchannel = (check_uri(backchannel_logout_uri, BACKCHANNEL_LOGOUT_URI, "backchannel_logout_uri")
+                   if backchannel_logout_uri else None)
     chosen = _providers(providers)
     secret = None if public else new_secret()
     application = Application(
-        name=name, client_id=secrets.token_urlsafe(18), secret_hash=_secret_hash(secret) if secret else None,
+        name=name, client_id=_new_client_id(), secret_hash=_secret_hash(secret) if secret else None,
         redirect_uris_json=json.dumps(uris), post_logout_uris_json=json.dumps(logout_uris),
         backchannel_logout_uri=backchannel, first_party=first_party, allow_all_users=all_users,
         providers_only=bool(chosen), refresh_tokens=refresh_tokens,
@@ -197,14 +222,16 @@ def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, b
     if name is not None:
         changes["name"] = _checked_name(name, application)
     if redirect_uris is not None:
-        uris = _checked_uris(redirect_uris, "redirect URI")
+        uris = _checked_uris(redirect_uris, REDIRECT_URI, "redirect_uris")
         if not uris:
-            raise ApplicationError("An application needs at least one redirect URI.")
+            raise ApplicationError(_("An application needs at least one redirect URI."), "redirect_uris")
         changes["redirect_uris_json"] = json.dumps(uris)
     if post_logout_uris is not None:
-        changes["post_logout_uris_json"] = json.dumps(_checked_uris(post_logout_uris, "post-logout redirect URI"))
+        changes["post_logout_uris_json"] = json.dumps(_checked_uris(post_logout_uris, POST_LOGOUT_URI,
+                                                                    "post_logout_uris"))
     if backchannel_logout_uri is not _UNSET:
-        changes["backchannel_logout_uri"] = (check_uri(backchannel_logout_uri, "back-channel logout URI")
+        changes["backchannel_logout_uri"] = (check_uri(backchannel_logout_uri, BACKCHANNEL_LOGOUT_URI,
+                                                       "backchannel_logout_uri")
                                              if backchannel_logout_uri else None)
     for field, value in (("first_party", first_party), ("allow_all_users", all_users),
                          ("refresh_tokens", refresh_tokens)):
@@ -228,7 +255,7 @@ def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, b
 def rotate_secret(application, *, actor=None):
     """A new secret for a confidential application; the old one stops working at once. Returns it (once)."""
     if application.is_public:
-        raise ApplicationError(f"{application.name!r} is a public client: it has no secret.")
+        raise ApplicationError(_("“%(name)s” is a public client: it has no secret.", name=application.name))
     secret = new_secret()
     application.secret_hash = _secret_hash(secret)
     application.secret_changed_at = utcnow()
@@ -287,11 +314,17 @@ def revoke_for_users(application, user_ids):
 
 
 def users_named(usernames):
-    """The users with these usernames, or ApplicationError naming the unknown ones."""
-    users, unknown = [], []
-    for username in usernames:
-        user = User.by_username(username)
-        (users if user is not None else unknown).append(user if user is not None else username)
+    """The users with these usernames, or ApplicationError naming the unknown ones (a few queries however
+    many names: the admin screen takes thousands at once)."""
+    names = list(dict.fromkeys(usernames))
+    found = {}
+    searchable = [name for name in names if "\x00" not in name]  # PostgreSQL cannot even compare a NUL
+    for start in range(0, len(searchable), 500):
+        chunk = searchable[start:start + 500]
+        found.update((user.username, user) for user in db.session.scalars(select(User).where(
+            User.username.in_(chunk))))
+    unknown = [name for name in names if name not in found]
     if unknown:
-        raise ApplicationError("No such user: " + ", ".join(unknown))
-    return users
+        shown = ", ".join(unknown[:20]) + (f" (+{len(unknown) - 20})" if len(unknown) > 20 else "")
+        raise ApplicationError(_("No such user: %(names)s", names=shown), "users")
+    return [found[name] for name in names]

@@ -1,0 +1,200 @@
+"""Administrators' screens for applications (the OpenID Connect clients that sign their users in through
+geologin): list, add, edit, rotate the secret, delete, who may sign in, and which login methods they admit.
+
+Nested in the admin blueprint (see admin/__init__.py), so the admin guard runs before every route here. Every
+change goes through geologin/apps/clients.py, which the CLI uses too; a secret is shown once, on the page
+that answers the POST that made it, and never stored in clear."""
+from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
+from flask_babel import gettext as _, ngettext
+from sqlalchemy import select
+
+from ..accounts import users
+from ..apps import clients
+from ..extensions import db
+from ..idp import cache
+from ..models import Application, ApplicationUser, User
+from ..web import requested_page
+from .blueprint import actor
+from .forms import ApplicationAllowForm, ApplicationCreateForm, ApplicationForm, DisallowForm
+from .setting_fields import choice
+
+bp = Blueprint("apps", __name__, url_prefix="/apps")
+
+BULK_MAX_LINES = 10000
+# Form field that shows each service error (clients.ApplicationError.field -> form field).
+FIELDS = {"name": "name", "redirect_uris": "redirect_uris", "post_logout_uris": "post_logout_uris",
+          "backchannel_logout_uri": "backchannel_logout_uri", "providers": "provider_ids"}
+
+
+def _application_or_404(app_id):
+    application = db.session.get(Application, app_id)
+    if application is None:
+        abort(404)
+    return application
+
+
+def _lines(text):
+    return [line.strip() for line in (text or "").splitlines() if line.strip()]
+
+
+def _with_providers(form):
+    form.provider_ids.choices = [choice(p.id, p.label) for p in cache.ordered_providers()]
+    return form
+
+
+def _chosen_slugs(form):
+    by_id = {p.id: p.slug for p in cache.ordered_providers()}
+    return [by_id[provider_id] for provider_id in form.provider_ids.data or []]
+
+
+def _put_error(form, error):
+    target = getattr(form, FIELDS.get(error.field, ""), None)
+    (target.errors if target is not None else form.form_errors).append(error.message)
+
+
+def _form_page(form, application=None, status=200):
+    return render_template("admin/apps_form.html", form=form, application=application,
+                           providers={p.id: p for p in cache.ordered_providers()}), status
+
+
+def _secret_page(application, secret, created):
+    """The one page that ever shows ``secret`` (already no-store: every signed-in page is)."""
+    return render_template("admin/apps_secret.html", application=application, secret=secret, created=created)
+
+
+# -- list, add, edit, delete ---------------------------------------------------------------------------------
+@bp.route("", endpoint="index")
+def apps_list():
+    applications = clients.all_applications()
+    return render_template("admin/apps.html", applications=applications,
+                           rows={a.id: clients.as_dict(a) for a in applications})
+
+
+@bp.route("/new", methods=["GET", "POST"])
+def new():
+    form = _with_providers(ApplicationCreateForm())
+    if form.validate_on_submit():
+        try:
+            application, secret = clients.create(
+                form.name.data, _lines(form.redirect_uris.data), post_logout_uris=_lines(form.post_logout_uris.data),
+                backchannel_logout_uri=form.backchannel_logout_uri.data or None, public=form.public.data,
+                first_party=form.first_party.data, all_users=form.allow_all_users.data,
+                refresh_tokens=form.refresh_tokens.data, providers=_chosen_slugs(form), actor=actor())
+        except clients.ApplicationError as error:
+            db.session.rollback()
+            _put_error(form, error)
+        else:
+            return _secret_page(application, secret, created=True)
+    return _form_page(form, status=400 if request.method == "POST" else 200)
+
+
+@bp.route("/<int:app_id>", methods=["GET", "POST"])
+def edit(app_id):
+    application = _application_or_404(app_id)
+    if request.method == "POST":
+        form = _with_providers(ApplicationForm())
+    else:
+        form = _with_providers(ApplicationForm(data={
+            "name": application.name,
+            "redirect_uris": "\n".join(clients.redirect_uris(application)),
+            "post_logout_uris": "\n".join(clients.post_logout_uris(application)),
+            "backchannel_logout_uri": application.backchannel_logout_uri or "",
+            "first_party": application.first_party, "allow_all_users": application.allow_all_users,
+            "refresh_tokens": application.refresh_tokens,
+            "provider_ids": sorted(row.provider_id for row in application.allowed_providers)}))
+    if form.validate_on_submit():
+        try:
+            changed = clients.edit(
+                application, name=form.name.data, redirect_uris=_lines(form.redirect_uris.data),
+                post_logout_uris=_lines(form.post_logout_uris.data),
+                backchannel_logout_uri=form.backchannel_logout_uri.data or None, first_party=form.first_party.data,
+                all_users=form.allow_all_users.data, refresh_tokens=form.refresh_tokens.data,
+                providers=_chosen_slugs(form), actor=actor())
+        except clients.ApplicationError as error:
+            db.session.rollback()
+            _put_error(form, error)
+        else:
+            flash(_("Changes saved.") if changed else _("Nothing changed."), "info")
+            return redirect(url_for("admin.apps.edit", app_id=application.id))
+    return _form_page(form, application, status=400 if request.method == "POST" else 200)
+
+
+@bp.route("/<int:app_id>/rotate-secret", methods=["GET", "POST"])
+def rotate_secret(app_id):
+    application = _application_or_404(app_id)
+    if application.is_public:
+        flash(_("“%(name)s” is a public client: it has no secret.", name=application.name), "error")
+        return redirect(url_for("admin.apps.edit", app_id=application.id))
+    if request.method == "POST":  # CSRF is checked for every POST by CSRFProtect
+        secret = clients.rotate_secret(application, actor=actor())
+        return _secret_page(application, secret, created=False)
+    return render_template("admin/apps_rotate.html", application=application)
+
+
+@bp.route("/<int:app_id>/delete", methods=["GET", "POST"])
+def delete(app_id):
+    application = _application_or_404(app_id)
+    if request.method == "POST":  # CSRF is checked for every POST by CSRFProtect
+        name = application.name
+        clients.remove(application, actor=actor())
+        flash(_("Application %(name)s deleted.", name=name), "info")
+        return redirect(url_for("admin.apps.index"))
+    return render_template("admin/apps_delete.html", application=application,
+                           allowed=len(application.allowed_users))
+
+
+# -- who may sign in -----------------------------------------------------------------------------------------
+def _users_page(application, *, bulk_form=None, status=200):
+    query = (request.args.get("q") or "").strip()[:200]
+    statement = (users.search_users(query)
+                 .join(ApplicationUser, ApplicationUser.user_id == User.id)
+                 .where(ApplicationUser.application_id == application.id))
+    page = db.paginate(statement, page=requested_page(), per_page=current_app.config["USERS_PER_PAGE"],
+                       error_out=False, max_per_page=200)
+    return render_template("admin/apps_users.html", application=application, page=page, query=query,
+                           bulk_form=bulk_form or ApplicationAllowForm(formdata=None),
+                           disallow_form=DisallowForm(formdata=None)), status
+
+
+@bp.route("/<int:app_id>/users", endpoint="users")
+def users_list(app_id):
+    return _users_page(_application_or_404(app_id))
+
+
+@bp.route("/<int:app_id>/users/allow", methods=["POST"])
+def users_allow(app_id):
+    """Every name must be a user, or nothing is allowed (the CLI's rule too): a typo is fixed, not half done."""
+    application = _application_or_404(app_id)
+    form = ApplicationAllowForm()
+    if form.validate_on_submit():
+        names = list(dict.fromkeys(_lines(form.usernames.data)))
+        if len(names) > BULK_MAX_LINES:
+            form.usernames.errors.append(_("At most %(n)d usernames at once.", n=BULK_MAX_LINES))
+        else:
+            try:
+                added = clients.allow(application, clients.users_named(names), actor=actor())
+            except clients.ApplicationError as error:
+                db.session.rollback()
+                form.usernames.errors.append(error.message)
+            else:
+                already = len(names) - len(added)
+                flash(ngettext("Allowed: %(num)d user.", "Allowed: %(num)d users.", len(added)) +
+                      (" " + ngettext("%(num)d was already allowed.", "%(num)d were already allowed.", already)
+                       if already else ""), "info")
+                return redirect(url_for("admin.apps.users", app_id=application.id))
+    return _users_page(application, bulk_form=form, status=400)
+
+
+@bp.route("/<int:app_id>/users/disallow", methods=["POST"])
+def users_disallow(app_id):
+    application = _application_or_404(app_id)
+    form = DisallowForm()
+    if form.validate_on_submit() and form.user_ids.data:
+        chosen = list(db.session.scalars(select(User).where(User.id.in_(form.user_ids.data[:BULK_MAX_LINES]))))
+        removed = clients.disallow(application, chosen, actor=actor())
+        flash(ngettext("%(num)d user may no longer sign in to %(name)s.",
+                       "%(num)d users may no longer sign in to %(name)s.", len(removed), name=application.name),
+              "info")
+    else:
+        flash(_("Tick the users to disallow first."), "error")
+    return redirect(url_for("admin.apps.users", app_id=application.id, q=request.args.get("q") or None))

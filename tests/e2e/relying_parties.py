@@ -17,7 +17,6 @@ import re
 import secrets
 import shutil
 import subprocess
-import sys
 import tempfile
 import time
 from html.parser import HTMLParser
@@ -402,27 +401,12 @@ class Browser:
         return match.group(1).strip() if match else None
 
 
-def flask_python(geologin, code):
-    """Run ``code`` inside geologin's app context in a separate Python process (the instance's settings);
-    return what it printed as JSON."""
-    script = ("import json\nfrom geologin import create_app\napp = create_app()\nwith app.app_context():\n"
-              + "".join(f"    {line}\n" for line in code.strip().splitlines()))
-    result = subprocess.run([sys.executable, "-c", script], cwd=ROOT, env=geologin.env, capture_output=True,
-                            text=True, timeout=60)
-    if result.returncode:
-        raise AssertionError(f"python in geologin's app context exited {result.returncode}:\n{result.stderr}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
-
-
-def register_application(geologin, name, redirect_uris, post_logout_uris=(), *, public=False, first_party=False,
-                         refresh_tokens=False):
-    """Register an application through geologin's one service for it (geologin.apps.clients.create);
-    return (client_id, client_secret)."""
-    args = json.dumps({"name": name, "redirect_uris": list(redirect_uris), "post_logout_uris": list(post_logout_uris),
-                       "public": public, "first_party": first_party, "refresh_tokens": refresh_tokens})
-    return tuple(flask_python(geologin, f"""
-from geologin.apps import clients
-args = json.loads({args!r})
-application, secret = clients.create(args.pop("name"), args.pop("redirect_uris"), actor="e2e", **args)
-print(json.dumps([application.client_id, secret]))
-"""))
+def register_application(geologin, name, redirect_uris, post_logout_uris=(), *, public=False, refresh_tokens=False):
+    """Register an application as its administrator would, with ``flask apps add ... --json``; return
+    (client_id, client_secret), the secret None for a public client."""
+    args = ["apps", "add", name, "--json"]
+    args += [arg for uri in redirect_uris for arg in ("--redirect-uri", uri)]
+    args += [arg for uri in post_logout_uris for arg in ("--post-logout-uri", uri)]
+    args += ["--public"] * public + ["--refresh-tokens"] * refresh_tokens
+    printed = json.loads(geologin.flask(*args))
+    return printed["client_id"], printed["client_secret"]

@@ -401,12 +401,14 @@ class Browser:
         return match.group(1).strip() if match else None
 
 
-def register_application(geologin, name, redirect_uris, post_logout_uris=(), *, public=False, refresh_tokens=False):
+def register_application(geologin, name, redirect_uris, post_logout_uris=(), *, public=False, refresh_tokens=False,
+                         providers=()):
     """Register an application as its administrator would, with ``flask apps add ... --json``; return
     (client_id, client_secret), the secret None for a public client."""
     args = ["apps", "add", name, "--json"]
     args += [arg for uri in redirect_uris for arg in ("--redirect-uri", uri)]
     args += [arg for uri in post_logout_uris for arg in ("--post-logout-uri", uri)]
+    args += [arg for slug in providers for arg in ("--provider", slug)]
     args += ["--public"] * public + ["--refresh-tokens"] * refresh_tokens
     printed = json.loads(geologin.flask(*args))
     return printed["client_id"], printed["client_secret"]

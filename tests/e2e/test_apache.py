@@ -1,6 +1,9 @@
 """An application behind Apache httpd with mod_auth_openidc, a relying party this project did not write,
 signs people in through geologin: discovery, login by password and through DHIS2, the claims the
 application sees, and logout from the application ending the geologin session."""
+import html
+import re
+
 import pytest
 
 from tests.e2e.conftest import ALICE_EMAIL, ALICE_NAME, ALICE_PASSWORD, DHIS2_ALICE, DHIS2_SLUG
@@ -92,3 +95,34 @@ def test_apache_logout_ends_the_geologin_session(world, apache):
     protected_page(browser, apache)
     assert browser.pages[0] == "login"
     assert origin(browser.trail[1]) == geologin.url
+
+
+def test_apache_application_open_only_through_dhis2_refuses_a_password_login_clearly(world):
+    """An application admitting only people who logged in through the MoH DHIS2: with a password, geologin
+    says so in a page of its own, whose way back to the application carries access_denied; through DHIS2,
+    she is in."""
+    require_apache()
+    geologin = world[0]
+    port = free_port()
+    _, redirect_uri, _ = Apache.urls(port)
+    client_id, secret = register_application(geologin, "Health dashboard (Apache)", [redirect_uri],
+                                             providers=[DHIS2_SLUG])
+    apache = Apache(geologin.url, client_id, secret, port)
+    try:
+        browser = Browser(geologin.url, "alice", ALICE_PASSWORD)
+        refused = browser.visit(apache.url + "/protected/")
+        assert refused.status_code == 403 and refused.url.startswith(geologin.url + "/oauth/authorize")
+        assert "No access to Health dashboard (Apache)" in refused.text
+        back = html.unescape(re.search(r'<a href="([^"]+)">Back to Health dashboard', refused.text).group(1))
+        assert back.startswith(redirect_uri + "?") and query(back)["error"] == "access_denied"
+        assert query(back)["iss"] == geologin.url  # RFC 9207: in error responses too
+        # mod_auth_openidc 2.4 reads a redirect with iss and no code as a third-party-initiated login, so it
+        # shows its own error page rather than access_denied; either way she is not let in.
+        at_apache = browser.visit(back)
+        assert at_apache.url == back and "Error" in at_apache.text and "REMOTE_USER" not in at_apache.text
+        assert browser.visit(apache.url + "/protected/").status_code == 403  # and geologin still refuses
+
+        through_dhis2 = Browser(geologin.url, "alice", dhis2=(DHIS2_SLUG, Dhis2User(*DHIS2_ALICE)))
+        assert protected_page(through_dhis2, apache)["idp"] == DHIS2_SLUG
+    finally:
+        apache.stop()

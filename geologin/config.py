@@ -242,6 +242,11 @@ SETTINGS = (
     ConfigSetting("OIDC_ID_TOKEN_SECONDS", int, 300, "lifetime of the ID tokens geologin issues to applications; a "
                   "replaced signing key stays published this long (plus 5 minutes of clock leeway)", min=1,
                   max=24 * 3600),
+    ConfigSetting("OIDC_ACCESS_TOKEN_SECONDS", int, 600, "lifetime of the access tokens geologin issues to "
+                  "applications (they also die with the geologin session, unless offline_access)", min=30,
+                  max=24 * 3600),
+    ConfigSetting("OIDC_REFRESH_TOKEN_SECONDS", int, 30 * 24 * 3600, "lifetime of a refresh token (each refresh "
+                  "issues a new one and retires the old)", min=60, max=365 * 24 * 3600),
 )
 SETTINGS_BY_NAME = {setting.name: setting for setting in SETTINGS}
 DEFAULTS = {setting.name: setting.default for setting in SETTINGS}

@@ -1,6 +1,7 @@
 """The core's tables: local users, their server-side sessions, the audit trail, first-run setup tokens, the
 registered identity providers, and what the OpenID provider keeps: signing keys, applications, consents,
 codes and tokens."""
+import uuid
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
@@ -59,6 +60,9 @@ class User(UserMixin, db.Model):
     # When an administrator last lifted the account's lockout. Lockout counters may live in each process's
     # memory; every process compares its own counters with this before it refuses a login.
     unlocked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # What applications know the user by (the ID token's sub): random, never changed, never reused, and
+    # unlike the username it says nothing and survives a rename. Migration 0008 gave existing users theirs.
+    subject: Mapped[str] = mapped_column(String(36), unique=True, nullable=False, default=lambda: str(uuid.uuid4()))
 
     sessions: Mapped[list["UserSession"]] = relationship(
         back_populates="user", cascade="all, delete-orphan", passive_deletes=True
@@ -279,6 +283,7 @@ class Application(db.Model):
     providers_only: Mapped[bool] = mapped_column(default=False, nullable=False)
     # Refresh tokens for every sign-in, not only when the application asks for offline_access.
     refresh_tokens: Mapped[bool] = mapped_column(default=False, nullable=False)
+    id_token_alg: Mapped[str] = mapped_column(String(10), nullable=False, default="RS256")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
     secret_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -359,6 +364,9 @@ class AuthorizationCode(db.Model):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime, nullable=False, index=True)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+    application: Mapped[Application] = relationship()
+    user: Mapped[User] = relationship()
 
 
 class OAuthToken(db.Model):

@@ -65,3 +65,7 @@
 # OIDC_KEY_GRACE_SECONDS = 3600
 # lifetime of ID tokens issued to applications; a replaced signing key stays published this long (+5 min)
 # OIDC_ID_TOKEN_SECONDS = 300
+# lifetime of access tokens issued to applications (they also die with the geologin session)
+# OIDC_ACCESS_TOKEN_SECONDS = 600
+# lifetime of a refresh token; each refresh issues a new one
+# OIDC_REFRESH_TOKEN_SECONDS = 2592000

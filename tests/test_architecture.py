@@ -32,8 +32,9 @@ ALLOWED = {
     "login": {*FOUNDATION, "audit", "accounts", "idp", "providers"},
     "i18n": {"config", "extensions", "login.redirects"},
     "admin": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.sessions", "login.redirects",
-              "login.throttle"},
-    "apps": {"config", "extensions", "models", "encryption", "audit"},  # the OpenID provider: no login code
+              "login.throttle", "apps"},
+    # Applications rely on geologin's logins: they read sessions, never how a login is done.
+    "apps": {*FOUNDATION, "audit", "login.sessions", "i18n"},
     "cli": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.throttle", "apps"},
     "app": {"*"},  # geologin/__init__.py (create_app) puts every area together
     "wsgi": {"app", "config"},

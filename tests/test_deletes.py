@@ -6,7 +6,7 @@ from datetime import timedelta
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from sqlalchemy import func, insert, select, text
+from sqlalchemy import column, func, insert, select, table as table_named, text
 from sqlalchemy.exc import IntegrityError
 
 from geologin import idp as instances
@@ -228,7 +228,10 @@ def test_reg_migration_0005_keeps_data_drops_orphans_and_never_reuses_ids(empty_
             sqlite = connection.dialect.name == "sqlite"
             if sqlite:  # what every geologin database before 0005 was: foreign keys not enforced
                 connection.exec_driver_sql("PRAGMA foreign_keys=OFF")
-            connection.execute(insert(User.__table__), [
+            users_at_0004 = table_named("users", *(column(name) for name in (
+                "id", "username", "display_name", "is_admin", "active", "password_login_allowed", "created_at",
+                "updated_at")))
+            connection.execute(insert(users_at_0004), [
                 {"id": 1, "username": "alice", "display_name": "", "is_admin": True, "active": True,
                  "password_login_allowed": True, "created_at": now, "updated_at": now},
                 {"id": 3, "username": "bob", "display_name": "", "is_admin": False, "active": True,
@@ -265,6 +268,8 @@ def test_reg_migration_0005_keeps_data_drops_orphans_and_never_reuses_ids(empty_
 
         assert [(u.id, u.username) for u in db.session.scalars(select(User).order_by(User.id))] == [
             (1, "alice"), (3, "bob")]
+        subjects = list(db.session.scalars(select(User.subject)))  # 0008 gave each existing user their own
+        assert len(set(subjects)) == 2 and all(len(subject) == 36 for subject in subjects)
         assert sorted(db.session.scalars(select(UserSession.user_id))) == [1, 3]
         assert db.session.execute(select(UserProviderPermission.user_id, UserProviderPermission.provider_id)
                                   ).all() == [(3, 1)]

@@ -1,2 +1,10 @@
-"""Applications: what geologin offers other applications that rely on its logins (the OpenID provider,
-later forward-auth). keys.py: the provider's signing keys."""
+"""Applications: what geologin offers the applications that rely on its logins. An OpenID provider
+(server.py: Authlib's authorization server; views.py: its endpoints), the registered applications
+(clients.py), who may use each (access.py), back-channel logout (logout.py) and the signing keys (keys.py)."""
+
+
+def init_app(app):
+    from . import logout, server, views
+    server.init_app(app)
+    views.init_app(app)
+    logout.init_app(app)

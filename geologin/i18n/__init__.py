@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytz
 from babel import Locale, UnknownLocaleError
-from flask import Blueprint, abort, current_app, redirect, request, url_for
+from flask import Blueprint, abort, current_app, g, redirect, request, url_for
 from flask_babel import Domain, format_datetime, get_locale
 from flask_login import current_user
 from markupsafe import Markup
@@ -68,6 +68,8 @@ def select_locale():
     human output stays English) the messages' own language."""
     if not request:
         return SOURCE_LOCALE
+    if g.get("requested_locale"):  # an application's ui_locales, for the page it sent the person to
+        return g.requested_locale
     default = current_app.config["DEFAULT_LOCALE"]
     user = current_user
     if user and user.is_authenticated:
@@ -118,12 +120,17 @@ def choose_language():
     code = supported(request.form.get("language"))
     if code is None:
         abort(400)
-    response = redirect(safe_next(request.form.get("next")) or url_for("home.index"))
-    response.set_cookie(LOCALE_COOKIE, code, max_age=LOCALE_COOKIE_MAX_AGE, httponly=True, samesite="Lax",
-                        secure=current_app.config["SESSION_COOKIE_SECURE"])
+    response = remember_locale(redirect(safe_next(request.form.get("next")) or url_for("home.index")), code)
     if current_user.is_authenticated:
         current_user.locale = code
         db.session.commit()
+    return response
+
+
+def remember_locale(response, code):
+    """Make ``code`` this browser's language from the next page on (the language cookie)."""
+    response.set_cookie(LOCALE_COOKIE, code, max_age=LOCALE_COOKIE_MAX_AGE, httponly=True, samesite="Lax",
+                        secure=current_app.config["SESSION_COOKIE_SECURE"])
     return response
 
 

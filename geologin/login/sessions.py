@@ -3,9 +3,10 @@ must exist for the user to be logged in, so logout and admin actions end session
 import secrets
 from datetime import timedelta
 
-from flask import request, session
+from blinker import Namespace
+from flask import current_app, request, session
 from flask_login import login_user, logout_user
-from sqlalchemy import bindparam, delete, insert, update
+from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import joinedload
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -14,6 +15,9 @@ from ..extensions import db
 from ..models import User, UserSession, utcnow
 
 SESSION_TOKEN_KEY = "sid"
+# Sent with ``session_ids`` (user_sessions ids) just before those sessions end, whatever ends them (a logout
+# button, an application's logout, an administrator): the applications area tells the applications.
+sessions_ending = Namespace().signal("sessions-ending")
 _INSERT_SESSION = insert(UserSession.__table__)
 _SET_LAST_LOGIN = (update(User.__table__).where(User.__table__.c.id == bindparam("user_id"))
                    .values(last_login_at=bindparam("now")))
@@ -84,38 +88,44 @@ def start_session(user, auth_method=None, *, commit=True):
     login_user(user, remember=False, fresh=True)
 
 
+def _ending(condition):
+    """Announce the end of the sessions matching ``condition`` (only if someone listens: it costs a query)."""
+    if sessions_ending.receivers:
+        ids = list(db.session.scalars(select(UserSession.id).where(condition)))
+        if ids:
+            sessions_ending.send(current_app._get_current_object(), session_ids=ids)
+
+
+def _end_where(condition, commit):
+    _ending(condition)
+    db.session.execute(delete(UserSession).where(condition))
+    if commit:
+        db.session.commit()
+
+
 def end_session():
     """Log the current browser out and forget its server-side session."""
     token = session.get(SESSION_TOKEN_KEY)
     if token:
-        db.session.execute(delete(UserSession).where(UserSession.id == digest(token)))
-        db.session.commit()
+        _end_where(UserSession.id == digest(token), commit=True)
     logout_user()
     session.clear()
 
 
 def end_user_sessions(user, commit=True):
     """End every session of ``user`` (deactivated, password changed, role removed...)."""
-    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id))
-    if commit:
-        db.session.commit()
+    _end_where(UserSession.user_id == user.id, commit)
 
 
 def end_user_sessions_via(user, provider_slug, commit=True):
     """End the user's sessions that were opened through one identity provider."""
-    db.session.execute(delete(UserSession).where(UserSession.user_id == user.id,
-                                                 UserSession.auth_method == AuthMethod.provider(provider_slug).stored))
-    if commit:
-        db.session.commit()
+    _end_where((UserSession.user_id == user.id) & (UserSession.auth_method == AuthMethod.provider(provider_slug).stored),
+               commit)
 
 
 def end_sessions_via_provider(provider_slug, commit=True):
     """End every session opened through one identity provider (disabled or removed)."""
-    db.session.execute(delete(UserSession).where(UserSession.auth_method == AuthMethod.provider(provider_slug).stored))
-    if commit:
-        db.session.commit()
-
-
+    _end_where(UserSession.auth_method == AuthMethod.provider(provider_slug).stored, commit)
 
 
 def login_age():

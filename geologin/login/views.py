@@ -39,13 +39,16 @@ def _password_login_failure(username):
 @bp.route("/login", methods=["GET", "POST"])
 @throttle.limit_attempts
 def login():
-    if current_user.is_authenticated and request.method == "GET":
+    # prompt=login: an application asks for a fresh login although the person is logged in (OpenID Connect).
+    fresh = request.args.get("prompt") == "login"
+    if current_user.is_authenticated and request.method == "GET" and not fresh:
         return _landing(request.args.get("next"))
     if request.method == "GET" and not safe_next(request.args.get("next")):
         return login_page(None, 200)  # the empty form, from the per-language copy
     form = LoginForm()
     if request.method == "GET":
         form.next.data = safe_next(request.args.get("next")) or ""
+        form.username.data = request.args.get("login_hint", "")[:150]  # an application's guess (login_hint)
     status = 400 if request.method == "POST" else 200
     if form.validate_on_submit():
         username = form.username.data

@@ -7,6 +7,7 @@ Create Date: 2026-12-03 17:30:00
 """
 from alembic import op
 import sqlalchemy as sa
+import uuid
 
 
 # revision identifiers, used by Alembic.
@@ -17,6 +18,16 @@ depends_on = None
 
 
 def upgrade():
+    # users.subject: added empty, given a random value per user, then made required and unique (SQLite copies
+    # the table for that: keep its AUTOINCREMENT, migration 0005).
+    op.add_column('users', sa.Column('subject', sa.String(length=36), nullable=True))
+    users = sa.table('users', sa.column('id', sa.Integer), sa.column('subject', sa.String))
+    connection = op.get_bind()
+    for (user_id,) in connection.execute(sa.select(users.c.id)).all():
+        connection.execute(users.update().where(users.c.id == user_id).values(subject=str(uuid.uuid4())))
+    with op.batch_alter_table('users', schema=None, table_kwargs={'sqlite_autoincrement': True}) as batch_op:
+        batch_op.alter_column('subject', existing_type=sa.String(length=36), nullable=False)
+        batch_op.create_unique_constraint(batch_op.f('uq_users_subject'), ['subject'])
     op.create_table('applications',
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('name', sa.String(length=120), nullable=False),
@@ -29,6 +40,7 @@ def upgrade():
     sa.Column('allow_all_users', sa.Boolean(), nullable=False),
     sa.Column('providers_only', sa.Boolean(), nullable=False),
     sa.Column('refresh_tokens', sa.Boolean(), nullable=False),
+    sa.Column('id_token_alg', sa.String(length=10), nullable=False),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('updated_at', sa.DateTime(), nullable=False),
     sa.Column('secret_changed_at', sa.DateTime(), nullable=True),
@@ -138,6 +150,9 @@ def upgrade():
 
 
 def downgrade():
+    with op.batch_alter_table('users', schema=None, table_kwargs={'sqlite_autoincrement': True}) as batch_op:
+        batch_op.drop_constraint(batch_op.f('uq_users_subject'), type_='unique')
+        batch_op.drop_column('subject')
     with op.batch_alter_table('oauth_tokens', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_oauth_tokens_user_id'))
         batch_op.drop_index(batch_op.f('ix_oauth_tokens_sid'))

@@ -1,0 +1,77 @@
+"""Back-channel logout (OpenID Connect Back-Channel Logout 1.0): when geologin sessions end, however they end,
+every application that received tokens in them gets a signed logout token at its registered URI. The
+applications are told in parallel and briefly: one that is down or slow never holds up the logout."""
+import logging
+import secrets
+import time
+from concurrent.futures import ThreadPoolExecutor, wait
+
+import requests
+from joserfc import jwt
+from sqlalchemy import select
+
+from .. import audit
+from ..extensions import db
+from ..login.sessions import sessions_ending
+from ..models import Application, OAuthToken, User
+from . import keys
+from .server import issuer, public_sid
+
+logger = logging.getLogger("geologin.apps")
+
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+LOGOUT_TOKEN_SECONDS = 120
+TIMEOUT = (2, 3)  # connect, read: seconds per application
+DEADLINE = 5  # seconds for all of them together
+_pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="backchannel-logout")
+
+
+def logout_token(application, user, sid):
+    """The signed logout token for one application: sub and sid, the logout event, never a nonce."""
+    now = int(time.time())
+    key = keys.signing_key(application.id_token_alg)
+    claims = {"iss": issuer(), "aud": application.client_id, "iat": now, "exp": now + LOGOUT_TOKEN_SECONDS,
+              "jti": secrets.token_urlsafe(16), "sub": user.subject, "events": {EVENT: {}}}
+    if sid:
+        claims["sid"] = sid
+    return jwt.encode({"alg": application.id_token_alg, "kid": key.kid, "typ": "logout+jwt"}, claims, key,
+                      algorithms=[application.id_token_alg])
+
+
+def _post(uri, token):
+    try:
+        response = requests.post(uri, data={"logout_token": token}, timeout=TIMEOUT, allow_redirects=False)
+    except requests.RequestException as error:
+        return type(error).__name__
+    return None if response.status_code in (200, 204) else f"HTTP {response.status_code}"
+
+
+def notify(session_ids):
+    """Tell each application that received tokens in these sessions that they ended."""
+    sids = [public_sid(session_id) for session_id in session_ids]
+    rows = db.session.execute(
+        select(Application, User, OAuthToken.sid).join(OAuthToken, OAuthToken.application_id == Application.id)
+        .join(User, User.id == OAuthToken.user_id)
+        .where(OAuthToken.sid.in_(sids), Application.backchannel_logout_uri.is_not(None)).distinct()).all()
+    if not rows:
+        return
+    jobs = {}
+    for application, user, sid in rows:
+        token = logout_token(application, user, sid)
+        jobs[_pool.submit(_post, application.backchannel_logout_uri, token)] = (application.name, user.username)
+    done, _ = wait(jobs, timeout=DEADLINE)
+    for future, (name, username) in jobs.items():
+        problem = future.result() if future in done else "no answer in time"
+        if problem:
+            logger.warning("back-channel logout of %s failed: %s", name, problem)
+        audit.record("app.backchannel_logout", audit.FAILURE if problem else audit.SUCCESS, target=username,
+                     reason="application_unreachable" if problem else None,
+                     detail=f"application {name}" + (f": {problem}" if problem else ""), commit=False)
+
+
+def _on_sessions_ending(sender, session_ids):
+    notify(session_ids)
+
+
+def init_app(app):
+    sessions_ending.connect(_on_sessions_ending, weak=False)

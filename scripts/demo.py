@@ -160,7 +160,7 @@ geologin demo: open {PUBLIC_URL}/login
 
   An application that signs its users in through geologin ("{APP_NAME}", examples/flask-app):
     open {example_url} -> Sign in with geologin -> geologin's login page -> Log in with DHIS2 -> alice
-    -> Authorize (at DHIS2, then at geologin: "{APP_NAME}" may know who you are) -> back in the app as alice,
+    -> Authorize at DHIS2 -> Allow at geologin ("Allow {APP_NAME}?") -> back in the app as alice,
     with the claims geologin sent. Log out there ends the geologin session too.
 
   Administrator (password login): demo-admin / {admin_password}

@@ -260,7 +260,7 @@ def test_oidcc_prompt_login(app, client, auth, alice, rp):
     assert len(_events(app, "login")) == 2
 
 
-def test_oidcc_max_age_1(client, auth, alice, rp):
+def test_sec_62_oidcc_max_age_1(client, auth, alice, rp):
     auth.login("alice")
     rp.sign_in()
     time.sleep(2.1)

@@ -70,7 +70,10 @@ def notify(session_ids):
 
 
 def _on_sessions_ending(sender, session_ids):
-    notify(session_ids)
+    try:
+        notify(session_ids)
+    except Exception:  # noqa: BLE001 - telling the applications must never stop the logout itself
+        logger.exception("back-channel logout could not be sent")
 
 
 def init_app(app):

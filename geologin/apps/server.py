@@ -23,6 +23,7 @@ from sqlalchemy import delete, select, update
 from .. import audit
 from ..encryption import digest
 from ..extensions import db
+from ..login.sessions import AuthMethod
 from ..models import Application, AuthorizationCode, OAuthToken, User, utcnow
 from . import access, clients, keys
 
@@ -173,7 +174,6 @@ def user_claims(user, scope):
 def login_claims(auth_method, sid):
     """How the person logged in: ``amr`` (RFC 8176: ``pwd`` for a password, ``fed`` through an identity
     provider), ``idp`` (that provider's slug) and the session's ``sid``."""
-    from ..login.sessions import AuthMethod
     method = AuthMethod(auth_method)
     claims = {"amr": ["pwd"] if method.is_password else ["fed"], "sid": sid}
     if method.provider_slug:
@@ -471,17 +471,14 @@ class Issuer(IssuerParameter):
 
 
 class EndSession(EndSessionEndpoint):
-    """RP-initiated logout. ``end_session`` is called by the view after it has decided (views.py)."""
+    """RP-initiated logout: Authlib validates the request (the hint's signature, the registered post-logout
+    URIs); the view decides whether to ask the person, and ends the session itself (views.logout)."""
 
     def get_server_jwks(self):
         return keys.public_key_set()
 
     def get_algorithms(self):
         return list(keys.ALGORITHMS)
-
-    def end_session(self, end_session_request):
-        from ..login.sessions import end_session
-        end_session()
 
 
 server = AuthorizationServer()

@@ -203,11 +203,7 @@ def test_sec_60_sub_is_stable_and_not_the_username(app, client, auth, alice, rp)
 
 
 def test_sec_60_es256_application(app, client, auth, alice):
-    client_id, secret = register(app, "ES app")
-    with app.app_context():
-        application = clients.find("ES app")
-        application.id_token_alg = "ES256"
-        db.session.commit()
+    client_id, secret = register(app, "ES app", id_token_alg="ES256")
     rp = RelyingParty(client, client_id, secret)
     auth.login("alice")
     claims, header = rp.id_token_claims(rp.sign_in()["id_token"])

@@ -1,12 +1,14 @@
 """`make demo`: geologin plus two fake DHIS2 servers (a legacy 2.40 and a 2.42) on this machine, with
-seeded users, so anyone can click through "Log in with DHIS2"; and, when Node.js and the test suite's
-OpenID provider are installed (`make real-op-deps`), an OpenID Connect server (the npm oidc-provider)
-for "Log in with Health ID". Not for production; data is thrown away:
+seeded users, so anyone can click through "Log in with DHIS2"; an application that signs its users in
+through geologin (examples/flask-app, registered here); and, when Node.js and the test suite's OpenID
+provider are installed (`make real-op-deps`), an OpenID Connect server (the npm oidc-provider) for
+"Log in with Health ID". Not for production; data is thrown away:
 SQLite in DEMO_INSTANCE (instance/demo), or the PostgreSQL database DEMO_DATABASE_URL, emptied first."""
 import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,18 @@ SERVERS = [  # slug, label, version, port
     ("malaria", "Malaria programme (DHIS2 2.42)", "2.42.5", PORT + 82),
 ]
 CLIENT_SECRET = secrets.token_hex(18)  # 36 characters, like the DHIS2 Settings app makes
+APP_NAME, APP_SCRIPT = "Example app", ROOT / "examples" / "flask-app" / "app.py"
+
+
+def app_url():
+    """Where the example application listens: PORT + 80, or any free port when that one is taken (its
+    redirect URI is registered in geologin before it starts, so the port is chosen first)."""
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", PORT + 80))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
 
 
 def start_fake(slug, version, port):
@@ -54,10 +68,13 @@ def start_openid_provider():
     return (op, OIDC_SECRET), None
 
 
-def seed(urls, openid=None):
+def seed(urls, openid=None, example_app_url=None):
+    """Users, providers, and the example application; returns the admin's password and the application's
+    client_id and secret."""
     from geologin import create_app
     from geologin import idp as instances
     from geologin.accounts import users
+    from geologin.apps import clients
     from geologin.extensions import db
 
     app = create_app()
@@ -84,7 +101,18 @@ def seed(urls, openid=None):
                 actor="demo")
             instances.allow([alice], health, actor="demo")
         db.session.commit()
-    return admin_password
+        application, app_secret = clients.create(
+            APP_NAME, [f"{example_app_url}/callback"], post_logout_uris=[f"{example_app_url}/"], actor="demo")
+        return admin_password, application.client_id, app_secret
+
+
+def start_example_app(url, client_id, client_secret, env):
+    """examples/flask-app on its own loopback port, signing its users in through this geologin."""
+    port = url.rsplit(":", 1)[1]
+    app_env = {**env, "APP_ISSUER": PUBLIC_URL, "APP_URL": url, "APP_PORT": port, "APP_CLIENT_ID": client_id,
+               "APP_CLIENT_SECRET": client_secret, "APP_SECRET_KEY": secrets.token_hex(32)}
+    return subprocess.Popen([sys.executable, str(APP_SCRIPT)], cwd=APP_SCRIPT.parent, env=app_env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 def _stop(signum, frame):
@@ -111,7 +139,9 @@ def main():
     if openid:
         children.append(openid[0].proc)
     try:
-        admin_password = seed([url for _, url in fakes], openid)
+        example_url = app_url()
+        admin_password, app_client_id, app_secret = seed([url for _, url in fakes], openid, example_url)
+        children.append(start_example_app(example_url, app_client_id, app_secret, env))
         from tests.realop import ALICE_PASSWORD
 
         openid_text = (f"Log in with {OIDC_LABEL} (OpenID Connect, {openid[0].issuer}):\n"
@@ -127,6 +157,11 @@ geologin demo: open {PUBLIC_URL}/login
   Click "Deny" at DHIS2 to see that message too.
 
   {openid_text}
+
+  An application that signs its users in through geologin ("{APP_NAME}", examples/flask-app):
+    open {example_url} -> Sign in with geologin -> geologin's login page -> Log in with DHIS2 -> alice
+    -> Authorize at DHIS2 -> Allow at geologin ("Allow {APP_NAME}?") -> back in the app as alice,
+    with the claims geologin sent. Log out there ends the geologin session too.
 
   Administrator (password login): demo-admin / {admin_password}
     Identity providers -> Setup -> Test connection; Users -> alice -> linked accounts.

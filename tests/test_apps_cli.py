@@ -105,8 +105,9 @@ def test_add_with_every_option(runner, app):
     _add(runner, "Grafana", "--redirect-uri", "https://grafana.example.org/login/generic_oauth",
          "--post-logout-uri", "https://grafana.example.org/", "--post-logout-uri", "https://grafana.example.org/bye",
          "--backchannel-logout-uri", "https://grafana.example.org/backchannel", "--first-party",
-         "--allowed-users-only", "--refresh-tokens", "--provider", "moh")
+         "--allowed-users-only", "--refresh-tokens", "--provider", "moh", "--id-token-alg", "ES256")
     shown = _show(runner, "Grafana")
+    assert shown["id_token_alg"] == "ES256"
     assert shown["redirect_uris"] == [REDIRECT, "https://grafana.example.org/login/generic_oauth"]
     assert shown["post_logout_uris"] == ["https://grafana.example.org/", "https://grafana.example.org/bye"]
     assert shown["backchannel_logout_uri"] == "https://grafana.example.org/backchannel"
@@ -115,6 +116,9 @@ def test_add_with_every_option(runner, app):
     plain = _show(runner, "Superset") if _add(runner, "Superset") else None
     assert (plain["first_party"], plain["all_users"], plain["refresh_tokens"], plain["providers_only"]) == \
         (False, True, False, False)
+    assert plain["id_token_alg"] == "RS256"
+    _ok(runner, "edit", "Superset", "--id-token-alg", "ES256")
+    assert _show(runner, "Superset")["id_token_alg"] == "ES256"
 
 
 def test_list_and_show(runner):

@@ -203,11 +203,7 @@ def test_sec_60_sub_is_stable_and_not_the_username(app, client, auth, alice, rp)
 
 
 def test_sec_60_es256_application(app, client, auth, alice):
-    client_id, secret = register(app, "ES app")
-    with app.app_context():
-        application = clients.find("ES app")
-        application.id_token_alg = "ES256"
-        db.session.commit()
+    client_id, secret = register(app, "ES app", id_token_alg="ES256")
     rp = RelyingParty(client, client_id, secret)
     auth.login("alice")
     claims, header = rp.id_token_claims(rp.sign_in()["id_token"])
@@ -423,10 +419,25 @@ def test_revocation_and_introspection(app, client, auth, alice, rp):
     foreign = client.post("/oauth/introspect", data={"token": tokens["access_token"]}, headers=other)
     assert foreign.get_json() == {"active": False} or foreign.status_code in (400, 401, 403)
 
+    refresh = client.post("/oauth/introspect", data={"token": tokens["refresh_token"]}, headers=basic).get_json()
+    assert refresh["active"] is True and refresh["token_type"] == "refresh_token"
     assert client.post("/oauth/revoke", data={"token": tokens["refresh_token"]}, headers=basic).status_code == 200
     assert client.post("/oauth/introspect", data={"token": tokens["access_token"]},
                        headers=basic).get_json() == {"active": False}
     assert rp.refresh(tokens["refresh_token"]).status_code == 400
+
+
+def test_introspection_of_an_expired_access_token_is_inactive(app, client, auth, alice, rp):
+    auth.login("alice")
+    tokens = rp.sign_in(scope="openid offline_access")
+    with app.app_context():
+        db.session.execute(update(OAuthToken).values(access_expires_at=utcnow() - timedelta(seconds=1)))
+        db.session.commit()
+    basic = {"Authorization": "Basic " + base64.b64encode(f"{rp.client_id}:{rp.client_secret}".encode()).decode()}
+    assert client.post("/oauth/introspect", data={"token": tokens["access_token"]},
+                       headers=basic).get_json() == {"active": False}
+    assert client.post("/oauth/introspect", data={"token": tokens["refresh_token"]},
+                       headers=basic).get_json()["active"] is True
 
 
 def test_oidcc_rp_initiated_logout(app, client, auth, alice, rp):

@@ -79,7 +79,8 @@ def new():
                 form.name.data, _lines(form.redirect_uris.data), post_logout_uris=_lines(form.post_logout_uris.data),
                 backchannel_logout_uri=form.backchannel_logout_uri.data or None, public=form.public.data,
                 first_party=form.first_party.data, all_users=form.allow_all_users.data,
-                refresh_tokens=form.refresh_tokens.data, providers=_chosen_slugs(form), actor=actor())
+                refresh_tokens=form.refresh_tokens.data, providers=_chosen_slugs(form),
+                id_token_alg=form.id_token_alg.data, actor=actor())
         except clients.ApplicationError as error:
             db.session.rollback()
             _put_error(form, error)
@@ -100,7 +101,7 @@ def edit(app_id):
             "post_logout_uris": "\n".join(clients.post_logout_uris(application)),
             "backchannel_logout_uri": application.backchannel_logout_uri or "",
             "first_party": application.first_party, "allow_all_users": application.allow_all_users,
-            "refresh_tokens": application.refresh_tokens,
+            "refresh_tokens": application.refresh_tokens, "id_token_alg": application.id_token_alg,
             "provider_ids": sorted(row.provider_id for row in application.allowed_providers)}))
     if form.validate_on_submit():
         try:
@@ -109,7 +110,7 @@ def edit(app_id):
                 post_logout_uris=_lines(form.post_logout_uris.data),
                 backchannel_logout_uri=form.backchannel_logout_uri.data or None, first_party=form.first_party.data,
                 all_users=form.allow_all_users.data, refresh_tokens=form.refresh_tokens.data,
-                providers=_chosen_slugs(form), actor=actor())
+                providers=_chosen_slugs(form), id_token_alg=form.id_token_alg.data, actor=actor())
         except clients.ApplicationError as error:
             db.session.rollback()
             _put_error(form, error)

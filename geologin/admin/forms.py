@@ -1,6 +1,6 @@
 """The administrators' forms for identity providers (the account forms are accounts/forms.py's)."""
 from flask_babel import lazy_gettext as _l
-from wtforms import BooleanField, SelectMultipleField, StringField, TextAreaField
+from wtforms import BooleanField, SelectField, SelectMultipleField, StringField, TextAreaField
 from wtforms.validators import DataRequired, Length, ValidationError
 
 from ..validation import row_id
@@ -84,6 +84,10 @@ class ApplicationForm(Form):
                                    description=_l("When off, only the users allowed one by one may sign in."))
     refresh_tokens = BooleanField(_l("Refresh tokens at every sign-in"), default=False,
                                   description=_l("When off, only when the application asks for offline_access."))
+    id_token_alg = SelectField(_l("ID token signature"),
+                               choices=[("RS256", _l("RS256 (RSA)")), ("ES256", _l("ES256 (elliptic curve)"))],
+                               default="RS256",
+                               description=_l("RS256 unless the application asks for ES256."))
     provider_ids = SelectMultipleField(_l("Identity providers"), coerce=row_id, validate_choice=False)
 
     def validate_provider_ids(self, field):

@@ -105,6 +105,7 @@ def as_dict(application):
         "providers_only": application.providers_only,
         "allowed_providers": allowed_provider_slugs(application),
         "refresh_tokens": application.refresh_tokens,
+        "id_token_alg": application.id_token_alg,
         "created_at": application.created_at.isoformat(),
         "secret_changed_at": application.secret_changed_at.isoformat() if application.secret_changed_at else None,
     }
@@ -183,8 +184,18 @@ def _providers(slugs):
     return found
 
 
+ID_TOKEN_ALGORITHMS = ("RS256", "ES256")
+
+
+def _checked_alg(alg):
+    if alg not in ID_TOKEN_ALGORITHMS:
+        raise ApplicationError(_("The ID token algorithm must be RS256 or ES256."), "id_token_alg")
+    return alg
+
+
 def create(name, redirect_uris, *, post_logout_uris=(), backchannel_logout_uri=None, public=False,
-           first_party=False, all_users=True, refresh_tokens=False, providers=None, actor=None):
+           first_party=False, all_users=True, refresh_tokens=False, providers=None, id_token_alg="RS256",
+           actor=None):
     """Register an application. Returns ``(application, secret)``: the secret (None for a public client) is
     not kept and cannot be shown again."""
     name = _checked_name(name)
@@ -195,12 +206,13 @@ def create(name, redirect_uris, *, post_logout_uris=(), backchannel_logout_uri=N
     backchannel = (check_uri(backchannel_logout_uri, BACKCHANNEL_LOGOUT_URI, "backchannel_logout_uri")
                    if backchannel_logout_uri else None)
     chosen = _providers(providers)
+    id_token_alg = _checked_alg(id_token_alg)
     secret = None if public else new_secret()
     application = Application(
         name=name, client_id=_new_client_id(), secret_hash=_secret_hash(secret) if secret else None,
         redirect_uris_json=json.dumps(uris), post_logout_uris_json=json.dumps(logout_uris),
         backchannel_logout_uri=backchannel, first_party=first_party, allow_all_users=all_users,
-        providers_only=bool(chosen), refresh_tokens=refresh_tokens,
+        providers_only=bool(chosen), refresh_tokens=refresh_tokens, id_token_alg=id_token_alg,
         secret_changed_at=utcnow() if secret else None)
     application.allowed_providers = [ApplicationProvider(provider=provider) for provider in chosen]
     db.session.add(application)
@@ -215,7 +227,7 @@ _UNSET = object()
 
 
 def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, backchannel_logout_uri=_UNSET,
-         first_party=None, all_users=None, refresh_tokens=None, providers=None, actor=None):
+         first_party=None, all_users=None, refresh_tokens=None, providers=None, id_token_alg=None, actor=None):
     """Change what is given (None: unchanged; ``providers=[]`` admits every login method again,
     ``backchannel_logout_uri=None`` removes it). Returns the names of the fields that changed."""
     changes = {}
@@ -237,6 +249,8 @@ def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, b
                          ("refresh_tokens", refresh_tokens)):
         if value is not None:
             changes[field] = bool(value)
+    if id_token_alg is not None:
+        changes["id_token_alg"] = _checked_alg(id_token_alg)
     chosen = _providers(providers) if providers is not None else None
     changed = [field for field, value in changes.items() if getattr(application, field) != value]
     for field in changed:

@@ -123,9 +123,10 @@ class IssuedCode:
 class IssuedToken:
     """A stored token row as Authlib's endpoints read it."""
 
-    def __init__(self, row):
+    def __init__(self, row, refresh=False):
         self.row = row
         self.scope = row.scope
+        self.refresh = refresh  # the string presented was the refresh token (introspection)
 
     def check_client(self, client):
         return client.application.id == self.row.application_id
@@ -137,6 +138,8 @@ class IssuedToken:
         return max(0, int((self.row.access_expires_at - utcnow()).total_seconds()))
 
     def is_expired(self):
+        if self.refresh:
+            return self.row.refreshed_at is not None or self.row.refresh_expires_at <= utcnow()
         return self.row.access_expires_at <= utcnow()
 
     def is_revoked(self):
@@ -437,21 +440,24 @@ class Introspection(IntrospectionEndpoint):
 
     def query_token(self, token_string, token_type_hint):
         row = token_by_access_token(token_string)
-        if row is None and isinstance(token_string, str) and 0 < len(token_string) <= 200:
+        if row is not None:
+            return IssuedToken(row)
+        if isinstance(token_string, str) and 0 < len(token_string) <= 200:
             row = db.session.scalar(select(OAuthToken).where(OAuthToken.refresh_token_hash == digest(token_string)))
-        return IssuedToken(row) if row is not None else None
+        return IssuedToken(row, refresh=True) if row is not None else None
 
     def check_permission(self, token, client, request):
         return token.check_client(client)
 
     def introspect_token(self, token):
+        """Called for a live token only (Authlib answers ``active: false`` for the others)."""
         row = token.row
-        if token.is_revoked() or (token.is_expired() and not row.refresh_token_hash):
-            return {"active": False}
+        expires = row.refresh_expires_at if token.refresh else row.access_expires_at
         return {"active": True, "client_id": row.application.client_id, "scope": row.scope,
-                "sub": row.user.subject, "username": row.user.username, "token_type": "Bearer",
-                "exp": _epoch(row.access_expires_at), "iat": _epoch(row.issued_at), "iss": issuer(),
-                "aud": row.application.client_id, "sid": row.sid or None}
+                "sub": row.user.subject, "username": row.user.username,
+                "token_type": "refresh_token" if token.refresh else "Bearer", "exp": _epoch(expires),
+                "iat": _epoch(row.issued_at), "iss": issuer(), "aud": row.application.client_id,
+                "sid": row.sid or None}
 
 
 class UserInfoClaims(UserInfoEndpoint):

@@ -70,15 +70,18 @@ def _who(row):
 @click.option("--provider", "providers", multiple=True, metavar="SLUG",
               help="Admit only people who logged in through this identity provider (repeatable; default: any "
                    "login method).")
+@click.option("--id-token-alg", type=click.Choice(clients.ID_TOKEN_ALGORITHMS), default="RS256", show_default=True,
+              help="How its ID tokens are signed.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"client_id": ..., "client_secret": ...} (null secret for a public client).')
 def apps_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, public, first_party, all_users,
-             refresh_tokens, providers, as_json):
+             refresh_tokens, providers, id_token_alg, as_json):
     """Register application NAME; prints its client_id and, for a confidential client, its secret (once)."""
     application, secret = _change(
         clients.create, name, list(redirect_uris), post_logout_uris=list(post_logout_uris),
         backchannel_logout_uri=backchannel_logout_uri, public=public, first_party=first_party,
-        all_users=all_users, refresh_tokens=refresh_tokens, providers=list(providers), actor=CLI_ACTOR)
+        all_users=all_users, refresh_tokens=refresh_tokens, providers=list(providers), id_token_alg=id_token_alg,
+        actor=CLI_ACTOR)
     _print_credentials(application, secret, as_json, "Registered")
 
 
@@ -149,8 +152,10 @@ def apps_show(name_or_client_id, as_json):
 @click.option("--provider", "providers", multiple=True, metavar="SLUG",
               help="Replaces the identity providers people must have logged in through (repeatable).")
 @click.option("--any-provider", is_flag=True, help="Admit people whatever way they logged in.")
+@click.option("--id-token-alg", type=click.Choice(clients.ID_TOKEN_ALGORITHMS), default=None,
+              help="How its ID tokens are signed.")
 def apps_edit(name_or_client_id, name, redirect_uris, post_logout_uris, backchannel_logout_uri, first_party,
-              all_users, refresh_tokens, providers, any_provider):
+              all_users, refresh_tokens, providers, any_provider, id_token_alg):
     """Change an application; options not given keep their value."""
     if providers and any_provider:
         raise click.UsageError("--provider and --any-provider cannot be combined.")
@@ -165,7 +170,7 @@ def apps_edit(name_or_client_id, name, redirect_uris, post_logout_uris, backchan
     if providers or any_provider:
         changes["providers"] = list(providers)
     changed = _change(clients.edit, application, name=name, first_party=first_party, all_users=all_users,
-                      refresh_tokens=refresh_tokens, actor=CLI_ACTOR, **changes)
+                      refresh_tokens=refresh_tokens, id_token_alg=id_token_alg, actor=CLI_ACTOR, **changes)
     click.echo(f"Updated {application.name}: {', '.join(changed)}." if changed
                else f"Nothing changed for {application.name}.")
 

@@ -1,0 +1,95 @@
+"""A small Flask application whose users sign in through geologin (OpenID Connect, Authlib's client): the
+"Flask app with Authlib" recipe of docs/applications.md, run by `make demo` and tests/test_demo_app.py.
+
+Configure it with environment variables, then serve it like any Flask app:
+
+    APP_ISSUER=https://login.example.org  APP_URL=https://app.example.org \
+    APP_CLIENT_ID=...  APP_CLIENT_SECRET=...  APP_SECRET_KEY=...  flask --app app run
+
+Register it in geologin with redirect URI APP_URL/callback and post-logout URI APP_URL/ ."""
+import os
+import secrets
+from html import escape
+from urllib.parse import urlencode
+
+import requests
+from authlib.integrations.flask_client import OAuth, OAuthError
+from flask import Flask, redirect, session
+
+
+def create_app(issuer=None, app_url=None, client_id=None, client_secret=None, secret_key=None):
+    app = Flask(__name__)
+    app.config.update(
+        SECRET_KEY=secret_key or os.environ.get("APP_SECRET_KEY") or secrets.token_hex(32),
+        # geologin's own cookie lives on the same host in the demo: a distinct name keeps them apart.
+        SESSION_COOKIE_NAME="example_app_session",
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_HTTPONLY=True,
+    )
+    issuer = (issuer or os.environ["APP_ISSUER"]).rstrip("/")
+    app_url = (app_url or os.environ["APP_URL"]).rstrip("/")
+    app.config["SESSION_COOKIE_SECURE"] = app_url.startswith("https://")
+
+    oauth = OAuth(app)
+    geologin = oauth.register(
+        "geologin",
+        client_id=client_id or os.environ["APP_CLIENT_ID"],
+        client_secret=client_secret or os.environ.get("APP_CLIENT_SECRET"),
+        server_metadata_url=f"{issuer}/.well-known/openid-configuration",
+        client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256"},
+    )
+    callback_url, home_url = f"{app_url}/callback", f"{app_url}/"
+
+    @app.get("/")
+    def home():
+        user = session.get("user")
+        if not user:
+            return _page("Example app", '<p>You are not signed in.</p>'
+                                        '<p><a href="/login">Sign in with geologin</a></p>')
+        rows = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in sorted(user.items()))
+        return _page("Example app", f'<p>Signed in as <strong id="user">{escape(str(user.get("preferred_username")))}'
+                                    f'</strong></p><table>{rows}</table>'
+                                    '<form method="post" action="/logout"><button>Log out</button></form>')
+
+    @app.get("/login")
+    def login():
+        try:
+            return geologin.authorize_redirect(callback_url)  # reads geologin's discovery document first
+        except requests.RequestException:
+            return _page("geologin is not reachable", f"<p>No OpenID provider answers at {escape(issuer)}.</p>"), 503
+
+    @app.get("/callback")
+    def callback():
+        try:
+            token = geologin.authorize_access_token()  # checks state, PKCE, the id_token's signature and nonce
+            claims = dict(token["userinfo"])  # the id_token's claims
+            claims.update(geologin.userinfo(token=token))  # profile and email, from the userinfo endpoint
+        except OAuthError as error:  # e.g. access_denied: the person was refused or clicked Deny
+            return _page("Not signed in", f"<p>geologin said: {escape(error.error or '')} "
+                                          f"{escape(error.description or '')}</p><p><a href='/'>Back</a></p>"), 403
+        session.clear()
+        session["user"] = claims
+        session["id_token"] = token["id_token"]
+        return redirect(home_url)
+
+    @app.post("/logout")
+    def logout():
+        """Forget the user here, then end the geologin session too (RP-initiated logout)."""
+        id_token = session.pop("id_token", None)
+        session.clear()
+        end_session = geologin.load_server_metadata().get("end_session_endpoint")
+        if not end_session or not id_token:
+            return redirect(home_url)
+        return redirect(end_session + "?" + urlencode({"id_token_hint": id_token,
+                                                       "post_logout_redirect_uri": home_url}))
+
+    return app
+
+
+def _page(title, body):
+    return (f"<!doctype html><html><head><meta charset='utf-8'><title>{escape(title)}</title></head>"
+            f"<body><h1>{escape(title)}</h1>{body}</body></html>")
+
+
+if __name__ == "__main__":  # python app.py: served on 127.0.0.1, APP_PORT or 5100
+    create_app().run(host="127.0.0.1", port=int(os.environ.get("APP_PORT", "5100")))

@@ -105,6 +105,9 @@ PidFile "{self.folder}/httpd.pid"
 ErrorLog "{self.folder}/error.log"
 LogLevel warn auth_openidc:info
 Listen 127.0.0.1:{self.port}
+# One process (-X) serves one connection at a time: a browser's kept-alive connection would hold it while
+# geologin's back-channel logout POST waits.
+KeepAlive Off
 ServerName 127.0.0.1:{self.port}
 {loads}
 {user}DocumentRoot "{self.folder}/htdocs"
@@ -402,13 +405,14 @@ class Browser:
 
 
 def register_application(geologin, name, redirect_uris, post_logout_uris=(), *, public=False, refresh_tokens=False,
-                         providers=()):
+                         providers=(), backchannel_logout_uri=None):
     """Register an application as its administrator would, with ``flask apps add ... --json``; return
     (client_id, client_secret), the secret None for a public client."""
     args = ["apps", "add", name, "--json"]
     args += [arg for uri in redirect_uris for arg in ("--redirect-uri", uri)]
     args += [arg for uri in post_logout_uris for arg in ("--post-logout-uri", uri)]
     args += [arg for slug in providers for arg in ("--provider", slug)]
+    args += ["--backchannel-logout-uri", backchannel_logout_uri] if backchannel_logout_uri else []
     args += ["--public"] * public + ["--refresh-tokens"] * refresh_tokens
     printed = json.loads(geologin.flask(*args))
     return printed["client_id"], printed["client_secret"]

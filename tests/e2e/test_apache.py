@@ -20,7 +20,9 @@ def apache(world):
     geologin = world[0]
     port = free_port()
     _, redirect_uri, logged_out = Apache.urls(port)
-    client_id, secret = register_application(geologin, "Intranet (Apache)", [redirect_uri], [logged_out])
+    # As docs/applications.md registers it: mod_auth_openidc's back-channel logout URI too.
+    client_id, secret = register_application(geologin, "Intranet (Apache)", [redirect_uri], [logged_out],
+                                             backchannel_logout_uri=redirect_uri + "?logout=backchannel")
     server = Apache(geologin.url, client_id, secret, port)
     server.client_id = client_id
     yield server
@@ -95,6 +97,22 @@ def test_apache_logout_ends_the_geologin_session(world, apache):
     protected_page(browser, apache)
     assert browser.pages[0] == "login"
     assert origin(browser.trail[1]) == geologin.url
+
+
+def test_apache_session_ends_when_the_person_logs_out_of_geologin_itself(world, apache):
+    """geologin's own Log out button: its back-channel logout token (signed, with sid) reaches Apache,
+    which ends its session, so the application no longer lets her in."""
+    geologin = world[0]
+    browser = Browser(geologin.url, "alice", ALICE_PASSWORD)
+    protected_page(browser, apache)
+    home = browser.http.get(geologin.url + "/", timeout=10)
+    csrf = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', home.text).group(1)
+    assert browser.http.post(geologin.url + "/logout", data={"csrf_token": csrf}, allow_redirects=False,
+                             timeout=20).status_code == 302
+    assert browser.logged_in_as() is None
+    again = browser.get(apache.url + "/protected/")
+    assert again.status_code == 302 and again.headers["Location"].startswith(geologin.url + "/oauth/authorize"), (
+        f"Apache still let her in:\n{again.text[:500]}\nApache's log:\n{apache.log()[-3000:]}")
 
 
 def test_apache_application_open_only_through_dhis2_refuses_a_password_login_clearly(world):

@@ -91,7 +91,8 @@ class Client(ClientMixin):
 def query_client(client_id):
     if not isinstance(client_id, str) or not client_id or len(client_id) > 64:
         return None
-    application = db.session.scalar(select(Application).where(Application.client_id == client_id))
+    application = db.session.scalar(select(Application).where(Application.client_id == client_id,
+                                                              Application.kind == "oidc"))
     return Client(application) if application is not None else None
 
 

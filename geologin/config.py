@@ -10,6 +10,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 ENV_PREFIX = "GEOLOGIN_"
@@ -233,6 +234,9 @@ SETTINGS = (
                   choices=("Lax", "Strict", "None"), optional=True),
     ConfigSetting("SESSION_COOKIE_SECURE", bool, None, "send the session cookie over https only; none: follow "
                   "PUBLIC_URL's scheme", optional=True),
+    ConfigSetting("SESSION_COOKIE_DOMAIN", str, None, "a parent domain of PUBLIC_URL's host (e.g. moh.example) "
+                  "to share the login with protected sites on its other hosts (forward-auth); none: geologin's host "
+                  "only", optional=True),
     ConfigSetting("WTF_CSRF_TIME_LIMIT", int, None, "seconds a form's CSRF token lives; none: as long as the session",
                   min=1, optional=True),
     # The OpenID provider (geologin/apps). A rotated-in key is published this long before it signs, so relying
@@ -360,9 +364,29 @@ def _normalise(app):
     if public_url:
         config["PUBLIC_URL"] = public_url = public_url.rstrip("/")
     _refuse_insecure_http(app, public_url)
+    _check_cookie_domain(config, public_url)
     if config.get("SESSION_COOKIE_SECURE") is None:
         config["SESSION_COOKIE_SECURE"] = bool(public_url and public_url.startswith("https://"))
     config["TIMEZONE"] = _checked_timezone(config.get("TIMEZONE"))
+
+
+def _check_cookie_domain(config, public_url):
+    """A cookie domain that does not cover geologin's own host would make browsers drop the session cookie:
+    nobody could log in. Say so at start-up."""
+    domain = (config.get("SESSION_COOKIE_DOMAIN") or "").strip().lstrip(".").lower()
+    if not domain:
+        config["SESSION_COOKIE_DOMAIN"] = None
+        return
+    if not public_url:
+        raise ConfigError("SESSION_COOKIE_DOMAIN needs PUBLIC_URL: the domain must cover geologin's own host.")
+    host = (urlsplit(public_url).hostname or "").lower()
+    if host != domain and not host.endswith("." + domain):
+        raise ConfigError(f"SESSION_COOKIE_DOMAIN {domain!r} does not cover PUBLIC_URL's host {host!r}: browsers "
+                          "would refuse the session cookie. Use a parent domain of it (for PUBLIC_URL "
+                          "https://login.moh.example, SESSION_COOKIE_DOMAIN=moh.example).")
+    if "." not in domain:
+        raise ConfigError(f"SESSION_COOKIE_DOMAIN {domain!r} is a top-level domain: browsers refuse cookies for it.")
+    config["SESSION_COOKIE_DOMAIN"] = domain
 
 
 def _refuse_insecure_http(app, public_url):

@@ -272,6 +272,8 @@ class Application(db.Model):
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True)
     name: Mapped[str] = mapped_column(String(120), unique=True, nullable=False)
+    # "oidc": an OpenID Connect client; "forward_auth": a site behind a proxy that asks geologin (hosts).
+    kind: Mapped[str] = mapped_column(String(20), nullable=False, default="oidc", server_default="oidc")
     client_id: Mapped[str] = mapped_column(String(64), unique=True, nullable=False)
     secret_hash: Mapped[str | None] = mapped_column(String(64))  # sha256 hex; None: a public client
     redirect_uris_json: Mapped[str] = mapped_column(Text, nullable=False, default="[]")
@@ -292,13 +294,46 @@ class Application(db.Model):
         back_populates="application", cascade="all, delete-orphan", passive_deletes=True)
     allowed_providers: Mapped[list["ApplicationProvider"]] = relationship(
         back_populates="application", cascade="all, delete-orphan", passive_deletes=True)
+    hosts: Mapped[list["ApplicationHost"]] = relationship(
+        back_populates="application", cascade="all, delete-orphan", passive_deletes=True,
+        order_by="ApplicationHost.id")
 
     @property
     def is_public(self):
         return self.secret_hash is None
 
+    @property
+    def is_forward_auth(self):
+        return self.kind == "forward_auth"
+
     def __repr__(self):
         return f"<Application {self.name!r}>"
+
+
+class ApplicationHost(db.Model):
+    """A host name (with its port, if not the scheme's) served by a protected site: the proxy's request
+    names it, and only these hosts are ever redirected back to after a login."""
+
+    __tablename__ = "application_hosts"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"), nullable=False,
+                                                index=True)
+    host: Mapped[str] = mapped_column(String(260), unique=True, nullable=False)
+
+    application: Mapped["Application"] = relationship(back_populates="hosts")
+
+
+class ForwardAuthVisit(db.Model):
+    """This session has used this protected site: its first access is audited, later ones are not."""
+
+    __tablename__ = "forward_auth_visits"
+
+    session_id: Mapped[str] = mapped_column(ForeignKey("user_sessions.id", ondelete="CASCADE"), primary_key=True)
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"),
+                                                primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
 
 
 class ApplicationUser(db.Model):

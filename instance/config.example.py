@@ -60,6 +60,8 @@
 # SESSION_COOKIE_SAMESITE = "Lax"           # the session cookie's SameSite
 # send the session cookie over https only; none: follow PUBLIC_URL's scheme
 # SESSION_COOKIE_SECURE = None
+# a parent domain of PUBLIC_URL's host, to share the login with protected sites (forward-auth)
+# SESSION_COOKIE_DOMAIN = None
 # WTF_CSRF_TIME_LIMIT = None                # seconds a form's CSRF token lives; none: as long as the session
 # seconds a new signing key (`keys rotate`) is published before it signs
 # OIDC_KEY_GRACE_SECONDS = 3600

@@ -240,7 +240,6 @@ def test_plain_http_only_on_the_machine_itself_in_production(app_factory):
 
 
 @pytest.mark.parametrize("args", [
-    ["add", "X"],  # --redirect-uri is required
     ["edit", "Superset", "--provider", "moh", "--any-provider"],
     ["allow", "Superset"],
     ["add", "X", "--redirect-uri", REDIRECT, "--all-users", "--bogus"],

@@ -1,8 +1,9 @@
-"""Registered applications (OAuth clients): creating, changing and removing them, their secrets, and who may
-sign in to each. The CLI and the admin screens both go through here, so the rules are the same in both."""
+"""Registered applications: OpenID Connect clients and protected sites (forward-auth). Creating, changing and
+removing them, their secrets and hosts, and who may sign in to each. The CLI and the admin screens both go through here, so the rules are the same in both."""
 import hashlib
 import hmac
 import json
+import re
 import secrets
 from urllib.parse import urlsplit
 
@@ -13,8 +14,8 @@ from sqlalchemy import delete, or_, select, update
 from .. import audit
 from ..config import is_development
 from ..extensions import db
-from ..models import (Application, ApplicationProvider, ApplicationUser, Consent, IdentityProvider, OAuthToken, User,
-                      utcnow)
+from ..models import (Application, ApplicationHost, ApplicationProvider, ApplicationUser, Consent, IdentityProvider,
+                      OAuthToken, User, utcnow)
 
 NAME_MAX = 120
 URI_MAX = 2000
@@ -24,6 +25,11 @@ _LOOPBACK_HOSTS = {"localhost", "127.0.0.1", "[::1]", "::1"}
 REDIRECT_URI = _l("Redirect URI")
 POST_LOGOUT_URI = _l("Post-logout redirect URI")
 BACKCHANNEL_LOGOUT_URI = _l("Back-channel logout URI")
+OIDC, FORWARD_AUTH = "oidc", "forward_auth"
+MAX_HOSTS = 20
+# A DNS name (letters, digits, hyphens, dots) or an IPv4 address, and an optional port.
+_HOST = re.compile(r"^(?=.{1,253}(:|$))[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
+                   r"(:(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}))?$")
 
 
 class ApplicationError(ValueError):
@@ -69,6 +75,49 @@ def post_logout_uris(application):
     return json.loads(application.post_logout_uris_json)
 
 
+def host_names(application):
+    return [row.host for row in application.hosts]
+
+
+def normalise_host(host):
+    """A host as proxies send it, compared the way DNS does (case-insensitively), without a trailing dot; None
+    if it is not a host name (with an optional port)."""
+    if not isinstance(host, str):
+        return None
+    host = host.strip().lower().rstrip(".")
+    if host.endswith(".") or not _HOST.match(host):
+        return None
+    return host
+
+
+def _checked_hosts(hosts, existing=None):
+    cleaned = []
+    for host in hosts or ():
+        normal = normalise_host(host)
+        if normal is None:
+            raise ApplicationError(_("“%(host)s” is not a host name: give it as the browser sees it, for example "
+                                     "reports.moh.example or reports.moh.example:8443 (no https://, no path).",
+                                     host=str(host)[:100]), "hosts")
+        clash = db.session.scalar(select(ApplicationHost).where(ApplicationHost.host == normal))
+        if clash is not None and clash.application is not existing:
+            raise ApplicationError(_("The host %(host)s is already protected by “%(name)s”.", host=normal,
+                                     name=clash.application.name), "hosts")
+        if normal not in cleaned:
+            cleaned.append(normal)
+    if len(cleaned) > MAX_HOSTS:
+        raise ApplicationError(_("At most %(count)d hosts per site.", count=MAX_HOSTS), "hosts")
+    return cleaned
+
+
+def site_for_host(host):
+    """The protected site serving ``host`` (as a proxy names it), or None."""
+    normal = normalise_host(host)
+    if normal is None:
+        return None
+    return db.session.scalar(select(Application).join(ApplicationHost, ApplicationHost.application_id == Application.id)
+                             .where(ApplicationHost.host == normal))
+
+
 def allowed_usernames(application):
     return sorted(row.user.username for row in application.allowed_users)
 
@@ -94,6 +143,8 @@ def as_dict(application):
     """What ``apps show --json`` prints and the admin screen shows: everything but the secret."""
     return {
         "name": application.name,
+        "kind": application.kind,
+        "hosts": host_names(application),
         "client_id": application.client_id,
         "public": application.is_public,
         "first_party": application.first_party,
@@ -193,32 +244,49 @@ def _checked_alg(alg):
     return alg
 
 
-def create(name, redirect_uris, *, post_logout_uris=(), backchannel_logout_uri=None, public=False,
+def create(name, redirect_uris=(), *, post_logout_uris=(), backchannel_logout_uri=None, public=False,
            first_party=False, all_users=True, refresh_tokens=False, providers=None, id_token_alg="RS256",
-           actor=None):
-    """Register an application. Returns ``(application, secret)``: the secret (None for a public client) is
-    not kept and cannot be shown again."""
+           forward_auth=False, hosts=(), actor=None):
+    """Register an application: an OpenID Connect client (redirect URIs), or with ``forward_auth`` a protected
+    site (hosts). Returns ``(application, secret)``: the secret (None for a public client or a site) is not
+    kept and cannot be shown again."""
     name = _checked_name(name)
-    uris = _checked_uris(redirect_uris, REDIRECT_URI, "redirect_uris")
-    if not uris:
-        raise ApplicationError(_("An application needs at least one redirect URI."), "redirect_uris")
-    logout_uris = _checked_uris(post_logout_uris, POST_LOGOUT_URI, "post_logout_uris")
-    backchannel = (check_uri(backchannel_logout_uri, BACKCHANNEL_LOGOUT_URI, "backchannel_logout_uri")
-                   if backchannel_logout_uri else None)
+    if forward_auth:
+        if redirect_uris or post_logout_uris or backchannel_logout_uri:
+            raise ApplicationError(_("A protected site has hosts, not redirect or logout URIs."), "redirect_uris")
+        uris, logout_uris, backchannel = [], [], None
+        site_hosts = _checked_hosts(hosts)
+        if not site_hosts:
+            raise ApplicationError(_("A protected site needs at least one host."), "hosts")
+        public = True  # nothing to authenticate: the proxy asks on the person's behalf
+    else:
+        if hosts:
+            raise ApplicationError(_("Only a protected site (forward-auth) has hosts."), "hosts")
+        site_hosts = []
+        uris = _checked_uris(redirect_uris, REDIRECT_URI, "redirect_uris")
+        if not uris:
+            raise ApplicationError(_("An application needs at least one redirect URI."), "redirect_uris")
+        logout_uris = _checked_uris(post_logout_uris, POST_LOGOUT_URI, "post_logout_uris")
+        backchannel = (check_uri(backchannel_logout_uri, BACKCHANNEL_LOGOUT_URI, "backchannel_logout_uri")
+                       if backchannel_logout_uri else None)
     chosen = _providers(providers)
     id_token_alg = _checked_alg(id_token_alg)
     secret = None if public else new_secret()
     application = Application(
-        name=name, client_id=_new_client_id(), secret_hash=_secret_hash(secret) if secret else None,
+        name=name, kind=FORWARD_AUTH if forward_auth else OIDC, client_id=_new_client_id(),
+        secret_hash=_secret_hash(secret) if secret else None,
         redirect_uris_json=json.dumps(uris), post_logout_uris_json=json.dumps(logout_uris),
         backchannel_logout_uri=backchannel, first_party=first_party, allow_all_users=all_users,
         providers_only=bool(chosen), refresh_tokens=refresh_tokens, id_token_alg=id_token_alg,
         secret_changed_at=utcnow() if secret else None)
     application.allowed_providers = [ApplicationProvider(provider=provider) for provider in chosen]
+    application.hosts = [ApplicationHost(host=host) for host in site_hosts]
     db.session.add(application)
     db.session.flush()
+    kind = "protected site" if forward_auth else ("public" if public else "confidential")
     audit.record("app.create", target=name, actor=actor, commit=False,
-                 detail=f"client_id {application.client_id}; {'public' if public else 'confidential'}")
+                 detail=f"client_id {application.client_id}; {kind}" + (f"; hosts {', '.join(site_hosts)}"
+                                                                         if site_hosts else ""))
     db.session.commit()
     return application, secret
 
@@ -227,12 +295,21 @@ _UNSET = object()
 
 
 def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, backchannel_logout_uri=_UNSET,
-         first_party=None, all_users=None, refresh_tokens=None, providers=None, id_token_alg=None, actor=None):
+         first_party=None, all_users=None, refresh_tokens=None, providers=None, id_token_alg=None, hosts=None,
+         actor=None):
     """Change what is given (None: unchanged; ``providers=[]`` admits every login method again,
     ``backchannel_logout_uri=None`` removes it). Returns the names of the fields that changed."""
     changes = {}
     if name is not None:
         changes["name"] = _checked_name(name, application)
+    if application.is_forward_auth and (redirect_uris or post_logout_uris or backchannel_logout_uri not in (None,
+                                                                                                        _UNSET)):
+        raise ApplicationError(_("A protected site has hosts, not redirect or logout URIs."), "redirect_uris")
+    if hosts is not None and not application.is_forward_auth:
+        raise ApplicationError(_("Only a protected site (forward-auth) has hosts."), "hosts")
+    if application.is_forward_auth:
+        redirect_uris = post_logout_uris = None
+        backchannel_logout_uri = _UNSET
     if redirect_uris is not None:
         uris = _checked_uris(redirect_uris, REDIRECT_URI, "redirect_uris")
         if not uris:
@@ -255,6 +332,14 @@ def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, b
     changed = [field for field, value in changes.items() if getattr(application, field) != value]
     for field in changed:
         setattr(application, field, changes[field])
+    if hosts is not None:
+        site_hosts = _checked_hosts(hosts, application)
+        if not site_hosts:
+            raise ApplicationError(_("A protected site needs at least one host."), "hosts")
+        if site_hosts != host_names(application):
+            kept = {row.host: row for row in application.hosts}
+            application.hosts = [kept.get(host) or ApplicationHost(host=host) for host in site_hosts]
+            changed.append("hosts")
     if chosen is not None and {p.id for p in chosen} != {row.provider_id for row in application.allowed_providers}:
         application.allowed_providers = [ApplicationProvider(provider=provider) for provider in chosen]
         application.providers_only = bool(chosen)

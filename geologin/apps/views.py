@@ -107,7 +107,7 @@ def _error_response(error, state=None):
     location = _error_location(error)
     if location:
         return redirect(location)
-    return render_template("apps/error.html", error=error.error, description=error.description), 400
+    return render_template("apps/error.html", code=error.error, description=error.description), 400
 
 
 def _apply_ui_locales(payload):

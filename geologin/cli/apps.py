@@ -37,9 +37,16 @@ def _change(call, *args, **kwargs):
 
 def _print_credentials(application, secret, as_json, verb):
     if as_json:
-        click.echo(json.dumps({"client_id": application.client_id, "client_secret": secret}))
+        if application.is_forward_auth:
+            click.echo(json.dumps({"name": application.name, "hosts": clients.host_names(application)}))
+        else:
+            click.echo(json.dumps({"client_id": application.client_id, "client_secret": secret}))
         return
     click.echo(f"{verb} {application.name}.")
+    if application.is_forward_auth:
+        click.echo("Protected site: point the proxy of " + ", ".join(clients.host_names(application))
+                   + " at geologin's /forward-auth (docs/forward-auth.md).")
+        return
     click.echo(f"client_id: {application.client_id}")
     if secret is None:
         click.echo("Public client: no secret (it must use PKCE).")
@@ -54,8 +61,14 @@ def _who(row):
 
 @apps_cli.command("add")
 @click.argument("name")
-@click.option("--redirect-uri", "redirect_uris", multiple=True, required=True, metavar="URI",
-              help="Where geologin may send users back with a code (repeatable; compared exactly).")
+@click.option("--redirect-uri", "redirect_uris", multiple=True, metavar="URI",
+              help="Where geologin may send users back with a code (repeatable; compared exactly). Needed for an "
+                   "OpenID Connect client.")
+@click.option("--forward-auth", is_flag=True,
+              help="A protected site behind a reverse proxy that asks geologin (docs/forward-auth.md), not an "
+                   "OpenID Connect client.")
+@click.option("--host", "hosts", multiple=True, metavar="HOST",
+              help="A host name the protected site is served at, as browsers see it (repeatable; --forward-auth).")
 @click.option("--post-logout-uri", "post_logout_uris", multiple=True, metavar="URI",
               help="Where geologin may send users after logging out from the application (repeatable).")
 @click.option("--backchannel-logout-uri", default=None, metavar="URI",
@@ -74,14 +87,14 @@ def _who(row):
               help="How its ID tokens are signed.")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"client_id": ..., "client_secret": ...} (null secret for a public client).')
-def apps_add(name, redirect_uris, post_logout_uris, backchannel_logout_uri, public, first_party, all_users,
-             refresh_tokens, providers, id_token_alg, as_json):
+def apps_add(name, redirect_uris, forward_auth, hosts, post_logout_uris, backchannel_logout_uri, public, first_party,
+             all_users, refresh_tokens, providers, id_token_alg, as_json):
     """Register application NAME; prints its client_id and, for a confidential client, its secret (once)."""
     application, secret = _change(
         clients.create, name, list(redirect_uris), post_logout_uris=list(post_logout_uris),
         backchannel_logout_uri=backchannel_logout_uri, public=public, first_party=first_party,
         all_users=all_users, refresh_tokens=refresh_tokens, providers=list(providers), id_token_alg=id_token_alg,
-        actor=CLI_ACTOR)
+        forward_auth=forward_auth, hosts=list(hosts), actor=CLI_ACTOR)
     _print_credentials(application, secret, as_json, "Registered")
 
 
@@ -99,6 +112,11 @@ def apps_list(as_json):
     width = max(len(row["name"]) for row in rows)
     id_width = max(len(row["client_id"]) for row in rows)
     for row in rows:
+        if row["kind"] == "forward_auth":
+            flags = ["forward-auth", *row["hosts"]] + (["allowed-users-only"] if not row["all_users"] else []) + (
+                ["providers-only"] if row["providers_only"] else [])
+            click.echo(f"{row['name']:<{width}}  {'-':<{id_width}}  {' '.join(flags)}".rstrip())
+            continue
         flags = [flag for flag, on in (("public", row["public"]), ("first-party", row["first_party"]),
                                        ("allowed-users-only", not row["all_users"]),
                                        ("providers-only", row["providers_only"]),
@@ -116,6 +134,15 @@ def apps_show(name_or_client_id, as_json):
         click.echo(json.dumps(row, indent=2))
         return
     click.echo(row["name"])
+    if row["kind"] == "forward_auth":
+        click.echo("  type: protected site (forward-auth)")
+        for host in row["hosts"]:
+            click.echo(f"  host: {host}")
+        click.echo(f"  who may sign in: {_who(row)} ({len(row['allowed_users'])} allowed one by one)")
+        click.echo("  identity providers: " + (", ".join(row["allowed_providers"]) if row["providers_only"]
+                                               else "any login method"))
+        click.echo(f"  created: {row['created_at']}")
+        return
     click.echo(f"  client_id: {row['client_id']}")
     click.echo(f"  type: {'public (PKCE, no secret)' if row['public'] else 'confidential'}")
     if not row["public"]:
@@ -154,8 +181,10 @@ def apps_show(name_or_client_id, as_json):
 @click.option("--any-provider", is_flag=True, help="Admit people whatever way they logged in.")
 @click.option("--id-token-alg", type=click.Choice(clients.ID_TOKEN_ALGORITHMS), default=None,
               help="How its ID tokens are signed.")
+@click.option("--host", "hosts", multiple=True, metavar="HOST",
+              help="Replaces a protected site's hosts with those given (repeatable).")
 def apps_edit(name_or_client_id, name, redirect_uris, post_logout_uris, backchannel_logout_uri, first_party,
-              all_users, refresh_tokens, providers, any_provider, id_token_alg):
+              all_users, refresh_tokens, providers, any_provider, id_token_alg, hosts):
     """Change an application; options not given keep their value."""
     if providers and any_provider:
         raise click.UsageError("--provider and --any-provider cannot be combined.")
@@ -169,6 +198,8 @@ def apps_edit(name_or_client_id, name, redirect_uris, post_logout_uris, backchan
         changes["backchannel_logout_uri"] = backchannel_logout_uri or None
     if providers or any_provider:
         changes["providers"] = list(providers)
+    if hosts:
+        changes["hosts"] = list(hosts)
     changed = _change(clients.edit, application, name=name, first_party=first_party, all_users=all_users,
                       refresh_tokens=refresh_tokens, id_token_alg=id_token_alg, actor=CLI_ACTOR, **changes)
     click.echo(f"Updated {application.name}: {', '.join(changed)}." if changed

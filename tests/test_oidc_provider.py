@@ -561,3 +561,20 @@ def test_bad_authorization_requests_never_500(client, auth, alice, rp):
                   {"prompt": "none login"}, {"max_age": "-1"}, {"client_id": "\u00e9" * 100}):
         response = client.get(rp.authorization_url(**extra))
         assert response.status_code < 500, extra
+
+
+def test_tokens_dead_for_a_day_are_forgotten_at_the_next_sign_in(app, client, auth, alice, rp):
+    auth.login("alice")
+    old = rp.sign_in(scope="openid offline_access")
+    live = rp.sign_in(scope="openid offline_access")
+    with app.app_context():
+        long_ago = utcnow() - timedelta(days=2)
+        db.session.execute(update(OAuthToken).where(OAuthToken.id == db.session.scalar(select(OAuthToken.id)
+                                                                                       .order_by(OAuthToken.id)))
+                           .values(access_expires_at=long_ago, refresh_expires_at=long_ago))
+        db.session.commit()
+    rp.sign_in()
+    with app.app_context():
+        assert db.session.query(OAuthToken).count() == 2
+    assert rp.refresh(old["refresh_token"]).status_code == 400
+    assert rp.refresh(live["refresh_token"]).status_code == 200

@@ -18,7 +18,7 @@ from authlib.oidc.core import OpenIDCode, OpenIDToken, UserInfo, UserInfoEndpoin
 from authlib.oidc.rpinitiated import EndSessionEndpoint
 from flask import current_app, request
 from flask import request as flask_request
-from sqlalchemy import delete, select, update
+from sqlalchemy import and_, delete, or_, select, update
 
 from .. import audit
 from ..encryption import digest
@@ -381,6 +381,7 @@ def save_token(token, request):
         sid = public_sid(row.session_id) if row.session_id else ""
         chain, code_id, auth_time, auth_method = secrets.token_hex(16), row.id, row.auth_time, row.auth_method
     refresh = token.get("refresh_token")
+    _forget_dead_tokens(application.id, request.user.id, now)
     db.session.add(OAuthToken(
         access_token_hash=digest(token["access_token"]), refresh_token_hash=digest(refresh) if refresh else None,
         application_id=application.id, user_id=request.user.id, session_id=session_id, sid=sid, code_id=code_id,
@@ -390,6 +391,17 @@ def save_token(token, request):
     audit.record("app.refresh" if previous is not None else "app.token", target=request.user.username,
                  detail=f"application {application.name}; scope {scope}", commit=False)
     db.session.commit()
+
+
+def _forget_dead_tokens(application_id, user_id, now):
+    """Delete this person's tokens for this application that died more than a day ago, so the table holds
+    what is alive (and, for a day, what a replay would be recognised by)."""
+    day_ago = now - timedelta(days=1)
+    db.session.execute(delete(OAuthToken).where(
+        OAuthToken.application_id == application_id, OAuthToken.user_id == user_id,
+        or_(OAuthToken.revoked_at < day_ago,
+            and_(OAuthToken.access_expires_at < day_ago,
+                 or_(OAuthToken.refresh_expires_at.is_(None), OAuthToken.refresh_expires_at < day_ago)))))
 
 
 def token_by_access_token(token_string):

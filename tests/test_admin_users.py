@@ -31,8 +31,8 @@ def _every_admin_rule(app):
 
 @pytest.fixture
 def admin_objects(app, make_user):
-    """Objects to fill every admin URL with: a user, an identity provider and an application the walk must
-    not change."""
+    """Objects to fill every admin URL with: a user, an identity provider, an application and a protected site
+    the walk must not change (``site_id``: walk the application routes again with the site)."""
     from geologin import idp as instances
     from geologin.apps import clients
 
@@ -43,8 +43,15 @@ def admin_objects(app, make_user):
                                                           "client_id": "geologin"},
             secrets={"client_secret": "walk-secret-0123456789"}, actor="test")
         application, _ = clients.create("Walk", ["https://app.example.org/cb"], actor="test")
+        site, _ = clients.create("Walk site", forward_auth=True, hosts=["walk.example.org"], actor="test")
         return {"user_id": target, "slug": instance.slug, "provider_id": instance.id, "name": "bcrypt",
-                "app_id": application.id, "secret_hash": application.secret_hash}
+                "app_id": application.id, "secret_hash": application.secret_hash, "site_id": site.id}
+
+
+def _both_walks(app, objects):
+    """The route walk twice: once with the OpenID Connect client, once with the protected site."""
+    site = objects | {"app_id": objects["site_id"]}
+    return _admin_requests(app, objects) + _admin_requests(app, site)
 
 
 def _admin_requests(app, values):
@@ -62,14 +69,18 @@ def _admin_requests(app, values):
 
 
 def _unchanged(app, objects):
+    from geologin.apps import clients
     from geologin.models import Application, IdentityProvider
 
     with app.app_context():
         instance = IdentityProvider.by_slug(objects["slug"])
         application = db.session.get(Application, objects["app_id"])
+        site = db.session.get(Application, objects["site_id"])
         return (_user(app, "target").active and instance is not None and instance.enabled
                 and instance.label == "Walk" and application is not None and application.name == "Walk"
-                and application.secret_hash == objects["secret_hash"] and application.allowed_users == [])
+                and application.secret_hash == objects["secret_hash"] and application.allowed_users == []
+                and site is not None and site.name == "Walk site" and site.allowed_users == []
+                and clients.host_names(site) == ["walk.example.org"])
 
 
 def test_sec_42_route_walk_covers_every_admin_rule(app, admin_objects):
@@ -86,9 +97,9 @@ def test_sec_42_route_walk_covers_every_admin_rule(app, admin_objects):
 
 def test_sec_42_anonymous_gets_login_redirect_on_every_admin_url(app, client, admin_objects):
     token = csrf_from(client.get("/login"))  # a valid token, so CSRF is not what stops the request
-    for _, method, url in _admin_requests(app, admin_objects):
-        response = client.open(url, method=method, data={"csrf_token": token, "username": "x",
-                                                          "direction": "up", "usernames": "target"})
+    for _, method, url in _both_walks(app, admin_objects):
+        response = client.open(url, method=method, data={"csrf_token": token, "username": "x", "direction": "up",
+                                                          "usernames": "target", "hosts": "x.example"})
         assert response.status_code == 302, (method, url)
         assert response.headers["Location"].startswith("/login?next="), (method, url)
     assert _unchanged(app, admin_objects)
@@ -98,10 +109,10 @@ def test_sec_42_non_admin_gets_403_on_every_admin_url(app, client, auth, make_us
     make_user("plain")
     auth.login("plain")
     token = csrf_from(client.get("/account/password"))
-    for _, method, url in _admin_requests(app, admin_objects):
+    for _, method, url in _both_walks(app, admin_objects):
         response = client.open(url, method=method, data={"csrf_token": token, "username": "x",
                                                           "password": STRONG_PASSWORD, "direction": "up",
-                                                          "usernames": "plain"})
+                                                          "usernames": "plain", "hosts": "x.example"})
         assert response.status_code == 403, (method, url)
     assert _unchanged(app, admin_objects) and _user_count(app) == 2
 

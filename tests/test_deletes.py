@@ -12,9 +12,9 @@ from sqlalchemy.exc import IntegrityError
 from geologin import idp as instances
 from geologin.extensions import db
 from geologin.apps import clients
-from geologin.models import (Application, ApplicationProvider, ApplicationUser, AuthorizationCode, Consent,
-                             ExternalIdentity, LoginTransaction, IdentityProvider, OAuthToken, User,
-                             UserProviderPermission, UserSession, utcnow)
+from geologin.models import (Application, ApplicationHost, ApplicationProvider, ApplicationUser, AuthorizationCode,
+                             Consent, ExternalIdentity, ForwardAuthVisit, LoginTransaction, IdentityProvider,
+                             OAuthToken, User, UserProviderPermission, UserSession, utcnow)
 from tests.conftest import AuthActions, STRONG_PASSWORD, csrf_from, post_form
 
 PUBLIC = "http://127.0.0.1:8080"
@@ -240,6 +240,54 @@ def test_reg_deleting_an_application_takes_allowed_users_consents_codes_and_toke
     with app.app_context():
         again, _ = clients.create("Superset", ["https://app.example.org/cb"], actor="test")
         assert again.id > scripted_id and clients.as_dict(again)["allowed_users"] == []
+
+
+def _visits(app, browser, url):
+    """The proxy asks about ``url`` for this browser (nginx's form); the first access leaves a visit row."""
+    return browser.get("/forward-auth/nginx", headers={"X-Original-URL": url}).status_code
+
+
+def test_reg_deleting_a_protected_site_takes_hosts_visits_and_allowed_users(app, admin_client, runner, make_user):
+    """From the admin screen and from the CLI: the site's hosts are free again, its visits and allowed users go
+    with it, and a new site on the same host is a new id whose first visit is audited anew."""
+    make_user("bob")
+    _provider(app, "moh")
+    with app.app_context():
+        screen, _ = clients.create("Reports", forward_auth=True, hosts=["reports.example", "r2.example"],
+                                   all_users=False, providers=["moh"], actor="test")
+        scripted, _ = clients.create("Stats", forward_auth=True, hosts=["stats.example"], all_users=False,
+                                     actor="test")
+        for site in (screen, scripted):
+            clients.allow(site, [User.by_username("bob")], actor="test")
+        screen_id, scripted_id = screen.id, scripted.id
+    bob = app.test_client()
+    AuthActions(bob).login("bob")
+    assert _visits(app, bob, "http://stats.example/") == 200
+    assert _visits(app, bob, "http://reports.example/") == 403  # bob logged in by password; moh only
+    models = (ApplicationHost, ForwardAuthVisit, ApplicationUser, ApplicationProvider)
+    assert [_rows(app, model, application_id=screen_id) for model in models] == [2, 1, 1, 1]
+
+    page = admin_client.get(f"/admin/apps/{screen_id}/delete")
+    assert admin_client.post(f"/admin/apps/{screen_id}/delete",
+                             data={"csrf_token": csrf_from(page)}).status_code == 302
+    for model in models:
+        assert _rows(app, model, application_id=screen_id) == 0, model.__name__
+    assert _rows(app, ForwardAuthVisit, application_id=scripted_id) == 1  # the other site keeps its own
+    assert _visits(app, bob, "http://reports.example/") == 403  # no longer a protected site: refused
+    assert _visits(app, bob, "http://stats.example/") == 200
+
+    result = runner.invoke(args=["apps", "remove", "Stats", "--yes"])
+    assert result.exit_code == 0, result.output
+    for model in (Application, *models):
+        assert _rows(app, model) == 0, model.__name__
+    assert _user_id(app, "bob") is not None and _rows(app, UserSession) >= 2
+
+    with app.app_context():
+        again, _ = clients.create("Stats", forward_auth=True, hosts=["stats.example"], actor="test")
+        assert again.id > scripted_id and clients.as_dict(again)["allowed_users"] == []
+        again_id = again.id
+    assert _visits(app, bob, "http://stats.example/") == 200
+    assert _rows(app, ForwardAuthVisit, application_id=again_id) == 1
 
 
 def test_reg_saving_provider_checkboxes_after_the_provider_was_deleted(app, admin_client, make_user):

@@ -1,9 +1,12 @@
 """Administrators' screens for applications (the OpenID Connect clients that sign their users in through
-geologin): list, add, edit, rotate the secret, delete, who may sign in, and which login methods they admit.
+geologin, and the protected sites a reverse proxy asks geologin about): list, add, edit, rotate the secret,
+delete, who may sign in, and which login methods they admit.
 
 Nested in the admin blueprint (see admin/__init__.py), so the admin guard runs before every route here. Every
 change goes through geologin/apps/clients.py, which the CLI uses too; a secret is shown once, on the page
 that answers the POST that made it, and never stored in clear."""
+from urllib.parse import urlsplit
+
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, ngettext
 from sqlalchemy import select
@@ -15,7 +18,7 @@ from ..idp import cache
 from ..models import Application, ApplicationUser, User
 from ..web import requested_page
 from .blueprint import actor
-from .forms import ApplicationAllowForm, ApplicationCreateForm, ApplicationForm, DisallowForm
+from .forms import ApplicationAllowForm, ApplicationCreateForm, ApplicationForm, DisallowForm, SiteForm
 from .setting_fields import choice
 
 bp = Blueprint("apps", __name__, url_prefix="/apps")
@@ -23,7 +26,7 @@ bp = Blueprint("apps", __name__, url_prefix="/apps")
 BULK_MAX_LINES = 10000
 # Form field that shows each service error (clients.ApplicationError.field -> form field).
 FIELDS = {"name": "name", "redirect_uris": "redirect_uris", "post_logout_uris": "post_logout_uris",
-          "backchannel_logout_uri": "backchannel_logout_uri", "providers": "provider_ids"}
+          "backchannel_logout_uri": "backchannel_logout_uri", "providers": "provider_ids", "hosts": "hosts"}
 
 
 def _application_or_404(app_id):
@@ -53,8 +56,23 @@ def _put_error(form, error):
 
 
 def _form_page(form, application=None, status=200):
-    return render_template("admin/apps_form.html", form=form, application=application,
+    template = "admin/apps_site_form.html" if isinstance(form, SiteForm) else "admin/apps_form.html"
+    return render_template(template, form=form, application=application,
                            providers={p.id: p for p in cache.ordered_providers()}), status
+
+
+def _public_url():
+    return current_app.config.get("PUBLIC_URL") or request.host_url.rstrip("/")
+
+
+def _cookie_reaches(host):
+    """Whether the browser sends geologin's session cookie to ``host`` (else a login there loops back)."""
+    hostname = urlsplit("//" + host).hostname
+    domain = current_app.config.get("SESSION_COOKIE_DOMAIN")
+    if not domain:
+        return hostname == urlsplit(_public_url()).hostname
+    domain = domain.lstrip(".")
+    return hostname == domain or hostname.endswith("." + domain)
 
 
 def _secret_page(application, secret, created):
@@ -89,9 +107,63 @@ def new():
     return _form_page(form, status=400 if request.method == "POST" else 200)
 
 
+@bp.route("/new-site", methods=["GET", "POST"])
+def new_site():
+    form = _with_providers(SiteForm())
+    if form.validate_on_submit():
+        try:
+            application, _secret = clients.create(
+                form.name.data, forward_auth=True, hosts=_lines(form.hosts.data), all_users=form.allow_all_users.data,
+                providers=_chosen_slugs(form), actor=actor())
+        except clients.ApplicationError as error:
+            db.session.rollback()
+            _put_error(form, error)
+        else:
+            flash(_("Protected site %(name)s added.", name=application.name), "info")
+            return redirect(url_for("admin.apps.setup", app_id=application.id))
+    return _form_page(form, status=400 if request.method == "POST" else 200)
+
+
+@bp.route("/<int:app_id>/setup")
+def setup(app_id):
+    """What to configure next for a protected site: the proxy's verification URLs and each host's sign-out link."""
+    application = _application_or_404(app_id)
+    if not application.is_forward_auth:
+        abort(404)
+    base = _public_url()
+    hosts = [{"name": host, "logout": f"{base}/forward-auth/logout?rd=https://{host}/",
+              "cookie_reaches": _cookie_reaches(host)} for host in clients.host_names(application)]
+    return render_template("admin/apps_setup.html", application=application, hosts=hosts,
+                           nginx_url=f"{base}/forward-auth/nginx", proxy_url=f"{base}/forward-auth")
+
+
+def _edit_site(application):
+    if request.method == "POST":
+        form = _with_providers(SiteForm())
+    else:
+        form = _with_providers(SiteForm(data={
+            "name": application.name, "hosts": "\n".join(clients.host_names(application)),
+            "allow_all_users": application.allow_all_users,
+            "provider_ids": sorted(row.provider_id for row in application.allowed_providers)}))
+    if form.validate_on_submit():
+        try:
+            changed = clients.edit(application, name=form.name.data, hosts=_lines(form.hosts.data),
+                                   all_users=form.allow_all_users.data, providers=_chosen_slugs(form),
+                                   actor=actor())
+        except clients.ApplicationError as error:
+            db.session.rollback()
+            _put_error(form, error)
+        else:
+            flash(_("Changes saved.") if changed else _("Nothing changed."), "info")
+            return redirect(url_for("admin.apps.edit", app_id=application.id))
+    return _form_page(form, application, status=400 if request.method == "POST" else 200)
+
+
 @bp.route("/<int:app_id>", methods=["GET", "POST"])
 def edit(app_id):
     application = _application_or_404(app_id)
+    if application.is_forward_auth:
+        return _edit_site(application)
     if request.method == "POST":
         form = _with_providers(ApplicationForm())
     else:
@@ -123,6 +195,8 @@ def edit(app_id):
 @bp.route("/<int:app_id>/rotate-secret", methods=["GET", "POST"])
 def rotate_secret(app_id):
     application = _application_or_404(app_id)
+    if application.is_forward_auth:
+        abort(404)  # the proxy asks on the person's behalf: a protected site has no secret to rotate
     if application.is_public:
         flash(_("“%(name)s” is a public client: it has no secret.", name=application.name), "error")
         return redirect(url_for("admin.apps.edit", app_id=application.id))
@@ -141,7 +215,7 @@ def delete(app_id):
         flash(_("Application %(name)s deleted.", name=name), "info")
         return redirect(url_for("admin.apps.index"))
     return render_template("admin/apps_delete.html", application=application,
-                           allowed=len(application.allowed_users))
+                           allowed=len(application.allowed_users), hosts=clients.host_names(application))
 
 
 # -- who may sign in -----------------------------------------------------------------------------------------

@@ -105,6 +105,23 @@ class ApplicationCreateForm(ApplicationForm):
                                          "they must use PKCE. Cannot be changed later."))
 
 
+class SiteForm(Form):
+    """A protected site (forward-auth): a name, its hosts, who may sign in and the login methods it admits; no
+    URI, secret or token setting, as the proxy asks geologin on the person's behalf."""
+
+    name = StringField(_l("Name"), validators=[MarkRequired()], filters=[strip],
+                       description=_l("Shown to people who may not use the site, e.g. “Reports”."))
+    hosts = TextAreaField(_l("Hosts, one per line"), validators=[MarkRequired()],
+                          description=_l("The host names the site is served at, as the browser shows them, e.g. "
+                                         "reports.moh.example (no https://, no path; a port only if not 443)."),
+                          render_kw={"rows": 3, "spellcheck": "false", "autocapitalize": "none"})
+    allow_all_users = BooleanField(_l("Every active user may sign in to it"), default=True,
+                                   description=_l("When off, only the users allowed one by one may sign in."))
+    provider_ids = SelectMultipleField(_l("Identity providers"), coerce=row_id, validate_choice=False)
+
+    validate_provider_ids = ApplicationForm.validate_provider_ids
+
+
 class ApplicationAllowForm(Form):
     usernames = TextAreaField(_l("Usernames, one per line"),
                               validators=[DataRequired(_l("Enter at least one username."))],

@@ -336,7 +336,7 @@ def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, b
         site_hosts = _checked_hosts(hosts, application)
         if not site_hosts:
             raise ApplicationError(_("A protected site needs at least one host."), "hosts")
-        if site_hosts != host_names(application):
+        if set(site_hosts) != set(host_names(application)):  # the order of hosts means nothing
             kept = {row.host: row for row in application.hosts}
             application.hosts = [kept.get(host) or ApplicationHost(host=host) for host in site_hosts]
             changed.append("hosts")

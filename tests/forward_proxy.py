@@ -25,7 +25,7 @@ LOGIN_HOST, SITE_HOST = f"login.{DOMAIN}", f"reports.{DOMAIN}"
 CHROMIUM_RESOLVER_RULES = f"--host-resolver-rules=MAP *.{DOMAIN} 127.0.0.1"
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
 IN_CI = bool(os.environ.get("CI"))
-HOW_TO_INSTALL = "apt-get install nginx (Debian's nginx has the auth_request module)"
+HOW_TO_INSTALL = "apt-get install nginx; Debian's nginx has the auth_request module"
 
 
 def nginx_binary():

@@ -58,7 +58,8 @@ serve: install
 	$(FLASK) db upgrade
 	$(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
 
-## geologin with two fake DHIS2 servers (2.40 and 2.42) and seeded users; prints what to click.
+## geologin with two fake DHIS2 servers (2.40 and 2.42) and seeded users, and a site behind nginx when nginx is
+## installed (forward-auth); prints what to click.
 demo: install real-op-deps
 	$(BIN)/python scripts/demo.py
 

@@ -2,7 +2,8 @@
 seeded users, so anyone can click through "Log in with DHIS2"; an application that signs its users in
 through geologin (examples/flask-app, registered here); and, when Node.js and the test suite's OpenID
 provider are installed (`make real-op-deps`), an OpenID Connect server (the npm oidc-provider) for
-"Log in with Health ID". Not for production; data is thrown away:
+"Log in with Health ID"; and, when nginx is installed, a site behind nginx that asks geologin who may see it
+(forward-auth, docs/forward-auth.md). Not for production; data is thrown away:
 SQLite in DEMO_INSTANCE (instance/demo), or the PostgreSQL database DEMO_DATABASE_URL, emptied first."""
 import os
 import secrets
@@ -25,14 +26,15 @@ SERVERS = [  # slug, label, version, port
 ]
 CLIENT_SECRET = secrets.token_hex(18)  # 36 characters, like the DHIS2 Settings app makes
 APP_NAME, APP_SCRIPT = "Example app", ROOT / "examples" / "flask-app" / "app.py"
+SITE_NAME = "Reports (behind nginx)"
 
 
-def app_url():
-    """Where the example application listens: PORT + 80, or any free port when that one is taken (its
-    redirect URI is registered in geologin before it starts, so the port is chosen first)."""
+def app_url(offset=80):
+    """Where the example application (or the site behind nginx) listens: PORT + offset, or any free port when
+    that one is taken (its address is registered in geologin before it starts, so the port is chosen first)."""
     with socket.socket() as sock:
         try:
-            sock.bind(("127.0.0.1", PORT + 80))
+            sock.bind(("127.0.0.1", PORT + offset))
         except OSError:
             sock.bind(("127.0.0.1", 0))
         return f"http://127.0.0.1:{sock.getsockname()[1]}"
@@ -68,8 +70,8 @@ def start_openid_provider():
     return (op, OIDC_SECRET), None
 
 
-def seed(urls, openid=None, example_app_url=None):
-    """Users, providers, and the example application; returns the admin's password and the application's
+def seed(urls, openid=None, example_app_url=None, site_url=None):
+    """Users, providers, the example application, and the site behind nginx when there is one; returns the admin's password and the application's
     client_id and secret."""
     from geologin import create_app
     from geologin import idp as instances
@@ -103,6 +105,9 @@ def seed(urls, openid=None, example_app_url=None):
         db.session.commit()
         application, app_secret = clients.create(
             APP_NAME, [f"{example_app_url}/callback"], post_logout_uris=[f"{example_app_url}/"], actor="demo")
+        if site_url:
+            # A host-only cookie for 127.0.0.1 reaches every port of it: no SESSION_COOKIE_DOMAIN needed here.
+            clients.create(SITE_NAME, forward_auth=True, hosts=[site_url.split("//", 1)[1]], actor="demo")
         return admin_password, application.client_id, app_secret
 
 
@@ -113,6 +118,17 @@ def start_example_app(url, client_id, client_secret, env):
                "APP_CLIENT_SECRET": client_secret, "APP_SECRET_KEY": secrets.token_hex(32)}
     return subprocess.Popen([sys.executable, str(APP_SCRIPT)], cwd=APP_SCRIPT.parent, env=app_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_site_behind_nginx(site_url):
+    """tests/fakes/site.py behind Debian's nginx running docs/forward-auth.md's config, on ``site_url``;
+    returns the nginx process."""
+    from tests.fakes.site import Site
+    from tests.forward_proxy import Nginx, site_block
+
+    port = int(site_url.rsplit(":", 1)[1])
+    site = Site(SITE_NAME, logout_url=f"{PUBLIC_URL}/forward-auth/logout?rd={site_url}/")
+    return Nginx(INSTANCE / "nginx", site_block(port, site.url, PUBLIC_URL), port).proc
 
 
 def _stop(signum, frame):
@@ -138,12 +154,23 @@ def main():
     openid, no_openid = start_openid_provider()
     if openid:
         children.append(openid[0].proc)
+    from tests.forward_proxy import nginx_missing
+
+    no_nginx = nginx_missing()
     try:
         example_url = app_url()
-        admin_password, app_client_id, app_secret = seed([url for _, url in fakes], openid, example_url)
+        site_url = None if no_nginx else app_url(83)
+        admin_password, app_client_id, app_secret = seed([url for _, url in fakes], openid, example_url, site_url)
         children.append(start_example_app(example_url, app_client_id, app_secret, env))
+        if site_url:
+            children.append(start_site_behind_nginx(site_url))
         from tests.realop import ALICE_PASSWORD
 
+        site_text = (f"A site behind nginx that asks geologin who may see it (forward-auth, docs/forward-auth.md):\n"
+                     f"    open {site_url}/ -> geologin's login page -> log in (demo-admin, or Log in with DHIS2\n"
+                     f"    as alice) -> back on the page, which shows the Remote-User nginx passed on; its Log out\n"
+                     f"    link ends the geologin session, and the page asks for a login again."
+                     if site_url else f"(No site behind nginx: {no_nginx}; install it and run make demo again.)")
         openid_text = (f"Log in with {OIDC_LABEL} (OpenID Connect, {openid[0].issuer}):\n"
                        f"    alice / {ALICE_PASSWORD}   allowed -> logged in; Log out also logs out there"
                        if openid else f"(No OpenID Connect server: {no_openid}.)")
@@ -162,6 +189,8 @@ geologin demo: open {PUBLIC_URL}/login
     open {example_url} -> Sign in with geologin -> geologin's login page -> Log in with DHIS2 -> alice
     -> Authorize at DHIS2 -> Allow at geologin ("Allow {APP_NAME}?") -> back in the app as alice,
     with the claims geologin sent. Log out there ends the geologin session too.
+
+  {site_text}
 
   Administrator (password login): demo-admin / {admin_password}
     Identity providers -> Setup -> Test connection; Users -> alice -> linked accounts.

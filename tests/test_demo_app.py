@@ -156,6 +156,26 @@ def test_the_demo_app_signs_in_through_dhis2_as_the_demo_prints_it(demo):
     _log_out_from_the_app(browser, demo)
 
 
+def test_the_demo_protects_a_site_behind_nginx_or_says_how_to_get_nginx(demo):
+    """With nginx: the site the demo prints asks for a login at geologin, then shows who logged in; without
+    it, the demo says how to install it (and CI, which installs nginx, must get the site)."""
+    from tests.forward_proxy import IN_CI, nginx_missing
+
+    site = re.search(r"open (http://127\.0\.0\.1:\d+)/ -> geologin's login page", demo.output)
+    if nginx_missing():
+        assert site is None and "No site behind nginx: nginx is not installed (apt-get install nginx" in demo.output
+        if IN_CI:
+            pytest.fail("nginx is missing (CI is set, so the demo must protect its site behind nginx)")
+        return
+    assert site, demo.output
+    browser = requests.Session()
+    login_page = browser.get(site.group(1) + "/reports?year=2024", timeout=15)
+    assert login_page.url.startswith(demo.geologin + "/login?"), login_page.url
+    landed = _submit(browser, login_page, "Log in", username="demo-admin", password=demo.admin_password)
+    assert landed.url == site.group(1) + "/reports?year=2024", landed.url
+    assert ["Remote-User", "demo-admin"] in landed.json()["headers"]
+
+
 def _submit_without_following(browser, page, button_text, **values):
     action, fields = _form(page, button_text)
     response = browser.post(action, data={**fields, **values}, allow_redirects=False, timeout=15)

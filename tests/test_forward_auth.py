@@ -1,6 +1,7 @@
 """Forward-auth (geologin/apps/forward_auth.py) with the headers nginx, Traefik and Caddy send, through
-Flask's test client; tests/e2e runs the real nginx. The session cookie is geologin's own (conftest's
-PUBLIC_URL is http://localhost), so the protected site here is on a sibling host under SESSION_COOKIE_DOMAIN."""
+Flask's test client; tests/test_forward_auth_nginx.py runs the real nginx. The session cookie is geologin's
+own (conftest's PUBLIC_URL is http://localhost), so the protected site here is on a sibling host under
+SESSION_COOKIE_DOMAIN."""
 import json
 from urllib.parse import parse_qs, urlsplit
 

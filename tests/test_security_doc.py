@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# A-G, then H (geologin as an OpenID provider).
-CHECKLIST_ITEMS = [*range(1, 69)]
+# A-G, then H (geologin as an OpenID provider), then I (forward-auth).
+CHECKLIST_ITEMS = [*range(1, 70)]
 
 
 KIT = ROOT / "geologin" / "providers" / "testing"  # the plugin contract: every plugin's tests run it

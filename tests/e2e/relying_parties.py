@@ -3,7 +3,8 @@ process, for the end-to-end tests of its OpenID provider:
 
 - ``Apache``: Apache httpd with mod_auth_openidc (Debian's apache2 and libapache2-mod-auth-openidc), from a
   config file of its own in a temporary folder (never the system's). ``/protected/`` is a CGI that prints
-  what the module passes on: REMOTE_USER (the ``sub`` claim) and the OIDC_CLAIM_* variables.
+  what the module passes on: REMOTE_USER (the ``sub`` claim) and the OIDC_CLAIM_* variables;
+  ``/protected/hello`` is the page a person sees there (their name and username, and a Log out link).
 - ``OpenIDClient``: panva's certified npm openid-client driven by tests/rp/rp.mjs, one command per step.
 - ``Browser``: a person at a browser (requests.Session) who logs in to geologin by password or through a
   fake DHIS2, and clicks Allow (or Deny) on geologin's consent page.
@@ -38,6 +39,23 @@ WHOAMI_CGI = """#!/bin/sh
 printf 'Content-Type: text/plain; charset=utf-8\\r\\nCache-Control: no-store\\r\\n\\r\\n'
 printf 'REMOTE_USER=%s\\n' "$REMOTE_USER"
 env | grep '^OIDC_CLAIM_' | sort
+"""
+
+# What a person sees of an application behind mod_auth_openidc (the browser journey): a greeting naming them,
+# and its Log out link (mod_auth_openidc's logout, then RP-initiated logout at geologin).
+HELLO_CGI = """#!/bin/sh
+esc() { printf '%s' "$1" | sed -e 's/&/\\&amp;/g' -e 's/</\\&lt;/g' -e 's/>/\\&gt;/g' -e 's/"/\\&quot;/g'; }
+printf 'Content-Type: text/html; charset=utf-8\\r\\nCache-Control: no-store\\r\\n\\r\\n'
+cat <<PAGE
+<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>Intranet</title></head>
+<body style="font-family: sans-serif; margin: 2em">
+<h1>Intranet</h1>
+<p>Hello, <span id="name">$(esc "$OIDC_CLAIM_name")</span>! You are signed in as
+<strong id="username">$(esc "$OIDC_CLAIM_preferred_username")</strong>.</p>
+<p><a href="@LOGOUT@">Log out</a></p>
+</body></html>
+PAGE
 """
 
 
@@ -92,6 +110,9 @@ class Apache:
         cgi = self.folder / "cgi" / "whoami.cgi"
         cgi.write_text(WHOAMI_CGI)
         cgi.chmod(0o755)
+        hello = self.folder / "cgi" / "hello.cgi"
+        hello.write_text(HELLO_CGI.replace("@LOGOUT@", self.logout_url()))
+        hello.chmod(0o755)
         self.user = "www-data" if os.geteuid() == 0 else None  # Apache refuses to serve as root
         if self.user:
             shutil.chown(self.folder, self.user)  # the CGI runs as that user, and reads its folder
@@ -115,6 +136,7 @@ ServerName 127.0.0.1:{self.port}
     Require all granted
 </Directory>
 ScriptAliasMatch "^/protected/(whoami)?$" "{cgi}"
+ScriptAlias /protected/hello "{hello}"
 <Directory "{self.folder}/cgi">
     Require all granted
 </Directory>

@@ -750,7 +750,7 @@ def test_dhis2_2420_refusing_its_access_token_on_api_me_still_logs_in_and_says_w
     assert outcome == "success" and "groups, roles and org units unknown" in detail and "HTTP 401" in detail
 
 
-def test_bad_memberships_from_dhis2_are_cleaned_and_bounded_never_a_500(app, client, legacy, make_user):
+def test_sec_48_sec_49_bad_memberships_from_dhis2_are_cleaned_and_bounded_never_a_500(app, client, legacy, make_user):
     legacy.control("users", {"username": "alice", "userGroups": (
         [{"id": "Ctl\x00Grp\x1b1", "name": "Evil\r\nname\x07"}, {"id": 12345, "name": "number id"},
          {"id": "x" * 5000, "name": "y" * 5000}, {"name": "no id"}]

@@ -36,7 +36,7 @@ def test_groups_and_attributes_are_kept_as_plain_data_with_names_defaulting_to_i
     assert seen.remarks == []
 
 
-def test_bad_data_is_cleaned_bounded_and_remarked_never_raised():
+def test_sec_48_sec_49_bad_groups_and_attributes_are_cleaned_bounded_and_remarked():
     seen = attributes.clean(identity(
         groups=[Group("ok\x00\x1b[31m", "name\r\n\x7fhere"), Group(42, "number"), Group(None), "a string",
                 Group("i" * 1000, "n" * 1000)] + [Group(f"g{n}") for n in range(2000)],
@@ -85,7 +85,7 @@ def last_login(app):
     ({"Malaria programme": True}, [], "'groups' claim is a dict"),
     (42, [], "'groups' claim is a int"),
 ], ids=["list", "one-string", "mixed-list", "object", "number"])
-def test_groups_claim_maps_names_and_ignores_other_shapes_with_an_audit_detail(app, client, server, make_user,
+def test_sec_48_groups_claim_maps_names_and_ignores_other_shapes_with_an_audit_detail(app, client, server, make_user,
                                                                                value, names, remark):
     make_user("alice", password=None)
     register(app)

@@ -6,7 +6,7 @@ PORT   ?= 5000
 FLASK  := $(BIN)/flask --app wsgi
 DEV_ENV := GEOLOGIN_ENV=development GEOLOGIN_ALLOW_INSECURE_HTTP=1
 
-.PHONY: run serve test demo install install-test migrate clean audit lock browser-deps real-op-deps screenshots \
+.PHONY: run serve test demo install install-test migrate clean audit lock browser-deps real-op-deps rp-deps screenshots \
 	bench translations i18n
 
 $(VENV)/.installed: setup.cfg pyproject.toml setup.py
@@ -73,8 +73,19 @@ real-op-deps:
 		npm ci --prefix tests/realop --no-audit --no-fund --loglevel=error; \
 	fi
 
+## The real relying party the end-to-end tests of geologin's OpenID provider drive (tests/rp/rp.mjs, pytest -m e2e):
+## panva's certified openid-client from the npm registry, pinned by tests/rp/package-lock.json. The other one,
+## Apache httpd with mod_auth_openidc, comes from Debian (apt-get install apache2 libapache2-mod-auth-openidc).
+rp-deps:
+	@if ! command -v npm >/dev/null 2>&1; then \
+		echo "npm is missing: the openid-client end-to-end tests will be skipped (apt-get install nodejs npm)"; \
+	elif [ ! tests/rp/node_modules/.package-lock.json -nt tests/rp/package-lock.json ]; then \
+		echo "npm ci --prefix tests/rp --no-audit --no-fund --loglevel=error"; \
+		npm ci --prefix tests/rp --no-audit --no-fund --loglevel=error; \
+	fi
+
 ## Run the test suite on SQLite, then on PostgreSQL when GEOLOGIN_TEST_DATABASE_URL is set.
-test: install-test real-op-deps
+test: install-test real-op-deps rp-deps
 	@if [ -n "$$CI" ] && [ -z "$$GEOLOGIN_TEST_REDIS_URL" ]; then \
 		echo "GEOLOGIN_TEST_REDIS_URL is not set: CI must run the Redis tests (see .ci/run)."; exit 1; fi
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

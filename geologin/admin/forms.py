@@ -5,7 +5,7 @@ from wtforms.validators import DataRequired, Length, ValidationError
 
 from ..validation import row_id
 from ..web import Form, strip
-from .setting_fields import MarkRequired
+from .setting_fields import MarkRequired, choice
 
 
 class ProviderEditForm(Form):
@@ -85,7 +85,8 @@ class ApplicationForm(Form):
     refresh_tokens = BooleanField(_l("Refresh tokens at every sign-in"), default=False,
                                   description=_l("When off, only when the application asks for offline_access."))
     id_token_alg = SelectField(_l("ID token signature"),
-                               choices=[("RS256", _l("RS256 (RSA)")), ("ES256", _l("ES256 (elliptic curve)"))],
+                               choices=[choice("RS256", _l("RS256 (RSA)")),
+                                        choice("ES256", _l("ES256 (elliptic curve)"))],
                                default="RS256",
                                description=_l("RS256 unless the application asks for ES256."))
     provider_ids = SelectMultipleField(_l("Identity providers"), coerce=row_id, validate_choice=False)

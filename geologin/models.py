@@ -223,6 +223,11 @@ class ExternalIdentity(db.Model):
     external_username: Mapped[str | None] = mapped_column(String(255))
     first_login_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     last_login_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    # What the provider said about the person at the last login through it (geologin/idp/attributes.py):
+    # JSON lists of {id, name} and {attribute name: [{id, name, path}]}; seen_at is None until a login said.
+    groups_json: Mapped[str | None] = mapped_column(Text)
+    attributes_json: Mapped[str | None] = mapped_column(Text)
+    attributes_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
     user: Mapped[User] = relationship()
     provider: Mapped[IdentityProvider] = relationship(back_populates="identities")

@@ -8,12 +8,26 @@ SETTINGS = {"base_url": BASE, "client_id": "geologin"}
 SECRETS = {"client_secret": "0123456789abcdef0123456789abcdef0123"}
 
 
+def group_uid(name):
+    """A stable 11-character DHIS2-style id for a group name."""
+    return ("G" + "".join(ch for ch in name if ch.isalnum()) + "0" * 10)[:11]
+
+
+def me_for(account):
+    """What /api/me states about ``account`` (2.38+ shape, the fields geologin asks for)."""
+    return {"id": account.subject, "username": account.username, "firstName": "Alice", "surname": "Example",
+            "userGroups": [{"id": group_uid(name), "name": name} for name in account.groups],
+            "userRoles": [{"id": "Euq3XfEIEbx", "name": "Data entry clerk"}],
+            "organisationUnits": [{"id": "ImspTQPwCqd", "name": "Sierra Leone", "path": "/ImspTQPwCqd"}]}
+
+
 class TestLegacyDhis2Contract(RepoContract, ProviderContract):
     """DHIS2 2.30-2.41: /uaa, no discovery (404), the user from /api/me."""
 
     provider_type = "dhis2"
     settings, secrets = SETTINGS, SECRETS
     account = Account(subject="xE7jOejl9FI")
+    maps_groups = True
 
     def token_endpoint(self):
         return BASE + "uaa/oauth/token"
@@ -25,8 +39,7 @@ class TestLegacyDhis2Contract(RepoContract, ProviderContract):
         mock.post(self.token_endpoint(), headers=JSON,
                   json={"access_token": login.access_token, "token_type": "bearer", "expires_in": 43199,
                         "refresh_token": login.refresh_token, "scope": "ALL"})
-        mock.get(BASE + "api/me", headers=JSON, json={"id": login.account.subject, "username": login.account.username,
-                                                       "firstName": "Alice", "surname": "Example"})
+        mock.get(BASE + "api/me", headers=JSON, json=me_for(login.account))
 
 
 class TestDhis2OIDCContract(RepoContract, OIDCContract):
@@ -36,9 +49,14 @@ class TestDhis2OIDCContract(RepoContract, OIDCContract):
     settings, secrets = SETTINGS, SECRETS
     issuer = BASE.rstrip("/")
     account = Account(subject="alice")
+    maps_groups = True
 
     def discovery_url(self):
         return BASE + ".well-known/openid-configuration"
+
+    def answer_login(self, mock, login, id_token=None, jwks=None):
+        mock.get(BASE + "api/me", headers=JSON, json={**me_for(login.account), "id": "xE7jOejl9FI"})
+        return super().answer_login(mock, login, id_token=id_token, jwks=jwks)
 
     def claims_for(self, account):
         return {"username": account.username}

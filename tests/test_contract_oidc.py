@@ -11,15 +11,17 @@ class TestOIDCContract(RepoContract, OIDCContract):
     issuer = ISSUER
     settings = {"issuer": ISSUER, "client_id": "geologin", "scopes": "openid profile email"}
     secrets = {"client_secret": "contract-secret-0123456789"}
+    maps_groups = True
 
     def discovery_url(self):
         return ISSUER + "/.well-known/openid-configuration"
 
     def claims_for(self, account):
-        return {"preferred_username": account.username, "email": account.email, "name": account.name}
+        return {"preferred_username": account.username, "email": account.email, "name": account.name,
+                "groups": list(account.groups) or None}
 
 
 class TestOIDCContractWithUserinfo(TestOIDCContract):
     """A server that puts only sub in the id_token: the username comes from userinfo (item 24 applies)."""
 
-    userinfo_only_claims = ("preferred_username", "email", "name")
+    userinfo_only_claims = ("preferred_username", "email", "name", "groups")

@@ -698,3 +698,67 @@ def test_reg_refusals_say_to_log_out_of_the_server_to_use_another_account(app, c
     login_via_dhis2(client, "legacy", approve=reason != "access_denied")
     assert last_login_event(app)[1] == reason
     assert "To log in with another Ministry DHIS2 account, log out of Ministry DHIS2 first." in flashed_error(client)
+
+
+# -- what DHIS2 says about the person: groups, roles, org units (issue 18) ---------------------------------
+def stored_attributes(app, username="alice"):
+    """(group names, role names, org unit paths, seen_at) stored for ``username``'s one DHIS2 binding."""
+    from geologin.idp import attributes
+
+    with app.app_context():
+        binding = db.session.scalars(select(ExternalIdentity).where(
+            ExternalIdentity.user_id == User.by_username(username).id)).one()
+        said = attributes.as_dict(binding)
+    return ([g["name"] for g in said["groups"]], [r["name"] for r in said["attributes"].get("roles", [])],
+            [u.get("path") for u in said["attributes"].get("org_units", [])], said["seen_at"])
+
+
+@pytest.mark.parametrize("version, base_path", [("2.40.3", "/dhis"), ("2.37.9", None), ("2.42.5", None)])
+def test_groups_roles_and_org_units_from_api_me_are_stored_and_replaced_at_the_next_login(
+        app, client, dhis2_servers, make_user, version, base_path):
+    """Both generations: /api/me asked for exactly what geologin reads (2.42: with the access token after the
+    id_token); a change at DHIS2 replaces what the previous login stored."""
+    server = dhis2_servers(version, base_path)
+    make_user("alice", password=None)
+    slug = "oidc" if version >= "2.42" else "legacy"
+    register(app, server, slug, allow=["alice"])
+    login_via_dhis2(client, slug)
+    assert logged_in_as(client) == "alice"
+    groups, roles, units, seen_at = stored_attributes(app)
+    assert groups == ["Malaria programme", "Data managers"] and roles == ["Data entry clerk"]
+    assert units == ["/ImspTQPwCqd/O6uvpzGd5pu", "/ImspTQPwCqd/fdc6uOvgoji"] and seen_at is not None
+    me_calls = [entry for entry in server.control("log", method="GET") if entry.get("path", "").endswith("/api/me")]
+    assert me_calls and all("userGroups[id,name]" in json.dumps(entry) for entry in me_calls)
+    server.control("users", {"username": "alice", "userGroups": [{"id": "B6JNeAQ6akX", "name": "HIV programme"}],
+                             "organisationUnits": [], "userRoles": [{"id": "RoleUid0001", "name": "Viewer"}]})
+    AuthActions(client).logout()
+    login_via_dhis2(client, slug)
+    assert stored_attributes(app)[:3] == (["HIV programme"], ["Viewer"], [])
+
+
+def test_dhis2_2420_refusing_its_access_token_on_api_me_still_logs_in_and_says_why(app, client, dhis2_servers,
+                                                                                make_user):
+    """2.42.0-2.42.4 accept their own access token on /api only when configured to: the login goes on with
+    the id_token's username, nothing is known of the memberships, and the audit event says why."""
+    server = dhis2_servers("2.42.0", "/dhis")
+    make_user("alice", password=None)
+    register(app, server, "oidc", allow=["alice"])
+    login_via_dhis2(client, "oidc")
+    assert logged_in_as(client) == "alice"
+    assert stored_attributes(app)[:3] == ([], [], [])
+    outcome, _, _, _, detail = last_login_event(app)
+    assert outcome == "success" and "groups, roles and org units unknown" in detail and "HTTP 401" in detail
+
+
+def test_sec_48_sec_49_bad_memberships_from_dhis2_are_cleaned_and_bounded_never_a_500(app, client, legacy, make_user):
+    legacy.control("users", {"username": "alice", "userGroups": (
+        [{"id": "Ctl\x00Grp\x1b1", "name": "Evil\r\nname\x07"}, {"id": 12345, "name": "number id"},
+         {"id": "x" * 5000, "name": "y" * 5000}, {"name": "no id"}]
+        + [{"id": f"G{n:010d}", "name": f"Group {n}"} for n in range(700)])})
+    make_user("alice", password=None)
+    register(app, legacy, "legacy", allow=["alice"])
+    response = login_via_dhis2(client, "legacy")
+    assert response.status_code == 302 and logged_in_as(client) == "alice"
+    groups = stored_attributes(app)[0]
+    assert len(groups) == 500 and groups[0] == "Evilname" and len(groups[1]) == 255
+    assert "groups: " in last_login_event(app)[4] and "beyond 500 left out" in last_login_event(app)[4]

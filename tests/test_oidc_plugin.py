@@ -65,6 +65,7 @@ def oidc_login(client, server, account=Account(), slug="health"):
     ({"scopes": "profile email"}, "scopes", "must include openid"),
     ({"scopes": 'openid "x"'}, "scopes", "cannot contain quotes"),
     ({"username_claim": "user name"}, "username_claim", "without spaces"),
+    ({"groups_claim": "my groups"}, "groups_claim", "without spaces"),
     ({"issuer": "http://id.example.org"}, "issuer", "Use https://"),
     ({"issuer": ""}, "issuer", "required"),
 ])
@@ -83,6 +84,7 @@ def test_scopes_are_normalised_and_defaults_apply(app):
         settings = instances.settings_of(instances.IdentityProvider.by_slug("health"))
     assert settings["scopes"] == "openid profile email"
     assert settings["username_claim"] == "preferred_username" and settings["rp_logout"] is True
+    assert settings["groups_claim"] == "groups"
 
 
 def test_cli_add_takes_the_plugin_options_and_reads_the_secret_from_stdin(app):
@@ -235,7 +237,7 @@ def test_connection_test_names_the_issuer_the_server_reports(app, server):
 def test_admin_adds_an_oidc_provider_through_the_form(app, admin_client):
     page = admin_client.get("/admin/providers/new?type=oidc").get_data(as_text=True)
     for name in ("setting_issuer", "setting_client_id", "setting_client_secret", "setting_scopes",
-                 "setting_username_claim", "setting_rp_logout"):
+                 "setting_username_claim", "setting_groups_claim", "setting_rp_logout"):
         assert f'name="{name}"' in page, name
     form = {"slug": "staff", "label": "Staff ID", "enabled": "y", "setting_issuer": ISSUER,
             "setting_client_id": "geologin", "setting_client_secret": SECRET, "setting_scopes": "openid email",
@@ -249,7 +251,7 @@ def test_admin_adds_an_oidc_provider_through_the_form(app, admin_client):
     with app.app_context():
         settings = instances.settings_of(instances.IdentityProvider.by_slug("staff"))
     assert settings == {"issuer": ISSUER, "client_id": "geologin", "scopes": "openid email",
-                        "username_claim": "email", "rp_logout": False}
+                        "username_claim": "email", "groups_claim": "groups", "rp_logout": False}
 
 
 # -- a plugin bug during a login step (issue 15) ----------------------------------------------------------

@@ -27,6 +27,7 @@ def _config(**top):
     config["clients"].append({"client_id": "geologin-es", "client_secret": CLIENT_SECRET, "redirect_uris": CALLBACKS,
                               "id_token_signed_response_alg": "ES256"})
     config["accounts"][0]["employee_id"] = "EMP-0042"
+    config["accounts"][0]["groups"] = ["Malaria programme", "Data managers"]
     return {**config, **top}
 
 
@@ -110,6 +111,20 @@ def test_claims_in_the_id_token_need_no_userinfo(app, client, op_full_id_token, 
     register(app, op_full_id_token, allow=["EMP-0042"], username_claim="employee_id")
     login(client)
     assert logged_in_as(client) == "EMP-0042"
+
+
+@pytest.mark.parametrize("server", ["op", "op_full_id_token"])
+def test_groups_claim_from_the_id_token_or_userinfo_is_stored(app, client, make_user, request, server):
+    """The groups claim, whether the server puts it in the id_token or only in userinfo (issue 18)."""
+    from geologin.idp import attributes
+
+    make_user("alice", password=None)
+    register(app, request.getfixturevalue(server), allow=["alice"])
+    login(client)
+    assert logged_in_as(client) == "alice"
+    with app.app_context():
+        said = attributes.as_dict(db.session.scalars(select(ExternalIdentity)).one())
+    assert [g["name"] for g in said["groups"]] == ["Malaria programme", "Data managers"] and said["seen_at"]
 
 
 def test_reason_access_denied_when_the_person_clicks_deny(app, client, op, make_user):

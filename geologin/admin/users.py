@@ -9,7 +9,7 @@ from .. import audit
 from ..accounts import users
 from ..accounts.forms import SetPasswordForm, UserCreateForm, UserEditForm
 from ..extensions import db
-from ..idp import cache, permissions
+from ..idp import attributes, cache, permissions
 from ..login import throttle
 from ..models import IdentityProvider, User, utcnow
 from ..web import requested_page
@@ -35,11 +35,12 @@ def _providers_form(user, formdata=None):
 def _user_page(user, form, providers_form=None, status=200):
     """The user screen: the details form, the identity providers ticked for them, their linked accounts."""
     locked_for = throttle.locked_for(user.username)
+    identities = permissions.identities_of(user)
     return render_template(
         "admin/user_edit.html", user=user, form=form,
         providers_form=providers_form or _providers_form(user),
         provider_instances={i.id: i for i in cache.ordered_providers()},
-        identities=permissions.identities_of(user),
+        identities=identities, seen={i.id: attributes.as_dict(i) for i in identities},
         locked_until=utcnow() + timedelta(seconds=locked_for) if locked_for else None,
     ), status
 

@@ -7,7 +7,7 @@ from flask.cli import AppGroup
 from .. import audit
 from ..accounts import firstrun, users
 from ..extensions import db
-from ..idp import permissions
+from ..idp import attributes, permissions
 from ..login import throttle
 from ..models import User
 from .common import CLI_ACTOR, apply_change, get_provider, get_user, read_stdin_line
@@ -72,6 +72,40 @@ def users_list(as_json, search):
                                  ("no-password", not r["has_password"]),
                                  ("password-login-off", not r["password_login_allowed"])) if on]
         click.echo(f"{r['username']:<{width}}  {r['display_name'] or '-'}  {' '.join(flags)}".rstrip())
+
+
+@users_cli.command("show")
+@click.argument("name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def users_show(name, as_json):
+    """Show user NAME, with what each identity provider stated at their last login through it."""
+    user = get_user(name)
+    row = _user_row(user)
+    row["identities"] = []
+    for identity in permissions.identities_of(user):
+        said = attributes.as_dict(identity)
+        row["identities"].append({
+            "provider": identity.provider.slug, "subject": identity.subject,
+            "external_username": identity.external_username,
+            "first_login_at": identity.first_login_at.isoformat(), "last_login_at": identity.last_login_at.isoformat(),
+            "groups": said["groups"], "attributes": said["attributes"],
+            "attributes_seen_at": said["seen_at"].isoformat() if said["seen_at"] else None})
+    if as_json:
+        click.echo(json.dumps(row, indent=2, ensure_ascii=False))
+        return
+    for key, value in row.items():
+        if key != "identities":
+            click.echo(f"{key}: {value if value is not None else '-'}")
+    for identity in row["identities"]:
+        click.echo(f"provider {identity['provider']}: subject {identity['subject']}, last login "
+                   f"{identity['last_login_at']}")
+        if identity["attributes_seen_at"] is None:
+            click.echo("  nothing stated yet")
+            continue
+        click.echo(f"  seen {identity['attributes_seen_at']}")
+        click.echo("  groups: " + (", ".join(g["name"] for g in identity["groups"]) or "none"))
+        for attribute, values in identity["attributes"].items():
+            click.echo(f"  {attribute}: " + (", ".join(v["name"] for v in values) or "none"))
 
 
 @users_cli.command("set-password")

@@ -16,7 +16,7 @@ from sqlalchemy import delete
 from .. import audit
 from ..encryption import SecretUnreadable, digest
 from ..extensions import db
-from ..idp import cache, service
+from ..idp import attributes, cache, service
 from ..models import LoginTransaction, IdentityProvider, utcnow
 from ..providers.base import CallbackContext, LoginFailure, LoginRequest
 from . import throttle
@@ -162,9 +162,13 @@ def _callback(slug=None):
     if reason:
         return _fail(reason, provider, username=identity.username,
                      detail=f"external subject {identity.subject_scheme}:{identity.subject}")
+    # What the provider says of the person now replaces what its previous login said (none: cleared).
+    seen = attributes.clean(identity)
+    attributes.record(user, provider, seen)
     # One commit for the binding, the session and the audit event (the transaction was taken out before).
     start_session(user, AuthMethod.provider(provider.slug), commit=False)
-    audit.record("login", target=user.username, actor=user.username, provider=provider.slug)
+    audit.record("login", target=user.username, actor=user.username, provider=provider.slug,
+                 detail="; ".join(seen.remarks) or None)
     response = redirect(safe_next(transaction.next_url) or url_for("home.index"))
     # Remembered only now: a failed try through another server must not change the login page's choice.
     response.set_cookie(REMEMBER_COOKIE, provider.slug, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",

@@ -38,10 +38,35 @@ class SettingsError(ValueError):
 
 
 @dataclass(frozen=True)
+class Group:
+    """A group the person is a member of at the provider: the provider's stable id for it (what the core
+    compares) and its display name (what people read; the id when the provider has no other name)."""
+
+    id: str
+    name: str | None = None
+
+
+@dataclass(frozen=True)
+class Attribute:
+    """One value of a named attribute the provider states about the person (a DHIS2 user role or
+    organisation unit): its stable id, its display name, and for values in a tree the path of ids from the
+    root (a DHIS2 org unit's ``/ImspTQPwCqd/O6uvpzGd5pu``)."""
+
+    id: str
+    name: str | None = None
+    path: str | None = None
+
+
+@dataclass(frozen=True)
 class Identity:
     """Who the provider says logged in. ``subject`` is the provider's stable id for the account; the
     scheme says what kind of id it is, so a change of scheme (a server upgrade) is not taken as a
-    different person."""
+    different person.
+
+    ``groups`` (Group values) and ``attributes`` (an attribute name such as ``"roles"`` -> a tuple of
+    Attribute values) are what the provider says about the person at this login; the core stores them per
+    user and provider, replacing what the previous login said (empty: the person has none). ``remarks`` are
+    short notes for the audit log about what the plugin could not take from the server's answer."""
 
     subject: str
     username: str
@@ -49,6 +74,9 @@ class Identity:
     display_name: str | None = None
     email: str | None = None
     claims: Mapping = field(default_factory=dict)
+    groups: tuple = ()
+    attributes: Mapping = field(default_factory=dict)
+    remarks: tuple = ()
 
 
 class LoginFailure(Exception):

@@ -2,12 +2,14 @@
 the generation is detected, and how a DHIS2 answer maps to an Identity."""
 import re
 import time
+from dataclasses import replace
 from urllib.parse import urljoin, urlsplit
 
 from flask_babel import lazy_gettext as _l
 
-from geologin.providers import (ACCESS_DENIED, Check, DiscoveryNotFound, Identity, LoginFailure, OAuth2Provider,
-                                ProviderError, ProviderUnavailable, Setting, SettingsError, basic_auth, json_object)
+from geologin.providers import (ACCESS_DENIED, Attribute, Check, DiscoveryNotFound, Group, Identity, LoginFailure,
+                                OAuth2Provider, ProviderError, ProviderUnavailable, Setting, SettingsError, basic_auth,
+                                json_object)
 
 LEGACY = "legacy"
 OIDC = "oidc"
@@ -15,6 +17,11 @@ AUTO = "auto"
 GENERATION_TTL_SECONDS = 300
 # Path segments under DHIS2's own address: its apps, the Web API, and the OAuth and login endpoints.
 DHIS2_PATH = re.compile(r"/(dhis-web-[^/]*|api|uaa|oauth2|\.well-known|login)(/|$)", re.I)
+# Exactly what geologin reads of /api/me; 2.37-2.40 keep roles (and up to 2.37 the username) under
+# userCredentials, which 2.42 no longer has.
+ME_FIELDS = ("id,username,firstName,surname,email,userGroups[id,name],userRoles[id,name],"
+             "organisationUnits[id,name,path]")
+LEGACY_ME_FIELDS = ME_FIELDS + ",userCredentials[username,userRoles[id,name]]"
 # Paths GeoPrism Registry used over its versions (1.0, 1.1, 1.2+); a DHIS2 already configured for it works.
 GEOPRISM_CALLBACK_PATHS = ("/cgrsession/ologin", "/api/cgrsession/ologin", "/api/session/ologin")
 
@@ -145,16 +152,36 @@ class DHIS2Provider(OAuth2Provider):
             username = claims.get("username") or claims["sub"]
             if not isinstance(username, str) or not username:
                 raise ProviderError("id_token username claim is not a string")
-            return Identity(subject=claims["sub"], subject_scheme="dhis2-sub", username=username,
-                            email=_str(claims.get("email")), claims=claims)
+            identity = Identity(subject=claims["sub"], subject_scheme="dhis2-sub", username=username,
+                                email=_str(claims.get("email")), claims=claims)
+            return self.with_memberships_of_2_42(identity, tokens["access_token"])
         return self.identity_from_me(tokens["access_token"])
 
-    def identity_from_me(self, access_token):
-        response = self.http.get(urljoin(self.base_url(), "api/me"),
+    def with_memberships_of_2_42(self, identity, access_token):
+        """``identity`` with the groups, roles and org units /api/me states. 2.42 accepts its own access
+        token on /api only when configured to (2.42.5+: with the "username" scope); when it refuses, the
+        login goes on with what the id_token says and the audit log says why the memberships are unknown."""
+        try:
+            me = self.me(access_token, ME_FIELDS)
+        except LoginFailure as failure:
+            return replace(identity, remarks=(
+                f"groups, roles and org units unknown: {failure.detail} (DHIS2 2.42 accepts its access tokens "
+                f"on /api only with JWT authentication configured, 2.42.5+ with the username scope)",))
+        if me.get("username") != identity.username:
+            return replace(identity, remarks=("groups, roles and org units unknown: /api/me named another "
+                                              "user than the id_token",))
+        return replace(identity, **memberships(me))
+
+    def me(self, access_token, fields):
+        """/api/me with ``fields`` (only what geologin reads) as a JSON object."""
+        response = self.http.get(urljoin(self.base_url(), "api/me"), params={"fields": fields},
                                  headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"})
         if response.status_code != 200:
             raise ProviderError(f"/api/me answered HTTP {response.status_code}")
-        me = json_object(response, "/api/me")
+        return json_object(response, "/api/me")
+
+    def identity_from_me(self, access_token):
+        me = self.me(access_token, LEGACY_ME_FIELDS)
         credentials = me.get("userCredentials") if isinstance(me.get("userCredentials"), dict) else {}
         username = me.get("username") or credentials.get("username")  # up to 2.37: only userCredentials
         uid = me.get("id")
@@ -165,7 +192,8 @@ class DHIS2Provider(OAuth2Provider):
         name = " ".join(p for p in (_str(me.get("firstName")), _str(me.get("surname"))) if p)
         return Identity(subject=uid, subject_scheme="dhis2-uid", username=username, display_name=name or None,
                         email=_str(me.get("email")),
-                        claims={k: me[k] for k in ("id", "username", "firstName", "surname") if k in me})
+                        claims={k: me[k] for k in ("id", "username", "firstName", "surname") if k in me},
+                        **memberships(me))
 
     # -- administration -----------------------------------------------------------------------------
     def test_connection(self):
@@ -247,6 +275,29 @@ class DHIS2Provider(OAuth2Provider):
             return {"error": _l("No client secret is stored yet.")}
         hashed = bcrypt.hashpw(self.client_secret().encode(), bcrypt.gensalt(rounds=10)).decode()
         return {"bcrypt_hash": hashed}
+
+
+def memberships(me):
+    """The groups, roles and org units of an /api/me answer as Identity fields. Roles sit at the top from
+    2.38 and under userCredentials up to 2.40 (both read, the same role counted once by the core)."""
+    remarks = []
+
+    def items(value, where):
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            remarks.append(f"/api/me {where} is not a list")
+            return []
+        return [item for item in value if isinstance(item, dict)]
+
+    credentials = me.get("userCredentials") if isinstance(me.get("userCredentials"), dict) else {}
+    groups = tuple(Group(id=g.get("id"), name=g.get("name")) for g in items(me.get("userGroups"), "userGroups"))
+    roles = tuple(Attribute(id=r.get("id"), name=r.get("name"))
+                  for r in items(me.get("userRoles"), "userRoles")
+                  + items(credentials.get("userRoles"), "userCredentials.userRoles"))
+    units = tuple(Attribute(id=u.get("id"), name=u.get("name"), path=u.get("path"))
+                  for u in items(me.get("organisationUnits"), "organisationUnits"))
+    return {"groups": groups, "attributes": {"roles": roles, "org_units": units}, "remarks": tuple(remarks)}
 
 
 def corrected_base_url(url):

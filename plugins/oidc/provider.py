@@ -3,7 +3,7 @@ import re
 
 from flask_babel import lazy_gettext as _l
 
-from geologin.providers import (Check, Identity, OAuth2Provider, ProviderError, ProviderUnavailable, Setting,
+from geologin.providers import (Check, Group, Identity, OAuth2Provider, ProviderError, ProviderUnavailable, Setting,
                                 SettingsError)
 
 DEFAULT_SCOPES = "openid profile email"
@@ -27,6 +27,9 @@ class OIDCProvider(OAuth2Provider):
         Setting("username_claim", _l("Username claim"), default="preferred_username",
                 help=_l("The claim whose value must equal the local username: preferred_username, email, sub or "
                         "any claim the server sends.")),
+        Setting("groups_claim", _l("Groups claim"), default="groups",
+                help=_l("The claim listing the person's groups at the server (a list of names, or one name), read "
+                        "from the id_token or userinfo. Leave empty to take no groups.")),
         Setting("rp_logout", _l("Log out at the server too"), kind="bool", default=True,
                 help=_l("When the server offers it (end_session_endpoint), logging out of geologin also ends the "
                         "session at the server.")),
@@ -46,6 +49,10 @@ class OIDCProvider(OAuth2Provider):
         if not CLAIM_NAME.fullmatch(claim):
             errors["username_claim"] = _l("Enter a claim name without spaces, such as preferred_username.")
         cleaned["username_claim"] = claim
+        groups_claim = cleaned.get("groups_claim") or ""
+        if groups_claim and not CLAIM_NAME.fullmatch(groups_claim):
+            errors["groups_claim"] = _l("Enter a claim name without spaces, such as groups, or nothing.")
+        cleaned["groups_claim"] = groups_claim
         cleaned["rp_logout"] = bool(cleaned.get("rp_logout"))
         if errors:
             raise SettingsError(errors)
@@ -83,8 +90,28 @@ class OIDCProvider(OAuth2Provider):
         if claim == "email" and claims.get("email_verified") is not True:  # absent, "true" or 1 is no promise
             raise ProviderError(f"the email address is not verified at the server "
                                 f"(email_verified is {repr(claims.get('email_verified'))[:40]}, not true)")
+        groups, remarks = self.groups_from(claims)
         return Identity(subject=claims["sub"], subject_scheme="oidc-sub", username=username,
-                        display_name=_text(claims.get("name")), email=_text(claims.get("email")), claims=claims)
+                        display_name=_text(claims.get("name")), email=_text(claims.get("email")), claims=claims,
+                        groups=groups, remarks=remarks)
+
+    def groups_claim(self):
+        """The claim naming the person's groups; "" when the admin wants none (unset: ``groups``)."""
+        claim = self.setting("groups_claim")
+        return "groups" if claim is None else claim
+
+    def groups_from(self, claims):
+        """(groups, remarks): the groups claim's names as groups (id = name); a claim that is neither a list
+        nor one name is left out, and the audit log says so."""
+        claim = self.groups_claim()
+        value = claims.get(claim) if claim else None
+        if value is None:
+            return (), ()
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, list):
+            return (), (f"the {claim!r} claim is a {type(value).__name__}, not a list of names: no groups taken",)
+        return tuple(Group(id=name, name=name) for name in value), ()
 
     def logout_url(self):
         return self.end_session_url() if self.setting("rp_logout") else None
@@ -117,7 +144,7 @@ class OIDCProvider(OAuth2Provider):
         cached = self.cache.get("metadata")  # known only once discovery ran (a login or Test connection)
         return {"redirect_uri": self.redirect_uri(), "post_logout_redirect_uri": self.post_logout_redirect_uri,
                 "client_id": self.client_id(), "issuer": self.issuer(), "scopes": " ".join(self.scopes()),
-                "username_claim": self.username_claim(), "rp_logout": bool(self.setting("rp_logout")),
+                "username_claim": self.username_claim(), "groups_claim": self.groups_claim(), "rp_logout": bool(self.setting("rp_logout")),
                 "end_session_offered": bool(cached[1].get("end_session_endpoint")) if cached else None}
 
 

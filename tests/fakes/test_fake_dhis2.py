@@ -227,6 +227,41 @@ def test_me_shape_242_has_no_user_credentials(v242):
     assert "email" not in bob
 
 
+ME_FIELDS = ("id,username,firstName,surname,email,userGroups[id,name],userRoles[id,name],"
+             "organisationUnits[id,name,path],userCredentials[username,userRoles[id,name]]")
+
+
+def test_me_fields_answers_only_the_fields_asked_for_nested_included(v240, v237, v242):
+    me = requests.get(f"{v240.url}/api/me", auth=ALICE, params={"fields": ME_FIELDS}, timeout=T).json()
+    assert set(me) == {"id", "username", "firstName", "surname", "email", "userGroups", "userRoles",
+                       "organisationUnits", "userCredentials"}
+    assert me["userGroups"] == [{"id": "wl5cDMuUhmF", "name": "Malaria programme"},
+                                {"id": "Kk12LkEWtXp", "name": "Data managers"}]
+    assert me["organisationUnits"][0] == {"id": "O6uvpzGd5pu", "name": "Bo", "path": "/ImspTQPwCqd/O6uvpzGd5pu"}
+    assert me["userCredentials"] == {"username": "alice", "userRoles": [{"id": "Euq3XfEIEbx",
+                                                                         "name": "Data entry clerk"}]}
+    old = requests.get(f"{v237.url}/api/me", auth=ALICE, params={"fields": ME_FIELDS}, timeout=T).json()
+    assert "username" not in old and "userRoles" not in old  # up to 2.37: under userCredentials only
+    assert old["userCredentials"]["userRoles"][0]["name"] == "Data entry clerk"
+    new = requests.get(f"{v242.url}/api/me", auth=ALICE, params={"fields": ME_FIELDS}, timeout=T).json()
+    assert "userCredentials" not in new and new["userRoles"][0]["name"] == "Data entry clerk"
+    # a list of objects without sub-fields comes as references; "*" and "!x" as DHIS2 reads them
+    refs = requests.get(f"{v240.url}/api/me", auth=ALICE, params={"fields": "userGroups"}, timeout=T).json()
+    assert refs == {"userGroups": [{"id": "wl5cDMuUhmF"}, {"id": "Kk12LkEWtXp"}]}
+    every = requests.get(f"{v240.url}/api/me", auth=ALICE, params={"fields": "*,!settings"}, timeout=T).json()
+    assert "settings" not in every and "authorities" in every
+
+
+def test_memberships_are_set_per_user_and_change_between_calls(v240):
+    v240.control("users", {"username": "alice", "userGroups": [{"id": "B6JNeAQ6akX", "name": "HIV programme"}],
+                           "userRoles": [{"id": "RoleUid0001", "name": "Viewer"}]})
+    me = requests.get(f"{v240.url}/api/me", auth=ALICE, params={"fields": "userGroups[name],userRoles[name]"},
+                      timeout=T).json()
+    assert me == {"userGroups": [{"name": "HIV programme"}], "userRoles": [{"name": "Viewer"}]}
+    with pytest.raises(requests.HTTPError):
+        v240.control("users", {"username": "alice", "userGroups": "HIV programme"})
+
+
 def test_legacy_wrong_password_shows_login_again(v240):
     browser = requests.Session()
     resp = browser.get(f"{v240.url}/uaa/oauth/authorize", params=authorize_params(),

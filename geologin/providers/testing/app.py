@@ -19,6 +19,7 @@ class Account:
     subject: str = "subject-of-alice-0001"
     email: str | None = "alice@example.org"
     name: str | None = "Alice Example"
+    groups: tuple = ()  # names of the groups the server says the person is in
 
 
 @dataclass
@@ -150,6 +151,25 @@ class LoginHarness:
     @staticmethod
     def logged_in(client):
         return client.get("/").status_code == 200
+
+    @staticmethod
+    def stored_groups(app, username="alice", slug="contract"):
+        """(names of the groups geologin stored for ``username`` from provider ``slug``, when they were
+        seen), or None when nothing is stored."""
+        from sqlalchemy import select
+
+        from geologin.extensions import db
+        from geologin.idp import attributes
+        from geologin.models import ExternalIdentity, IdentityProvider, User
+
+        with app.app_context():
+            binding = db.session.scalar(select(ExternalIdentity).where(
+                ExternalIdentity.user_id == User.by_username(username).id,
+                ExternalIdentity.provider_id == IdentityProvider.by_slug(slug).id))
+            if binding is None:
+                return None
+            seen = attributes.as_dict(binding)
+            return sorted(group["name"] for group in seen["groups"]), seen["seen_at"]
 
     @staticmethod
     def last_login(app):

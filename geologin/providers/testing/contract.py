@@ -14,7 +14,10 @@ from .app import Login, LoginHarness, csrf_token_of
 class ProviderContract(LoginHarness):
     """The contract every provider plugin passes. Subclasses set ``provider_type``, ``settings`` and
     ``secrets`` and implement ``answer_login`` and ``token_endpoint``; a plugin with a fixed callback path
-    overrides ``expected_redirect_uri``."""
+    overrides ``expected_redirect_uri``. A plugin that maps the server's groups sets ``maps_groups`` and
+    makes ``answer_login`` state ``login.account.groups`` (names) as its server does."""
+
+    maps_groups = False
 
     # -- the happy path ---------------------------------------------------------------------------------
     def test_contract_login_logs_in_the_matching_user(self, contract_app, contract_client):
@@ -28,6 +31,40 @@ class ProviderContract(LoginHarness):
         self.register(contract_app, label="Contract server")
         html = contract_client.get("/login").get_data(as_text=True)
         assert 'value="contract"' in html and 'action="/auth/start"' in html
+
+    # -- groups --------------------------------------------------------------------------------------------
+    def logout(self, client):
+        client.post("/logout", data={"csrf_token": csrf_token_of(client.get("/"))})
+
+    def test_contract_groups_the_server_states_are_stored_with_the_time_seen(self, contract_app, contract_client):
+        if not self.maps_groups:
+            pytest.skip("this plugin maps no groups")
+        self.ready(contract_app)
+        self.login(contract_client, account=replace(self.account, groups=("Malaria programme", "Data managers")))
+        assert self.logged_in(contract_client)
+        names, seen_at = self.stored_groups(contract_app)
+        assert names == ["Data managers", "Malaria programme"] and seen_at is not None
+
+    def test_contract_groups_changed_at_the_server_replace_the_stored_ones(self, contract_app, contract_client):
+        if not self.maps_groups:
+            pytest.skip("this plugin maps no groups")
+        self.ready(contract_app)
+        self.login(contract_client, account=replace(self.account, groups=("Malaria programme", "Data managers")))
+        self.logout(contract_client)
+        self.login(contract_client, account=replace(self.account, groups=("Data managers", "HIV programme")))
+        assert self.logged_in(contract_client)
+        assert self.stored_groups(contract_app)[0] == ["Data managers", "HIV programme"]
+
+    def test_contract_no_groups_at_the_server_clears_the_stored_ones(self, contract_app, contract_client):
+        self.ready(contract_app)
+        if self.maps_groups:
+            self.login(contract_client, account=replace(self.account, groups=("Malaria programme",)))
+            assert self.stored_groups(contract_app)[0] == ["Malaria programme"]
+            self.logout(contract_client)
+        self.login(contract_client, account=replace(self.account, groups=()))
+        assert self.logged_in(contract_client)
+        names, seen_at = self.stored_groups(contract_app)
+        assert names == [] and seen_at is not None
 
     # -- A. what the plugin sends ------------------------------------------------------------------------
     def test_sec_02_pkce_s256_with_a_fresh_verifier_each_time(self, contract_app, contract_client):

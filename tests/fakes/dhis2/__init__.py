@@ -24,9 +24,10 @@ On start it prints ``fake-dhis2 listening on http://HOST:PORT/BASE`` on stdout. 
 with werkzeug's ``make_server`` (what ``run_simple`` uses underneath) so that ``--port 0`` works and
 the real port can be printed.
 
-Default data (when no user / no client is given): users ``admin:district`` (uid M5zQapPyTZI),
-``alice:Alice-pass-123`` (uid xE7jOejl9FI, alice@example.org), ``bob:Bob-pass-123``
-(uid pAhIq1x2f9a, no email); client ``geologin`` with the 36-character secret
+Default data (when no user / no client is given): users ``admin:district`` (uid M5zQapPyTZI; group
+Data managers), ``alice:Alice-pass-123`` (uid xE7jOejl9FI, alice@example.org; groups Malaria programme
+and Data managers, org units Bo and Bombali), ``bob:Bob-pass-123`` (uid pAhIq1x2f9a, no email; group
+HIV programme, org unit Bo); client ``geologin`` with the 36-character secret
 ``0123456789abcdef0123456789abcdef0123`` and redirect URI
 ``http://127.0.0.1:5000/auth/dhis2/callback``.
 
@@ -39,7 +40,9 @@ as DHIS2's BCrypt encoder refuses non-bcrypt values.
 
 Test-control endpoints (fake-only; served at ``/__fake__/`` and also under the base path):
 
-* ``POST /__fake__/users``      JSON user (or list): add/update/rename/re-create/delete;
+* ``POST /__fake__/users``      JSON user (or list): add/update/rename/re-create/delete; a user's
+  ``userGroups``, ``userRoles`` and ``organisationUnits`` (lists of ``{id, name[, path]}``) replace the
+  previous ones, so a test changes them between two logins;
 * ``POST /__fake__/clients``    JSON client (or list): add/update/delete;
 * ``POST /__fake__/behaviour``  JSON failure modes, see ``FAULT_TARGETS`` / ``FAULT_MODES`` /
   ``ID_TOKEN_FAULTS``; sticky until changed (``null`` clears) unless ``"once": true``;
@@ -75,6 +78,10 @@ Choices where the reference page is silent (from the Spring sources DHIS2 uses):
   the deny path and forgets the consent; ``localhost`` redirect URIs are refused (only loopback
   IP literals get the any-port rule); a ``code_verifier`` without a ``code_challenge`` is
   refused; a replayed code revokes the tokens it produced;
+* ``/api/me`` honours ``fields`` as DHIS2's field filter does: only the fields named (nested lists such as
+  ``userGroups[id,name]`` too), unknown fields left out silently, a list of objects named without
+  sub-fields answered as references (``{id}`` only), ``*``/``:all`` and ``!field``; without ``fields``
+  it answers its whole shape for the version;
 * ``/api/system/ping`` answers the text "pong" without a login (every version, as DHIS2's
   SystemController); ``/api/loginConfig`` (2.41+) needs no login; ``/api/system/info`` does;
 * the HTML login page (every version) posts j_username/j_password to

@@ -81,8 +81,9 @@ def api_user():
 
 def me_json(user: dict, version: tuple) -> dict:
     admin = "ALL" in user.get("authorities", [])
-    roles = ([{"id": "yrB6vc5Ip3r", "name": "Superuser"}] if admin
-             else [{"id": "Euq3XfEIEbx", "name": "Data entry clerk"}])
+    roles = user.get("userRoles") or ([{"id": "yrB6vc5Ip3r", "name": "Superuser"}] if admin
+                                      else [{"id": "Euq3XfEIEbx", "name": "Data entry clerk"}])
+    roles = [dict(role) for role in roles]
     name = f"{user['firstName']} {user['surname']}"
     me = {"id": user["uid"]}
     if version >= (2, 38, 0):
@@ -92,7 +93,8 @@ def me_json(user: dict, version: tuple) -> dict:
         me["email"] = user["email"]
     me.update({"name": name, "displayName": name,
                "created": "2024-01-01T00:00:00.000", "lastUpdated": "2024-01-01T00:00:00.000",
-               "organisationUnits": [{"id": "ImspTQPwCqd"}],
+               "organisationUnits": [dict(unit) for unit in user.get("organisationUnits", [])],
+               "userGroups": [dict(group) for group in user.get("userGroups", [])],
                "authorities": list(user.get("authorities", [])),
                "settings": {"keyUiLocale": "en", "keyDbLocale": "en"}})
     if version >= (2, 38, 0):
@@ -104,13 +106,58 @@ def me_json(user: dict, version: tuple) -> dict:
     return me
 
 
+def parse_fields(text: str) -> dict:
+    """DHIS2's ``fields`` parameter as {field: nested spec or None}: ``id,userGroups[id,name]``. Presets
+    ``*`` and ``:all`` mean every field; ``!name`` leaves one out."""
+    parts, depth, current = [], 0, ""
+    for char in text:
+        depth += (char == "[") - (char == "]")
+        if char == "," and depth == 0:
+            parts.append(current)
+            current = ""
+        else:
+            current += char
+    parts.append(current)
+    spec = {}
+    for part in (p.strip() for p in parts):
+        name, bracket, rest = part.partition("[")
+        if name.strip():
+            spec[name.strip()] = parse_fields(rest[:rest.rfind("]")]) if bracket else None
+    return spec
+
+
+def filter_fields(value, spec: dict):
+    """``value`` with only the fields ``spec`` names, as DHIS2's field filter: unknown fields are left out
+    silently; a list of objects named without sub-fields comes as references (their ``id`` only)."""
+    if isinstance(value, list):
+        return [filter_fields(item, spec) for item in value]
+    if not isinstance(value, dict):
+        return value
+    if "*" in spec or ":all" in spec:
+        spec = {**{key: None for key in value}, **{k: v for k, v in spec.items() if k not in ("*", ":all")}}
+    out = {}
+    for field, nested in spec.items():
+        if field.startswith("!") or field not in value or ("!" + field) in spec:
+            continue
+        item = value[field]
+        if nested is not None:
+            out[field] = filter_fields(item, nested)
+        elif isinstance(item, list) and item and all(isinstance(x, dict) and "id" in x for x in item):
+            out[field] = [{"id": x["id"]} for x in item]
+        else:
+            out[field] = item
+    return out
+
+
 @dhis.route("/api/me")
 @faulty("me")
 def api_me():
     user, error = api_user()
     if error is not None:
         return error
-    return json_response(me_json(user, S().version))
+    me = me_json(user, S().version)
+    fields = request.args.get("fields")
+    return json_response(filter_fields(me, parse_fields(fields)) if fields else me)
 
 
 @dhis.route("/api/system/info")

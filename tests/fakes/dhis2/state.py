@@ -17,14 +17,25 @@ from joserfc.jwk import RSAKey
 SESSION_COOKIE = "JSESSIONID"
 DEFAULT_SECRET = "0123456789abcdef0123456789abcdef0123"
 DEFAULT_REDIRECT_URI = "http://127.0.0.1:5000/auth/dhis2/callback"
+# Groups and org units of DHIS2's Sierra Leone demo database, for the default users.
+MALARIA = {"id": "wl5cDMuUhmF", "name": "Malaria programme"}
+DATA_MANAGERS = {"id": "Kk12LkEWtXp", "name": "Data managers"}
+HIV = {"id": "B6JNeAQ6akX", "name": "HIV programme"}
+SIERRA_LEONE = {"id": "ImspTQPwCqd", "name": "Sierra Leone", "path": "/ImspTQPwCqd"}
+BO = {"id": "O6uvpzGd5pu", "name": "Bo", "path": "/ImspTQPwCqd/O6uvpzGd5pu"}
+BOMBALI = {"id": "fdc6uOvgoji", "name": "Bombali", "path": "/ImspTQPwCqd/fdc6uOvgoji"}
 DEFAULT_USERS = [
     {"username": "admin", "password": "district", "uid": "M5zQapPyTZI",
-     "firstName": "John", "surname": "Traore", "authorities": ["ALL"]},
+     "firstName": "John", "surname": "Traore", "authorities": ["ALL"],
+     "userGroups": [DATA_MANAGERS], "organisationUnits": [SIERRA_LEONE]},
     {"username": "alice", "password": "Alice-pass-123", "uid": "xE7jOejl9FI",
-     "email": "alice@example.org", "firstName": "Alice", "surname": "Example"},
+     "email": "alice@example.org", "firstName": "Alice", "surname": "Example",
+     "userGroups": [MALARIA, DATA_MANAGERS], "organisationUnits": [BO, BOMBALI]},
     {"username": "bob", "password": "Bob-pass-123", "uid": "pAhIq1x2f9a",
-     "firstName": "Bob", "surname": "Example"},
+     "firstName": "Bob", "surname": "Example", "userGroups": [HIV], "organisationUnits": [BO]},
 ]
+# Members of a user's lists (userGroups, userRoles, organisationUnits) as DHIS2 references them.
+MEMBERSHIPS = ("userGroups", "userRoles", "organisationUnits")
 DEFAULT_CLIENT = {"client_id": "geologin", "secret": DEFAULT_SECRET,
                   "redirect_uris": [DEFAULT_REDIRECT_URI]}
 
@@ -105,6 +116,11 @@ def normalise_user(data: dict, existing: dict | None = None) -> dict:
     for key in ("username", "password", "uid", "firstName", "surname", "disabled", "authorities"):
         if key in data and data[key] is not None:
             user[key] = data[key]
+    for key in MEMBERSHIPS:  # replaced whole, as DHIS2's user editor does; absent: unchanged
+        if key in data:
+            if not isinstance(data[key], list) or not all(isinstance(item, dict) for item in data[key]):
+                raise ValueError(f"{key} must be a list of objects")
+            user[key] = [dict(item) for item in data[key]]
     if "email" in data:
         if data["email"]:
             user["email"] = data["email"]
@@ -120,6 +136,8 @@ def normalise_user(data: dict, existing: dict | None = None) -> dict:
     user.setdefault("surname", "User")
     user.setdefault("disabled", False)
     user.setdefault("authorities", [])
+    user.setdefault("userGroups", [])
+    user.setdefault("organisationUnits", [dict(SIERRA_LEONE)])
     return user
 
 

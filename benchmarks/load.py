@@ -32,19 +32,23 @@ def ensure_wrk():
     return None
 
 
-def wrk_get(wrk, url, seconds, connections):
-    out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", "-H", "Connection: close",
-                          url],
+def wrk_get(wrk, url, seconds, connections, headers=None, close=True):
+    """One wrk run: requests/s, errors (non-2xx/3xx and socket errors) and latency percentiles (ms)."""
+    options = [] if not close else ["-H", "Connection: close"]
+    for name, value in (headers or {}).items():
+        options += ["-H", f"{name}: {value}"]
+    out = subprocess.run([wrk, "-t1", f"-c{connections}", f"-d{seconds}s", "--latency", *options, url],
                          capture_output=True, text=True)
     text = out.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
     bad = int(m.group(1)) if (m := re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)) else 0
     socket_errors = sum(int(n) for n in re.findall(r"(?:connect|read|write|timeout) (\d+)", text))
-    p50 = re.search(r"50%\s+([\d.]+)(us|ms|s)\b", text)
-    p50_ms = None
-    if p50:
-        p50_ms = float(p50.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[p50.group(2)]
-    return {"per_second": rps, "errors": bad + socket_errors, "latency_p50_ms": p50_ms}
+    result = {"per_second": rps, "errors": bad + socket_errors}
+    for percent in (50, 90, 99):
+        match = re.search(rf"\b{percent}%\s+([\d.]+)(us|ms|s)\b", text)
+        result[f"latency_p{percent}_ms"] = (float(match.group(1)) * {"us": 0.001, "ms": 1, "s": 1000}[match.group(2)]
+                                            if match else None)
+    return result
 
 
 def loadgen(spec):

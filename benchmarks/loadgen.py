@@ -11,7 +11,7 @@ Flows (``flow``):
             POST the approval, GET the callback, GET / (the landing page: "Logged in as ...")
   baseline  GET /login (Authlib's redirect), the same two DHIS2 steps, GET /callback, GET /
   password  GET /login, POST /login with username and password (a 302 is a success)
-  get       GET ``path`` (a fallback for wrk)
+  get       GET ``path`` (a fallback for wrk) with the spec's ``headers`` if any
 
 After each login the VU forgets the app's cookies (not DHIS2's), so every login starts as a new visitor:
 a logged-in browser would be sent from /login straight to the landing page.
@@ -255,7 +255,7 @@ class VU:
 
     async def flow_get(self, login_id):
         status, _, _ = await self.browser.request("GET", self.target + self.spec.get("path", "/login"),
-                                                  headers=self._profile_only())
+                                                  headers={**self.spec.get("headers", {}), **self._profile_only()})
         expect(status == 200, f"GET: {status}")
 
     async def run_once(self):

@@ -12,16 +12,19 @@ LARGE_USERS = 100_000
 LARGE_PROVIDERS = 1_000
 RATE_LIMIT = "1000000 per minute"
 LOCKOUT_MAX_FAILURES = "1000000"
+COOKIE_DOMAIN = "bench.test"          # item 7: geologin at login.bench.test, the protected site beside it
+SITE_HOST = "site." + COOKIE_DOMAIN
+SITE_FILE_BYTES = 1024                # item 7's static file
 
 PLANS = {
     "full": dict(reps=5, page_seconds=5, page_connections=16, seq_logins=80, flow_seconds=8, flow_warmup=2,
                  vus=50, password_seconds=8, password_vus=16, scale_page_seconds=3, scale_seq_logins=50,
                  scale_flow_seconds=5, hash_samples=30, profile_logins=40, profile_pages=300,
-                 profile_passwords=30),
+                 profile_passwords=30, forward_seconds=5, forward_connections=16, profile_forward=300),
     "quick": dict(reps=3, page_seconds=2, page_connections=16, seq_logins=30, flow_seconds=3, flow_warmup=1,
                   vus=50, password_seconds=3, password_vus=16, scale_page_seconds=2, scale_seq_logins=20,
                   scale_flow_seconds=3, hash_samples=10, profile_logins=20, profile_pages=100,
-                  profile_passwords=10),
+                  profile_passwords=10, forward_seconds=2, forward_connections=16, profile_forward=100),
 }
 
 

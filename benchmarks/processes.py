@@ -1,21 +1,25 @@
 """The processes a benchmark run starts and stops: the fake DHIS2 servers, the gunicorn servers (geologin on
 its throwaway instances and databases, and the two baselines), and what we read about them from /proc (CPU
 shares, memory)."""
+import http.client
 import json
 import os
 import re
 import secrets
 import select
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
-from plan import (BASELINE_SECRET, BENCH_PASSWORD, BENCH_USERS, CLIENT_SECRET, DHIS2_PASSWORD, FAKE_VERSION,
-                  LARGE_PROVIDERS, LARGE_USERS, LOCKOUT_MAX_FAILURES, RATE_LIMIT, dhis2_uid, say)
+from plan import (BASELINE_SECRET, BENCH_PASSWORD, BENCH_USERS, CLIENT_SECRET, COOKIE_DOMAIN, DHIS2_PASSWORD,
+                  FAKE_VERSION, LARGE_PROVIDERS, LARGE_USERS, LOCKOUT_MAX_FAILURES, RATE_LIMIT, SITE_FILE_BYTES,
+                  SITE_HOST, dhis2_uid, say)
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -201,7 +205,7 @@ def _without_geologin_settings():
     return {k: v for k, v in os.environ.items() if not k.startswith("GEOLOGIN_") and k != "DATABASE_URL"}
 
 
-def geologin_env(instance, port, args, database):
+def geologin_env(instance, port, args, database, public_host="127.0.0.1"):
     from cryptography.fernet import Fernet
     env = _without_geologin_settings()
     env.update({
@@ -210,7 +214,7 @@ def geologin_env(instance, port, args, database):
         "GEOLOGIN_SECRET_KEY": secrets.token_urlsafe(48),
         "GEOLOGIN_ENCRYPTION_KEY": Fernet.generate_key().decode(),
         "GEOLOGIN_INSTANCE": str(instance),
-        "GEOLOGIN_PUBLIC_URL": f"http://127.0.0.1:{port}",
+        "GEOLOGIN_PUBLIC_URL": f"http://{public_host}:{port}",
         "GEOLOGIN_ALLOW_INSECURE_HTTP": "1",
         "GEOLOGIN_LOGIN_RATE_LIMIT": RATE_LIMIT,
         "GEOLOGIN_LOCKOUT_MAX_FAILURES": LOCKOUT_MAX_FAILURES,
@@ -247,9 +251,9 @@ def start_fakes(workdir, ports):
     return fakes
 
 
-def geologin_specs(fakes, large):
-    """What seed.py puts in each geologin database: main (3 providers), small (1) and, unless --no-large,
-    large (1 real provider among 1,000 and 100,000 users)."""
+def geologin_specs(fakes, large, forward_auth=True):
+    """What seed.py puts in each geologin database: main (3 providers), small (1), unless --no-large large (1
+    real provider among 1,000 and 100,000 users) and, when nginx runs, forward (small's, for item 7)."""
     def providers(count):
         return [{"slug": f"moh{i}", "label": f"Ministry of Health {i} (DHIS2 {FAKE_VERSION})",
                  "base_url": fakes[i - 1].url, "client_secret": CLIENT_SECRET} for i in range(1, count + 1)]
@@ -262,6 +266,8 @@ def geologin_specs(fakes, large):
         specs["large"] = {"providers": providers(1), "bench_users": bench_users,
                           "filler_providers": LARGE_PROVIDERS - 1, "filler_enabled": True,
                           "filler_users": LARGE_USERS - 1 - len(BENCH_USERS)}
+    if forward_auth:
+        specs["forward"] = specs["small"]
     return specs
 
 
@@ -272,7 +278,11 @@ def start_geologin(args, workdir, specs, ports, results):
         instance = workdir / f"instance-{name}"
         instance.mkdir()
         databases[name] = Database(name, instance, args.database_url)
-        env = geologin_env(instance, ports[name], args, databases[name])
+        # Item 7's server lives at a host under a parent domain, as a forward-auth deployment must.
+        public_host = f"login.{COOKIE_DOMAIN}" if name == "forward" else "127.0.0.1"
+        env = geologin_env(instance, ports[name], args, databases[name], public_host)
+        if name == "forward":
+            env["GEOLOGIN_SESSION_COOKIE_DOMAIN"] = COOKIE_DOMAIN
         seeded = seed(env, spec, workdir, name)
         results["seed"][name] = seeded
         say(f"seeded {name}: {seeded['counts']['users']} users, {seeded['counts']['provider_instances']} "
@@ -294,3 +304,130 @@ def start_baselines(args, workdir, fakes, ports, page_bytes):
     page.wait_ready()
     authlib.wait_ready()
     return page, authlib
+
+
+# -- item 7: nginx in front of a static file, with and without auth_request to geologin ----------------------------
+def protect_site(server):
+    """Register item 7's protected site on ``server`` with geologin's own CLI (every active user may use it)."""
+    out = subprocess.run([PY, "-m", "flask", "--app", "wsgi", "apps", "add", "Bench site", "--forward-auth",
+                          "--host", SITE_HOST, "--all-users"], cwd=ROOT, env=server.env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"apps add --forward-auth failed:\n{out.stdout}{out.stderr}")
+
+
+def _set_cookie(response, name):
+    for header, value in response.getheaders():
+        if header.lower() == "set-cookie" and value.startswith(name + "="):
+            return value.split(";", 1)[0]
+    return None
+
+
+def session_cookie(server, username, password):
+    """A logged-in session cookie (``name=value``) from a password login, read off the Set-Cookie headers
+    (its Domain is the cookie domain, which no cookie jar would give to 127.0.0.1)."""
+    name = server.env.get("GEOLOGIN_SESSION_COOKIE_NAME", "geologin_session")
+    connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
+    connection.request("GET", "/login")
+    page = connection.getresponse()
+    body, cookie = page.read().decode(), _set_cookie(page, name)
+    token = re.search(r'name="csrf_token"[^>]*?value="([^"]+)"', body).group(1)
+    form = urllib.parse.urlencode({"csrf_token": token, "username": username, "password": password, "next": ""})
+    connection.request("POST", "/login", body=form, headers={
+        "Cookie": cookie, "Content-Type": "application/x-www-form-urlencoded"})
+    answer = connection.getresponse()
+    answer.read()
+    connection.close()
+    logged_in = _set_cookie(answer, name)
+    if answer.status != 302 or not logged_in:
+        raise SystemExit(f"item 7: the password login for the session cookie failed ({answer.status})")
+    return logged_in
+
+
+def nginx_binary():
+    """Debian's nginx (``apt-get install -y nginx``; it lives in /usr/sbin), or None."""
+    return shutil.which("nginx") or next(
+        (path for path in ("/usr/sbin/nginx", "/usr/local/sbin/nginx") if Path(path).exists()), None)
+
+
+class Nginx:
+    """Debian's nginx from our own config file: one static file on two loopback ports, ``plain`` (no auth)
+    and ``auth`` (``auth_request`` to geologin's ``/forward-auth/nginx``, as docs recipes do it)."""
+
+    def __init__(self, binary, workdir, ports, geologin_port, workers):
+        self.binary, self.ports = binary, ports
+        self.root = workdir / "site"
+        self.root.mkdir(exist_ok=True)
+        self.file = "/report.html"
+        page = "<!doctype html><title>Report</title><h1>Monthly report</h1>\n<p>"
+        (self.root / self.file[1:]).write_text(page + "x" * (SITE_FILE_BYTES - len(page) - 5) + "</p>\n")
+        temp = workdir / "nginx-temp"
+        temp.mkdir(exist_ok=True)
+        self.config = workdir / "nginx.conf"
+        # As root, nginx's workers would run as nobody, who cannot enter the (private) work folder.
+        self.config.write_text(NGINX_CONF.format(
+            user="user root;" if os.geteuid() == 0 else "", workers=workers, work=workdir, temp=temp, root=self.root, plain=ports["plain"], auth=ports["auth"],
+            geologin=geologin_port))
+        self.log = workdir / "nginx-error.log"
+
+    def start(self):
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([self.binary, "-c", str(self.config), "-p", str(self.config.parent)],
+                                         stdout=log, stderr=subprocess.STDOUT)
+        _children.append(self.proc)
+        _roles[self.proc.pid] = "nginx"
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"nginx exited; see {self.log}")
+            try:
+                with socket.create_connection(("127.0.0.1", self.ports["auth"]), timeout=1):
+                    return self
+            except OSError:
+                time.sleep(0.1)
+        raise SystemExit(f"nginx did not listen in 10 s; see {self.log}")
+
+    def url(self, which):
+        return f"http://127.0.0.1:{self.ports[which]}{self.file}"
+
+
+# The auth server's recipe: the subrequest carries no body, names the original URL and method, and drops
+# nothing else; the identity header is passed on as a real site would read it. HTTP/1.0 to geologin (nginx's
+# default: one connection per subrequest), as every request to a gunicorn server in these benchmarks.
+NGINX_CONF = """
+{user}
+daemon off;
+worker_processes {workers};
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    access_log {work}/nginx-access.log;
+    client_body_temp_path {temp}/body;
+    proxy_temp_path {temp}/proxy;
+    fastcgi_temp_path {temp}/fastcgi;
+    uwsgi_temp_path {temp}/uwsgi;
+    scgi_temp_path {temp}/scgi;
+    default_type text/html;
+    server {{
+        listen 127.0.0.1:{plain};
+        root {root};
+    }}
+    server {{
+        listen 127.0.0.1:{auth};
+        root {root};
+        location / {{
+            auth_request /_geologin;
+            auth_request_set $geologin_user $upstream_http_remote_user;
+            add_header X-Seen-User $geologin_user;
+        }}
+        location = /_geologin {{
+            internal;
+            proxy_pass http://127.0.0.1:{geologin}/forward-auth/nginx;
+            proxy_pass_request_body off;
+            proxy_set_header Content-Length "";
+            proxy_set_header X-Original-URL $scheme://$http_host$request_uri;
+            proxy_set_header X-Original-Method $request_method;
+        }}
+    }}
+}}
+"""

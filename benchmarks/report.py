@@ -11,7 +11,7 @@ import subprocess
 from datetime import datetime, timezone
 from pathlib import Path
 
-from plan import FAKE_VERSION, LOCKOUT_MAX_FAILURES, RATE_LIMIT
+from plan import FAKE_VERSION, LOCKOUT_MAX_FAILURES, RATE_LIMIT, SITE_FILE_BYTES, SITE_HOST
 from processes import FAKE, ROOT
 
 
@@ -118,6 +118,8 @@ def summary(results):
         hwm = ", ".join(f"{h:.0f}" for _, h in workers)
         rows.append(("6", f"RSS per worker after the runs, {label} (MiB)", rss, f"peak {hwm}", "", "",
                      "reported"))
+    if "item7" in results:
+        rows += _forward_auth_rows(results["item7"])
     return rows
 
 
@@ -136,6 +138,27 @@ def _scaling_rows(r4):
                          fmt.format(small_value) + " (small)", f"{factor:.2f}", "<= 1.1",
                          verdict(factor, 1.1, False)))
     return rows
+
+
+def _p(runs, percent):
+    return med([r[f"latency_p{percent}_ms"] for r in runs if r.get(f"latency_p{percent}_ms") is not None])
+
+
+def _forward_auth_rows(r7):
+    plain, auth, alone = r7["nginx"], r7["nginx_auth"], r7["endpoint"]
+    n, a = _per_second(plain), _per_second(auth)
+    return [
+        ("7", "Forward-auth: a static file behind nginx auth_request, logged in (requests/s)", f"{a:,.0f}",
+         f"{n:,.0f} (the same nginx, same {SITE_FILE_BYTES:,}-byte file, no auth)", f"{a / n:.3f}", "",
+         "reported"),
+        ("7", "Forward-auth: latency p50 / p90 / p99 with auth_request (ms)",
+         " / ".join(f"{_p(auth, q):.2f}" for q in (50, 90, 99)),
+         " / ".join(f"{_p(plain, q):.2f}" for q in (50, 90, 99)) + " (no auth)",
+         " / ".join(f"{_p(auth, q) / _p(plain, q):.0f}" for q in (50, 90, 99)), "", "reported"),
+        ("7", "Forward-auth: geologin's GET /forward-auth/nginx alone (requests/s; p50 / p99 ms)",
+         f"{_per_second(alone):,.0f}", f"p50 {_p(alone, 50):.2f}, p99 {_p(alone, 99):.2f}",
+         f"{a / _per_second(alone):.2f}", "", "reported"),
+    ]
 
 
 def _password_row(results):
@@ -189,7 +212,9 @@ def _heading_lines(results, table):
         "",
         "Ratios: item 1 geologin / baseline (higher is better); item 2 geologin / baseline (lower is better); "
         "item 4 the slowdown factor of the large database (small/large for rates, large/small for times); "
-        "item 5 the median of each repetition's rate / the limit measured just before it.",
+        "item 5 the median of each repetition's rate / the limit measured just before it; item 7 with auth_request / "
+        "without (requests/s: the share of nginx's rate left; latencies: how many times longer), and its last row "
+        "nginx + auth_request / geologin's endpoint alone (how much of geologin's own rate nginx delivers).",
         "",
     ]
 
@@ -230,6 +255,13 @@ def _settings_lines(results):
         "All on the same machine as the servers. Every request to geologin or a baseline carries `Connection: close` "
         "(one connection per request, as nginx talks to its upstream by default): with keep-alive, gunicorn's "
         "accept race can leave most connections on one worker and halve a run at random.",
+        *([f"- Item 7: Debian's nginx from the run's own config (`worker_processes {results['workers']}`, access log to a "
+        f"file), one static file; wrk -t1 -c{results['plan'].get('forward_connections', 16)} as a logged-in browser "
+        f"(`Host: {SITE_HOST}`, the session cookie, keep-alive to nginx). `auth_request` asks a fourth geologin "
+        f"server (10 users, 1 provider, PUBLIC_URL at login.{SITE_HOST.split('.', 1)[1]}, SESSION_COOKIE_DOMAIN="
+        f"{SITE_HOST.split('.', 1)[1]}, the site registered with `apps add --forward-auth --all-users`) over HTTP/1.0, "
+        "one connection per subrequest (nginx's default); geologin's endpoint alone gets the same headers nginx sends, "
+        "with `Connection: close`."] if "item7" in results else []),
         "",
     ]
 
@@ -256,6 +288,16 @@ def _repetition_lines(results):
         f"- 5 password logins/s: {_runs_line(results['item5'], 'per_second', '{:.1f}')} (one hash just "
         f"before each: {_hash_line(results['item5'])} ms); failures {errors_of(results['item5'])}",
     ]
+    if "item7" in results:
+        r7 = results["item7"]
+        for name, title in (("nginx", "nginx, no auth"), ("nginx_auth", "nginx + auth_request"),
+                            ("endpoint", "geologin's endpoint alone")):
+            lines.append(f"- 7 {title}: req/s {_runs_line(r7[name], 'per_second', '{:.0f}')}; p50 ms "
+                         f"{_runs_line(r7[name], 'latency_p50_ms', '{:.2f}')}; p99 ms "
+                         f"{_runs_line(r7[name], 'latency_p99_ms', '{:.2f}')}; errors {errors_of(r7[name])}")
+        lines.append(f"- 7 all on the same {results['machine']['nproc']} cores: nginx, geologin, wrk and whatever "
+                     "other people ran (this machine's 2 cores are shared with other developers; see \"Where the CPU "
+                     "went\", item 7)")
     if "item4" in results:
         r4 = results["item4"]
         for name in ("small", "large_one_enabled", "large_all_enabled"):
@@ -285,7 +327,8 @@ def _cpu_lines(results):
 
 _PROFILE_TITLES = (("page", "GET /login (3 servers)"),
                    ("login", "complete external login: GET /login, start, callback, landing page"),
-                   ("password", "password login: GET /login, POST /login"))
+                   ("password", "password login: GET /login, POST /login"),
+                   ("forward", "forward-auth, logged in: GET /forward-auth/nginx (item 7's server)"))
 
 
 def _profile_lines(results):
@@ -298,7 +341,7 @@ def _profile_lines(results):
         profile = results["profiles"].get(kind)
         if not profile:
             continue
-        unit = "page" if kind == "page" else "login"
+        unit = {"page": "page", "forward": "request"}.get(kind, "login")
         lines += [f"### {title}: {profile['total_ms']:.1f} ms per {unit} under the profiler "
                   f"({profile['count']} profiled)", "",
                   "| self time by package | ms | share |", "| --- | --- | --- |"]

@@ -80,13 +80,21 @@ def run(plan, args, workdir):
     # Item 5's limit (cores / one hash) is timed just before each of its repetitions.
     results["hash"] = {"cost": cost_label(), "cores": os.cpu_count()}
 
-    ports = {name: processes.free_port() for name in ("main", "small", "large", "page", "authlib")}
+    nginx = processes.nginx_binary()
+    if not (nginx and wrk):
+        say("NOTE: item 7 (forward-auth behind nginx) is skipped: it needs "
+            + " and ".join(n for n, found in (("nginx", nginx), ("wrk", wrk)) if not found)
+            + " (Debian: apt-get update && apt-get install -y nginx wrk).")
+    ports = {name: processes.free_port() for name in ("main", "small", "large", "page", "authlib", "forward",
+                                                      "nginx_plain", "nginx_auth")}
     fakes = processes.start_fakes(workdir, ports)
-    specs = processes.geologin_specs(fakes, large=not args.no_large)
+    specs = processes.geologin_specs(fakes, large=not args.no_large, forward_auth=bool(nginx and wrk))
     servers, databases = processes.start_geologin(args, workdir, specs, ports, results)
     try:
         rig = scenarios.Rig(plan, workdir, wrk, fakes, servers, databases, results)
         rig.start_baselines(args, ports)
+        if "forward" in servers:
+            rig.start_forward_auth(args, ports, nginx)
         return scenarios.measure_all(rig, profile=not args.no_profile)
     finally:
         processes.stop_children()  # before dropping the databases they are connected to

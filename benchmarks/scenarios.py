@@ -1,10 +1,12 @@
-"""The measurements, in the order a run makes them (items 1, 2, 3, 5, 4, 6 of README.md, then the profiling
+"""The measurements, in the order a run makes them (items 1, 2, 3, 5, 7, 4, 6 of README.md, then the profiling
 pass). Each loads the servers through load.py, alternating the compared servers, and stores its repetitions
 in the results the report reads."""
 from hash_ceiling import one_hash
-from load import loadgen, page_rate, password_rate, timed_logins
-from plan import BENCH_PASSWORD, BENCH_USERS, DHIS2_PASSWORD, say
-from processes import CpuMeter, http_get, memory_of, start_baselines
+import http.client
+
+from load import loadgen, page_rate, password_rate, timed_logins, wrk_get
+from plan import BENCH_PASSWORD, BENCH_USERS, DHIS2_PASSWORD, SITE_HOST, say
+from processes import Nginx, CpuMeter, http_get, memory_of, protect_site, session_cookie, start_baselines
 from profiles import hot_spots
 
 
@@ -34,6 +36,38 @@ class Rig:
         self.results["baseline_page_bytes"] = baseline_bytes
         say(f"login page: geologin {page_bytes} bytes, baseline {baseline_bytes} bytes")
 
+    def start_forward_auth(self, args, ports, nginx_binary):
+        """Item 7: the protected site registered, a logged-in cookie, nginx in front; then checked: the file
+        without a cookie is refused (401), with it served, and geologin's answer names the user."""
+        self.forward = self.servers["forward"]
+        protect_site(self.forward)
+        self.cookie = session_cookie(self.forward, BENCH_USERS[0], BENCH_PASSWORD)
+        self.nginx = Nginx(nginx_binary, self.workdir, {"plain": ports["nginx_plain"], "auth": ports["nginx_auth"]},
+                           self.forward.port, args.workers).start()
+        self.forward_headers = {"Cookie": self.cookie, "X-Original-URL": f"http://{SITE_HOST}{self.nginx.file}",
+                                "X-Original-Method": "GET"}
+        checks = [(self.nginx.url("plain"), {"Host": SITE_HOST}, 200, None),
+                  (self.nginx.url("auth"), {"Host": SITE_HOST}, 401, None),
+                  (self.nginx.url("auth"), {"Host": SITE_HOST, "Cookie": self.cookie}, 200, "x-seen-user"),
+                  (self.forward.url + "/forward-auth/nginx", self.forward_headers, 200, "remote-user")]
+        for url, headers, status, user_header in checks:
+            got, answer = _get(url, headers)
+            if got != status or (user_header and answer.get(user_header) != BENCH_USERS[0]):
+                raise SystemExit(f"item 7: GET {url} answered {got} {answer}, not {status} for {BENCH_USERS[0]}")
+        say(f"forward-auth: nginx on {self.nginx.url('plain')} (no auth) and {self.nginx.url('auth')} "
+            f"(auth_request to {self.forward.url}/forward-auth/nginx), site {SITE_HOST}")
+
+
+def _get(url, headers):
+    from urllib.parse import urlsplit
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=10)
+    connection.request("GET", parts.path, headers=headers)
+    response = connection.getresponse()
+    response.read()
+    connection.close()
+    return response.status, {name.lower(): value for name, value in response.getheaders()}
+
 
 def measure_all(rig, profile):
     warm_up(rig)
@@ -42,6 +76,10 @@ def measure_all(rig, profile):
         rig.results[f"item{item}"] = scenario(rig)
         cpu_report(rig.results, item, meter)
     rig.results["item5"] = password_logins(rig)
+    if hasattr(rig, "nginx"):
+        meter = CpuMeter()
+        rig.results["item7"] = forward_auth(rig)
+        cpu_report(rig.results, "7", meter)
     if "large" in rig.servers:
         meter = CpuMeter()
         rig.results["item4"] = scaling(rig)
@@ -133,6 +171,31 @@ def password_logins(rig):
     return r5
 
 
+def forward_auth(rig):
+    """7. A static file through nginx without auth, the same file behind auth_request to geologin, and
+    geologin's verification endpoint alone (as nginx calls it: one connection per request)."""
+    plan = rig.plan
+    say("7. forward-auth: nginx static file, without and with auth_request; geologin's endpoint alone")
+    browser = {"Host": SITE_HOST, "Cookie": rig.cookie}   # a logged-in browser, keep-alive to nginx
+    targets = {"nginx": (rig.nginx.url("plain"), browser, False), "nginx_auth": (rig.nginx.url("auth"), browser, False),
+               "endpoint": (rig.forward.url + "/forward-auth/nginx", rig.forward_headers, True)}
+
+    def measure(name, seconds):
+        url, headers, close = targets[name]
+        return wrk_get(rig.wrk, url, seconds, plan["forward_connections"], headers, close=close)
+
+    for name in targets:   # warm-up: nginx's workers, geologin's caches and the session's first visit
+        measure(name, 1)
+    r7 = {name: [] for name in targets}
+    for rep in range(plan["reps"]):
+        for name in alternately(rep, list(targets)):
+            r7[name].append(measure(name, plan["forward_seconds"]))
+        say("   rep {}: nginx {:.0f}/s, nginx + auth_request {:.0f}/s, endpoint alone {:.0f}/s{}".format(
+            rep + 1, *(r7[n][-1]["per_second"] for n in targets),
+            "".join(f", {n} errors {r7[n][-1]['errors']}" for n in r7 if r7[n][-1]["errors"])))
+    return r7
+
+
 SCALING_VARIANTS = {"small": ("small", None),
                     "large_one_enabled": ("large", "UPDATE provider_instances SET enabled = (slug = 'moh1')"),
                     "large_all_enabled": ("large", "UPDATE provider_instances SET enabled = true")}
@@ -196,5 +259,12 @@ def profiles(rig):
                              "count": plan["profile_passwords"], "profile": "password",
                              "users": [{"username": "bench01", "password": BENCH_PASSWORD}]}),
     }
-    return {kind: hot_spots(rig.workdir, rig.main.label, kind, result["completed"])
-            for kind, result in done.items() if result["completed"]}
+    spots = {kind: hot_spots(rig.workdir, rig.main.label, kind, result["completed"])
+             for kind, result in done.items() if result["completed"]}
+    if hasattr(rig, "nginx"):
+        result = loadgen({"mode": "sequential", "flow": "get", "path": "/forward-auth/nginx",
+                          "target": rig.forward.url, "count": plan["profile_forward"], "profile": "forward",
+                          "headers": rig.forward_headers, "users": [{}]})
+        if result["completed"]:
+            spots["forward"] = hot_spots(rig.workdir, rig.forward.label, "forward", result["completed"])
+    return spots

@@ -2,7 +2,7 @@
 instance's GEOLOGIN_* environment (run.py does this). SPEC is a JSON object:
 
   providers        [{slug, label, base_url, client_secret}]: real DHIS2 providers (the fake servers),
-                   created through geologin's own ``instances.create_instance`` (validated, secret encrypted)
+                   created through geologin's own ``idp.create_provider`` (validated, secret encrypted)
   filler_providers how many more DHIS2 providers to register (bulk INSERT; https://dhis2-NNNN.example.org/,
                    never contacted), enabled or not per ``filler_enabled``
   bench_users      [{username, password, uid}]: the users that log in; a password hash each (argon2id at the
@@ -53,7 +53,7 @@ def seed(spec):
     with app.app_context():
         upgrade()
         now = utcnow()
-        real = [instances.create_instance(
+        real = [instances.create_provider(
             "dhis2", slug=p["slug"], label=p["label"], description="fake DHIS2 on loopback (benchmark)",
             settings={"base_url": p["base_url"], "client_id": "geologin", "generation": "legacy"},
             secrets={"client_secret": p["client_secret"]}, actor="benchmark") for p in spec["providers"]]

@@ -206,3 +206,37 @@ def test_cli_adds_lists_and_shows_a_protected_site(runner, app):
     assert "forward-auth" in runner.invoke(args=["apps", "list"]).output
     neither = runner.invoke(args=["apps", "add", "Neither"])  # no redirect URI, no --forward-auth
     assert neither.exit_code == 1 and "at least one redirect URI" in neither.output
+
+
+def test_the_verification_answer_sends_no_session_cookie(client, site, make_user):
+    """A proxy never passes the verification answer's Set-Cookie on, so re-signing the session there is waste."""
+    make_user("alice")
+    _login(client)
+    for verify in (_nginx, _traefik):
+        # A changed session is still sent: the first Traefik answer marks it not fresh (another client address).
+        verify(client, site + "/page")
+        response = verify(client, site + "/page")
+        assert response.status_code == 200 and response.headers["Remote-User"] == "alice"
+        assert "Set-Cookie" not in response.headers
+    assert "Set-Cookie" in client.get("/").headers  # geologin's own pages still refresh the session cookie
+
+
+def test_the_happy_path_reads_the_session_row_once(app, client, site, make_user):
+    """The user loader and the access check both need the session row: one query, not one each."""
+    make_user("alice")
+    _login(client)
+    assert _nginx(client, site + "/").status_code == 200
+    from sqlalchemy import event
+    with app.app_context():
+        reads = []
+
+        def count(conn, cursor, statement, *args):
+            if "FROM user_sessions" in statement:
+                reads.append(statement)
+
+        event.listen(db.engine, "before_cursor_execute", count)
+        try:
+            assert _nginx(client, site + "/page").status_code == 200
+        finally:
+            event.remove(db.engine, "before_cursor_execute", count)
+    assert len(reads) == 1

@@ -187,5 +187,22 @@ def logout():
     return render_template("apps/logged_out.html")
 
 
+_VERIFY_ENDPOINTS = frozenset({"forward_auth.nginx", "forward_auth.forwarded"})
+
+
+def _without_cookie_refresh(interface):
+    """The app's session interface, except that a verification answer does not re-sign and re-send an unchanged
+    session cookie: proxies never pass that Set-Cookie on, and the proxies ask on every request of every site."""
+    class Interface(type(interface)):
+        def should_set_cookie(self, app, session):
+            if request.endpoint in _VERIFY_ENDPOINTS and not session.modified:
+                return False
+            return super().should_set_cookie(app, session)
+    replacement = Interface.__new__(Interface)
+    replacement.__dict__.update(interface.__dict__)
+    return replacement
+
+
 def init_app(app):
     app.register_blueprint(bp)
+    app.session_interface = _without_cookie_refresh(app.session_interface)

@@ -4,7 +4,7 @@ import secrets
 from datetime import timedelta
 
 from blinker import Namespace
-from flask import current_app, request, session
+from flask import current_app, g, request, session
 from flask_login import login_user, logout_user
 from sqlalchemy import bindparam, delete, insert, select, update
 from sqlalchemy.orm import joinedload
@@ -137,4 +137,8 @@ def login_age():
 def current_session_row():
     token = session.get(SESSION_TOKEN_KEY)
     # With its user in the same query: every logged-in request needs both (load_user).
-    return db.session.get(UserSession, digest(token), options=[joinedload(UserSession.user)]) if token else None
+    row = db.session.get(UserSession, digest(token), options=[joinedload(UserSession.user)]) if token else None
+    # The identity map holds rows weakly: without this reference the row is gone once load_user returns, and the
+    # next call in the same request (a view's access check) would query it again.
+    g._geologin_session_row = row
+    return row

@@ -578,3 +578,18 @@ def test_tokens_dead_for_a_day_are_forgotten_at_the_next_sign_in(app, client, au
         assert db.session.query(OAuthToken).count() == 2
     assert rp.refresh(old["refresh_token"]).status_code == 400
     assert rp.refresh(live["refresh_token"]).status_code == 200
+
+
+def test_reg_deleting_a_user_tells_the_applications_of_their_sessions(app, client, auth, alice, logout_receiver):
+    """A deleted user's sessions end by cascade: the applications signed in with them are told all the same."""
+    uri, received = logout_receiver
+    client_id, secret = register(app, "Jupyter", backchannel_logout_uri=uri)
+    rp = RelyingParty(client, client_id, secret)
+    auth.login("alice")
+    id_claims, _ = rp.id_token_claims(rp.sign_in()["id_token"])
+    from geologin.accounts import users
+    with app.app_context():
+        users.delete_user(User.by_username("alice"), actor="test")
+    assert len(received) == 1
+    claims = jwt.decode(received[0]["logout_token"][0], rp.key_set(), algorithms=["RS256"]).claims
+    assert claims["sub"] == id_claims["sub"] and claims["sid"] == id_claims["sid"]

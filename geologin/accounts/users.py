@@ -155,6 +155,7 @@ def delete_user(user, *, actor=None):
     if _would_remove_last_admin(user, is_admin=False, active=False):
         raise UserError(_("%(name)s is the last active administrator and cannot be deleted.", name=user.username))
     username = user.username
+    end_user_sessions(user, commit=False)  # through the sessions' own ending, so applications hear of it
     db.session.delete(user)
     audit.record("user.delete", target=username, actor=actor, commit=False)
     db.session.commit()

@@ -391,6 +391,7 @@ def test_consent_is_remembered_withdrawn_and_skipped_for_first_party(app, client
     more = client.get(rp.authorization_url(scope="openid profile email offline_access"))
     assert more.status_code == 200 and "consent_decision" in more.get_data(as_text=True)  # asks for more
 
+    assert "/account/applications" in client.get("/account/password").get_data(as_text=True)  # the account page
     page = client.get("/account/applications")
     assert "Superset" in page.get_data(as_text=True)
     with app.app_context():

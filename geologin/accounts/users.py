@@ -56,6 +56,11 @@ def search_users(query=None):
     return statement
 
 
+def users_with_ids(ids):
+    """The users with these ids, in username order (so what names them, an audit entry, is stable)."""
+    return list(db.session.scalars(select(User).where(User.id.in_(ids)).order_by(User.username)))
+
+
 def _check_password(password, username):
     problems = password_problems(password, username)
     if problems:

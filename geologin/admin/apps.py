@@ -9,7 +9,6 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_babel import gettext as _, ngettext
-from sqlalchemy import select
 
 from ..accounts import users
 from ..apps import clients
@@ -265,8 +264,7 @@ def users_disallow(app_id):
     application = _application_or_404(app_id)
     form = DisallowForm()
     if form.validate_on_submit() and form.user_ids.data:
-        chosen = list(db.session.scalars(select(User).where(User.id.in_(form.user_ids.data[:BULK_MAX_LINES]))
-                                         .order_by(User.username)))  # the audit names them in a stable order
+        chosen = users.users_with_ids(form.user_ids.data[:BULK_MAX_LINES])
         removed = clients.disallow(application, chosen, actor=actor())
         flash(ngettext("%(num)d user may no longer sign in to %(name)s.",
                        "%(num)d users may no longer sign in to %(name)s.", len(removed), name=application.name),

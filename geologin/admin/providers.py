@@ -337,8 +337,7 @@ def users_disallow(slug):
     provider = _provider_or_404(slug)
     form = DisallowForm()
     if form.validate_on_submit() and form.user_ids.data:
-        chosen = list(db.session.scalars(select(User).where(User.id.in_(form.user_ids.data[:BULK_MAX_LINES]))
-                                         .order_by(User.username)))  # the audit names them in a stable order
+        chosen = users.users_with_ids(form.user_ids.data[:BULK_MAX_LINES])
         removed = permissions.disallow(chosen, provider, actor=actor())
         flash(ngettext("%(num)d user may no longer log in through %(label)s.",
                        "%(num)d users may no longer log in through %(label)s.", len(removed), label=provider.label),

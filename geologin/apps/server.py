@@ -265,7 +265,7 @@ class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
     def query_authorization_code(self, code, client):
         """The code, claimed for this request at once (so two concurrent redemptions cannot both win). A code
         already used is a replay: everything issued with it is revoked (OpenID Connect Core 4.1.2)."""
-        if not isinstance(code, str) or not code or len(code) > 200:
+        if not _plausible(code):
             return None
         row = db.session.scalar(select(AuthorizationCode).where(AuthorizationCode.code_hash == digest(code)))
         if row is None or row.application_id != client.application.id:
@@ -324,9 +324,7 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
     def authenticate_refresh_token(self, refresh_token):
         """The live token row of this refresh token. A refresh token already rotated is a replay: the whole
         chain it belongs to is revoked (OAuth 2.0 Security BCP, RFC 9700 4.14.2)."""
-        if not isinstance(refresh_token, str) or not refresh_token or len(refresh_token) > 200:
-            return None
-        row = db.session.scalar(select(OAuthToken).where(OAuthToken.refresh_token_hash == digest(refresh_token)))
+        row = token_by_refresh_token(refresh_token)
         if row is None:
             return None
         now = utcnow()
@@ -404,10 +402,31 @@ def _forget_dead_tokens(application_id, user_id, now):
                  or_(OAuthToken.refresh_expires_at.is_(None), OAuthToken.refresh_expires_at < day_ago)))))
 
 
+def _plausible(value):
+    """Whether ``value`` could be a code or token geologin issued (they are 43 characters): anything else is
+    answered as unknown without a look-up."""
+    return isinstance(value, str) and 0 < len(value) <= 200
+
+
 def token_by_access_token(token_string):
-    if not isinstance(token_string, str) or not token_string or len(token_string) > 200:
+    if not _plausible(token_string):
         return None
     return db.session.scalar(select(OAuthToken).where(OAuthToken.access_token_hash == digest(token_string)))
+
+
+def token_by_refresh_token(token_string):
+    if not _plausible(token_string):
+        return None
+    return db.session.scalar(select(OAuthToken).where(OAuthToken.refresh_token_hash == digest(token_string)))
+
+
+def issued_token(token_string):
+    """The token a revocation or introspection request names, whichever of the pair it is, or None."""
+    row = token_by_access_token(token_string)
+    if row is not None:
+        return IssuedToken(row)
+    row = token_by_refresh_token(token_string)
+    return IssuedToken(row, refresh=True) if row is not None else None
 
 
 class BearerValidator(BearerTokenValidator):
@@ -434,12 +453,7 @@ class Revocation(RevocationEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post", "none"]
 
     def query_token(self, token_string, token_type_hint):
-        if not isinstance(token_string, str) or not token_string or len(token_string) > 200:
-            return None
-        hashed = digest(token_string)
-        access_row = db.session.scalar(select(OAuthToken).where(OAuthToken.access_token_hash == hashed))
-        row = access_row or db.session.scalar(select(OAuthToken).where(OAuthToken.refresh_token_hash == hashed))
-        return IssuedToken(row) if row is not None else None
+        return issued_token(token_string)
 
     def revoke_token(self, token, request):
         count = revoke_where(OAuthToken.chain == token.row.chain)
@@ -452,12 +466,7 @@ class Introspection(IntrospectionEndpoint):
     CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
 
     def query_token(self, token_string, token_type_hint):
-        row = token_by_access_token(token_string)
-        if row is not None:
-            return IssuedToken(row)
-        if isinstance(token_string, str) and 0 < len(token_string) <= 200:
-            row = db.session.scalar(select(OAuthToken).where(OAuthToken.refresh_token_hash == digest(token_string)))
-        return IssuedToken(row, refresh=True) if row is not None else None
+        return issued_token(token_string)
 
     def check_permission(self, token, client, request):
         return token.check_client(client)

@@ -132,10 +132,15 @@ def _max_age(payload, state, grant):
     return int(value)
 
 
+def _authorization_params(payload):
+    """The application's authorization request, without the consent form's own fields, to come back to."""
+    return {key: value for key, value in payload.items() if key not in ("csrf_token", "consent_decision")}
+
+
 def _login_redirect(payload, fresh, locale):
     """Off to geologin's own login page (every login method), coming back here afterwards. ``fresh``: the
     person is logged in but must log in again (prompt=login, max_age)."""
-    params = {key: value for key, value in payload.items() if key not in ("csrf_token", "consent_decision")}
+    params = _authorization_params(payload)
     if fresh:
         prompts = [p for p in (params.get("prompt") or "").split() if p != "login"]
         if prompts:
@@ -225,8 +230,7 @@ def authorize():
 
 
 def _consent_page(application, scope, payload, status=200):
-    params = {key: value for key, value in payload.items() if key not in ("csrf_token", "consent_decision")}
-    action = url_for("apps.authorize") + "?" + urlencode(params)
+    action = url_for("apps.authorize") + "?" + urlencode(_authorization_params(payload))
     scopes = [s for s in scope.split() if s != "openid"]
     return render_template("apps/consent.html", application=application, scopes=scopes, action=action), status
 

@@ -15,6 +15,7 @@ from wtforms import ValidationError
 
 from .. import audit
 from ..extensions import csrf, db
+from ..i18n import available_locales, remember_locale, supported
 from ..login.sessions import current_session_row, end_session, login_age
 from ..models import Application, Consent, utcnow
 from . import access, clients, keys
@@ -65,7 +66,7 @@ def discovery():
         "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
                              "idp", "preferred_username", "name", "updated_at", "locale", "email", "email_verified"],
         "prompt_values_supported": ["none", "login", "consent"],
-        "ui_locales_supported": [code.replace("_", "-") for code in _languages()],
+        "ui_locales_supported": [code.replace("_", "-") for code in available_locales()],
         "claims_parameter_supported": False,
         "request_parameter_supported": False,
         "request_uri_parameter_supported": False,
@@ -74,11 +75,6 @@ def discovery():
         "backchannel_logout_session_supported": True,
         "frontchannel_logout_supported": False,
     })
-
-
-def _languages():
-    from ..i18n import available_locales
-    return available_locales()
 
 
 @bp.route("/oauth/jwks")
@@ -112,7 +108,6 @@ def _error_response(error, state=None):
 
 def _apply_ui_locales(payload):
     """``ui_locales``: the first language the application asks for that geologin speaks, for this page."""
-    from ..i18n import supported
     for tag in (payload.get("ui_locales") or "").split()[:10]:
         code = supported(tag.replace("-", "_")) or supported(tag.split("-")[0])
         if code:
@@ -159,7 +154,6 @@ def _login_redirect(payload, fresh, locale):
         login_args["login_hint"] = hint
     response = redirect(url_for("auth.login", **login_args))
     if locale:
-        from ..i18n import remember_locale
         remember_locale(response, locale)
     return response
 

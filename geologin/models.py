@@ -1,11 +1,11 @@
 """The core's tables: local users, their server-side sessions, the audit trail, first-run setup tokens, the
-registered identity providers, and what the OpenID provider keeps: signing keys, applications, consents,
+registered identity providers, groups, and what the OpenID provider keeps: signing keys, applications, consents,
 codes and tokens."""
 import uuid
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import (DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, bindparam,
+from sqlalchemy import (DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, bindparam, false,
                         func, select)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
@@ -174,6 +174,14 @@ class IdentityProvider(db.Model):
     enabled: Mapped[bool] = mapped_column(default=True, nullable=False)
     position: Mapped[int] = mapped_column(Integer, nullable=False, default=0)
     allow_all_users: Mapped[bool] = mapped_column(default=False, nullable=False)
+    # Every group the provider states is also a geologin group named "<slug>:<its name>" (docs/groups.md).
+    groups_prefixed: Mapped[bool] = mapped_column(default=False, nullable=False, server_default=false())
+    # Accounts on first login: off, or on for members of the provider's account groups (ProviderGroup
+    # "create"); a username already taken is refused ("refuse") or linked ("link") when that account has no
+    # binding to this provider yet and is no administrator.
+    create_accounts: Mapped[bool] = mapped_column(default=False, nullable=False, server_default=false())
+    account_clash: Mapped[str] = mapped_column(String(10), nullable=False, default="refuse",
+                                               server_default="refuse")
     settings_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     secrets_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
@@ -233,6 +241,78 @@ class ExternalIdentity(db.Model):
     provider: Mapped[IdentityProvider] = relationship(back_populates="identities")
 
 
+class Group(db.Model):
+    """A geologin group: what applications see in the ``groups`` claim and the Remote-Groups header. Members
+    are added locally (GroupMember) or come from an identity provider's groups (GroupMapping)."""
+
+    __tablename__ = "groups"
+    __table_args__ = NEVER_REUSE_IDS
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True, nullable=False)
+    description: Mapped[str] = mapped_column(Text, nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    members: Mapped[list["GroupMember"]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", passive_deletes=True)
+    mappings: Mapped[list["GroupMapping"]] = relationship(
+        back_populates="group", cascade="all, delete-orphan", passive_deletes=True)
+
+    @classmethod
+    def by_name(cls, name):
+        return db.session.scalar(select(cls).where(cls.name == name))
+
+    def __repr__(self):
+        return f"<Group {self.name!r}>"
+
+
+class GroupMember(db.Model):
+    """A user an administrator put in a group by hand."""
+
+    __tablename__ = "group_members"
+
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), primary_key=True, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    group: Mapped[Group] = relationship(back_populates="members")
+    user: Mapped[User] = relationship()
+
+
+class GroupMapping(db.Model):
+    """Members of the provider's group ``external_id`` (as its last login through the provider said) are in
+    the geologin group. ``external_name`` is the name the group had when mapped, for the screens."""
+
+    __tablename__ = "group_mappings"
+    __table_args__ = (UniqueConstraint("group_id", "provider_id", "external_id"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), nullable=False, index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_instances.id", ondelete="CASCADE"),
+                                             nullable=False, index=True)
+    external_id: Mapped[str] = mapped_column(String(255), nullable=False)
+    external_name: Mapped[str] = mapped_column(String(255), nullable=False, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+
+    group: Mapped[Group] = relationship(back_populates="mappings")
+    provider: Mapped[IdentityProvider] = relationship()
+
+
+class ProviderGroup(db.Model):
+    """A geologin group a provider admits for logins (``purpose`` "access") or creates accounts for on first
+    login ("create")."""
+
+    __tablename__ = "provider_groups"
+
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_instances.id", ondelete="CASCADE"),
+                                             primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True,
+                                          index=True)
+    purpose: Mapped[str] = mapped_column(String(10), primary_key=True)
+
+    group: Mapped[Group] = relationship()
+
+
 class LoginTransaction(db.Model):
     """One external login in flight: kept server-side (so any node can finish it), keyed by a hash of
     the OAuth ``state``, bound to the browser that started it, used once."""
@@ -247,6 +327,8 @@ class LoginTransaction(db.Model):
     code_verifier: Mapped[str] = mapped_column(String(128), nullable=False)
     redirect_uri: Mapped[str] = mapped_column(String(2000), nullable=False)
     next_url: Mapped[str | None] = mapped_column(String(2000))
+    # None: a login; "test": an administrator's dry run (nobody is logged in or bound).
+    purpose: Mapped[str | None] = mapped_column(String(10))
     data_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False, index=True)
 
@@ -291,6 +373,9 @@ class Application(db.Model):
     # Refresh tokens for every sign-in, not only when the application asks for offline_access.
     refresh_tokens: Mapped[bool] = mapped_column(default=False, nullable=False)
     id_token_alg: Mapped[str] = mapped_column(String(10), nullable=False, default="RS256")
+    # Provider attributes given to the application as claims, e.g. ["roles", "org_units"]: each is the
+    # claim "<plugin type>_<name>" (dhis2_roles) from the person's bindings. JSON array.
+    attribute_claims_json: Mapped[str] = mapped_column(Text, nullable=False, default="[]", server_default="[]")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow, nullable=False)
     secret_changed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -353,6 +438,19 @@ class ApplicationUser(db.Model):
 
     application: Mapped[Application] = relationship(back_populates="allowed_users")
     user: Mapped[User] = relationship()
+
+
+class ApplicationGroup(db.Model):
+    """Members of this geologin group may sign in to this application (unless it admits every active user)."""
+
+    __tablename__ = "application_groups"
+
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"),
+                                                primary_key=True)
+    group_id: Mapped[int] = mapped_column(ForeignKey("groups.id", ondelete="CASCADE"), primary_key=True,
+                                          index=True)
+
+    group: Mapped["Group"] = relationship()
 
 
 class ApplicationProvider(db.Model):

@@ -28,14 +28,16 @@ ALLOWED = {
     "migrations": set(),
     "audit": {"extensions", "models"},
     "accounts": {*FOUNDATION, "audit", "login.sessions", "login.throttle"},
-    "idp": {*FOUNDATION, "audit", "providers", "login.sessions"},
-    "login": {*FOUNDATION, "audit", "accounts", "idp", "providers"},
+    # Groups say who is in what; they never judge a login or an application.
+    "groups": {*FOUNDATION, "audit"},
+    "idp": {*FOUNDATION, "audit", "providers", "login.sessions", "groups"},
+    "login": {*FOUNDATION, "audit", "accounts", "idp", "providers", "groups"},
     "i18n": {"config", "extensions", "login.redirects"},
     "admin": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.sessions", "login.redirects",
-              "login.throttle", "apps"},
+              "login.throttle", "apps", "groups"},
     # Applications rely on geologin's logins: they read sessions, never how a login is done.
-    "apps": {*FOUNDATION, "audit", "login.sessions", "i18n"},
-    "cli": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.throttle", "apps"},
+    "apps": {*FOUNDATION, "audit", "login.sessions", "i18n", "groups"},
+    "cli": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.throttle", "apps", "groups"},
     "app": {"*"},  # geologin/__init__.py (create_app) puts every area together
     "wsgi": {"app", "config"},
     "__main__": {"wsgi"},

@@ -342,7 +342,10 @@ def test_reg_migration_0005_keeps_data_drops_orphans_and_never_reuses_ids(empty_
                  "password_login_allowed": True, "created_at": now, "updated_at": now},
                 {"id": 3, "username": "bob", "display_name": "", "is_admin": False, "active": True,
                  "password_login_allowed": True, "created_at": now, "updated_at": now}])
-            connection.execute(insert(IdentityProvider.__table__), [
+            providers_at_0004 = table_named("provider_instances", *(column(name) for name in (
+                "id", "slug", "type", "label", "description", "enabled", "position", "allow_all_users",
+                "settings_json", "secrets_json", "created_at", "updated_at")))
+            connection.execute(insert(providers_at_0004), [
                 {"id": 1, "slug": "moh", "type": "dhis2", "label": "MOH", "description": "", "enabled": True,
                  "position": 1, "allow_all_users": False, "settings_json": "{}", "secrets_json": "{}",
                  "created_at": now, "updated_at": now}])

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from ..extensions import db
+from ..groups import membership
 from ..models import ExternalIdentity, utcnow
 
 MAX_GROUPS = 500
@@ -92,15 +93,18 @@ def _text(value, limit):
 
 
 def record(user, provider, seen):
-    """Store ``seen`` on ``user``'s binding to ``provider`` (flushed; the caller commits)."""
+    """Store ``seen`` on ``user``'s binding to ``provider`` (flushed; the caller commits). Returns whether
+    the person lost a geologin group by it (the caller then sends membership.membership_changed)."""
     binding = db.session.scalar(select(ExternalIdentity).where(ExternalIdentity.provider_id == provider.id,
                                                                ExternalIdentity.user_id == user.id))
     if binding is None:
-        return
+        return False
+    before = membership.group_ids(user)
     binding.groups_json = json.dumps(seen.groups, ensure_ascii=False)
     binding.attributes_json = json.dumps(seen.attributes, ensure_ascii=False)
     binding.attributes_seen_at = utcnow()
     db.session.flush()
+    return bool(before - membership.group_ids(user))
 
 
 def as_dict(binding):

@@ -5,16 +5,34 @@ from sqlalchemy import delete, select
 from .. import audit
 from ..extensions import db
 from ..login.sessions import end_user_sessions_via
-from ..models import ExternalIdentity, User, UserProviderPermission
+from ..groups import membership
+from ..models import ExternalIdentity, ProviderGroup, User, UserProviderPermission
 from .cache import ordered_providers
 
+ACCESS, CREATE = "access", "create"
 
-def is_allowed(user, provider):
-    """Whether ``user`` may log in through ``provider``. "Every active user" never covers an administrator:
-    whoever runs the server could name an account like a local administrator (issue 14 item 3)."""
-    if provider.allow_all_users and not user.is_admin:
+
+def is_allowed(user, provider, group_ids=None):
+    """Whether ``user`` may log in through ``provider``: allowed one by one, or the provider admits every
+    active user or members of one of its access groups (``group_ids``: the user's groups as the login being
+    judged states them; their stored groups by default). Neither of the last two ever covers an
+    administrator: whoever runs the server could name an account like a local administrator (issue 14)."""
+    if db.session.get(UserProviderPermission, (user.id, provider.id)) is not None:
         return True
-    return db.session.get(UserProviderPermission, (user.id, provider.id)) is not None
+    if user.is_admin:
+        return False
+    if provider.allow_all_users:
+        return True
+    access = access_group_ids(provider)
+    if not access:
+        return False
+    return bool(access & (membership.group_ids(user) if group_ids is None else group_ids))
+
+
+def access_group_ids(provider, purpose=ACCESS):
+    """The groups ``provider`` admits for logins (ACCESS) or creates accounts for on first login (CREATE)."""
+    return set(db.session.scalars(select(ProviderGroup.group_id).where(ProviderGroup.provider_id == provider.id,
+                                                                        ProviderGroup.purpose == purpose)))
 
 
 def allowed_provider_ids(user):

@@ -16,6 +16,7 @@ from sqlalchemy import delete
 from .. import audit
 from ..encryption import SecretUnreadable, digest
 from ..extensions import db
+from ..groups import membership
 from ..idp import attributes, cache, service
 from ..models import LoginTransaction, IdentityProvider, utcnow
 from ..providers.base import CallbackContext, LoginFailure, LoginRequest
@@ -164,11 +165,13 @@ def _callback(slug=None):
                      detail=f"external subject {identity.subject_scheme}:{identity.subject}")
     # What the provider says of the person now replaces what its previous login said (none: cleared).
     seen = attributes.clean(identity)
-    attributes.record(user, provider, seen)
+    lost_groups = attributes.record(user, provider, seen)
     # One commit for the binding, the session and the audit event (the transaction was taken out before).
     start_session(user, AuthMethod.provider(provider.slug), commit=False)
     audit.record("login", target=user.username, actor=user.username, provider=provider.slug,
                  detail="; ".join(seen.remarks) or None)
+    if lost_groups:
+        membership.membership_changed.send(None, user_ids={user.id})
     response = redirect(safe_next(transaction.next_url) or url_for("home.index"))
     # Remembered only now: a failed try through another server must not change the login page's choice.
     response.set_cookie(REMEMBER_COOKIE, provider.slug, max_age=365 * 24 * 3600, httponly=True, samesite="Lax",

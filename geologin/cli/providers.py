@@ -199,11 +199,14 @@ def _parse_set(cls, pairs):
 @click.option("--allow-all-users/--allowed-users-only", "allow_all_users", default=None,
               help="Every active user (administrators excepted) may use it / only users allowed with "
                    "`users allow`.")
+@click.option("--groups-prefixed/--no-groups-prefixed", "groups_prefixed", default=None,
+              help="Every group the provider states is also a geologin group named SLUG:NAME / only its mapped "
+                   "groups count (docs/groups.md).")
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE",
               help="Change a plugin setting (repeatable); settings not named keep their value.")
 @click.option("--secret-stdin", "secret_name", default=None, metavar="NAME",
               help="Replace secret NAME with the first line of standard input.")
-def providers_edit(slug, label, description, enabled, allow_all_users, pairs, secret_name):
+def providers_edit(slug, label, description, enabled, allow_all_users, groups_prefixed, pairs, secret_name):
     """Change provider SLUG (the slug itself never changes)."""
     provider = get_provider(slug)
     cls = cache.plugin_registry().get(provider.type)
@@ -219,7 +222,7 @@ def providers_edit(slug, label, description, enabled, allow_all_users, pairs, se
     names = {"label": "--label", "type": "type", **{s: f"--secret-stdin {s}" for s in secrets}}
     changed = apply_change(service.update_provider, provider, label=label, description=description,
                        settings=settings, secrets=secrets, enabled=enabled, allow_all_users=allow_all_users,
-                       actor=CLI_ACTOR, names=names)
+                       groups_prefixed=groups_prefixed, actor=CLI_ACTOR, names=names)
     click.echo(f"Updated {provider.slug}: {', '.join(changed)}." if changed
                else f"Nothing changed for {provider.slug}.")
 
@@ -250,6 +253,7 @@ def providers_show(slug, as_json):
     provider = get_provider(slug)
     row = _row(provider)
     row["description"] = provider.description
+    row["groups_prefixed"] = provider.groups_prefixed
     row["settings"] = cache.settings_of(provider)
     row["redirect_uri"] = None
     row["setup"] = {}
@@ -274,6 +278,7 @@ def providers_show(slug, as_json):
     click.echo(f"  enabled: {'yes' if row['enabled'] else 'no'}")
     click.echo(f"  who may use it: {'every active user' if row['allow_all_users'] else 'allowed users only'}"
                f" ({len(row['allowed_users'])} allowed one by one)")
+    click.echo(f"  all of its groups as {row['slug']}:NAME: {'yes' if row['groups_prefixed'] else 'no'}")
     for name, value in row["settings"].items():
         click.echo(f"  {name}: {'-' if value in (None, '') else value}")
     for name, stored in row["secrets"].items():

@@ -7,10 +7,12 @@ from flask.cli import AppGroup
 from .. import audit
 from ..accounts import firstrun, users
 from ..extensions import db
+from ..groups import membership
 from ..idp import attributes, permissions
 from ..login import throttle
 from ..models import User
 from .common import CLI_ACTOR, apply_change, get_provider, get_user, read_stdin_line
+from .groups import source_text
 
 users_cli = AppGroup("users", help="Manage local users.")
 
@@ -90,12 +92,16 @@ def users_show(name, as_json):
             "first_login_at": identity.first_login_at.isoformat(), "last_login_at": identity.last_login_at.isoformat(),
             "groups": said["groups"], "attributes": said["attributes"],
             "attributes_seen_at": said["seen_at"].isoformat() if said["seen_at"] else None})
+    row["groups"] = [{"name": item.name, "sources": [source_text(source) for source in item.sources]}
+                     for item in membership.of(user)]
     if as_json:
         click.echo(json.dumps(row, indent=2, ensure_ascii=False))
         return
     for key, value in row.items():
-        if key != "identities":
+        if key not in ("identities", "groups"):
             click.echo(f"{key}: {value if value is not None else '-'}")
+    for group in row["groups"]:
+        click.echo(f"group {group['name']}: {'; '.join(group['sources'])}")
     for identity in row["identities"]:
         click.echo(f"provider {identity['provider']}: subject {identity['subject']}, last login "
                    f"{identity['last_login_at']}")

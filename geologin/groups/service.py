@@ -80,7 +80,8 @@ def remove(group, *, actor=None):
     """Delete the group with its members, mappings and the access it gave."""
     affected = member_ids(group)
     name = group.name
-    db.session.delete(group)
+    db.session.expire(group, ["members", "mappings"])  # lists loaded before a commit may be stale; the database
+    db.session.delete(group)                            # deletes the rows (ON DELETE CASCADE)
     audit.record("group.delete", target=name, actor=actor, commit=False, detail=f"{len(affected)} member(s)")
     db.session.commit()
     _changed(affected)
@@ -89,8 +90,9 @@ def remove(group, *, actor=None):
 def member_ids(group):
     """Ids of everyone in ``group`` now, by hand or through a mapping (as their last logins said)."""
     ids = set(db.session.scalars(select(GroupMember.user_id).where(GroupMember.group_id == group.id)))
-    if group.mappings:
-        provider_ids = {mapping.provider_id for mapping in group.mappings}
+    # Read, not group.mappings: sessions keep objects after a commit, so a loaded list misses a new mapping.
+    provider_ids = set(db.session.scalars(select(GroupMapping.provider_id).where(GroupMapping.group_id == group.id)))
+    if provider_ids:
         for user in db.session.scalars(select(User).join(ExternalIdentity, ExternalIdentity.user_id == User.id)
                                        .where(ExternalIdentity.provider_id.in_(provider_ids)).distinct()):
             if group.id in membership.group_ids(user):
@@ -154,9 +156,9 @@ def add_mapping(group, provider, external_id, external_name="", *, actor=None):
                                                             GroupMapping.external_id == external_id))
     if existing is not None:
         return existing
-    mapping = GroupMapping(group_id=group.id, provider_id=provider.id, external_id=external_id,
+    mapping = GroupMapping(provider_id=provider.id, external_id=external_id,
                            external_name=(external_name or "").strip()[:255])
-    db.session.add(mapping)
+    group.mappings.append(mapping)  # the loaded group lists it too (sessions keep objects after a commit)
     audit.record("group.map", target=group.name, provider=provider.slug, actor=actor, commit=False,
                  detail=f"{external_id} {mapping.external_name}".strip())
     db.session.commit()

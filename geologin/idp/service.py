@@ -13,7 +13,8 @@ from .. import audit
 from ..encryption import encrypt, reencrypt
 from ..extensions import db
 from ..login.sessions import end_sessions_via_provider
-from ..models import IdentityProvider
+from ..groups import membership
+from ..models import ExternalIdentity, IdentityProvider
 from ..providers.base import SettingsContext, SettingsError
 from .cache import (ProviderChangeError, allow_insecure, callback_url_for, forget_cache, ordered_providers,
                     provider_class, secrets_of, settings_of)
@@ -115,7 +116,7 @@ def create_provider(type_name, *, slug, label, description="", settings=None, se
 
 
 def update_provider(provider, *, label=None, description=None, settings=None, secrets=None, enabled=None,
-                    allow_all_users=None, actor=None):
+                    allow_all_users=None, groups_prefixed=None, actor=None):
     """Apply changes; settings not given keep their value, secrets left empty keep the stored one.
     The slug never changes: it is part of the redirect URI registered at the server."""
     cls = provider_class(provider.type)
@@ -133,11 +134,13 @@ def update_provider(provider, *, label=None, description=None, settings=None, se
     if errors:
         raise ProviderChangeError(errors)
     before = {"label": provider.label, "description": provider.description,
-              "enabled": provider.enabled, "allow_all_users": provider.allow_all_users}
+              "enabled": provider.enabled, "allow_all_users": provider.allow_all_users,
+              "groups_prefixed": provider.groups_prefixed}
     after = {"label": new_label.strip(),
              "description": provider.description if description is None else description.strip(),
              "enabled": provider.enabled if enabled is None else enabled,
-             "allow_all_users": provider.allow_all_users if allow_all_users is None else allow_all_users}
+             "allow_all_users": provider.allow_all_users if allow_all_users is None else allow_all_users,
+             "groups_prefixed": provider.groups_prefixed if groups_prefixed is None else groups_prefixed}
     changed = [k for k in before if before[k] != after[k]]
     old_settings = settings_of(provider)
     changed += sorted(k for k in set(old_settings) | set(cleaned) if old_settings.get(k) != cleaned.get(k))
@@ -152,8 +155,13 @@ def update_provider(provider, *, label=None, description=None, settings=None, se
     provider.secrets_json = json.dumps(stored, sort_keys=True)
     audit.record("provider.update", target=provider.slug, provider=provider.slug, actor=actor, commit=False,
                  detail="changed: " + ", ".join(changed))
+    losing_prefixed = before["groups_prefixed"] and not after["groups_prefixed"]
+    bound = set(db.session.scalars(select(ExternalIdentity.user_id).where(
+        ExternalIdentity.provider_id == provider.id))) if losing_prefixed else set()
     db.session.commit()
     forget_cache(provider)
+    if bound:  # their "<slug>:<name>" groups are gone: applications end what needed them
+        membership.membership_changed.send(None, user_ids=bound)
     return changed
 
 

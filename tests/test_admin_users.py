@@ -35,6 +35,7 @@ def admin_objects(app, make_user):
     the walk must not change (``site_id``: walk the application routes again with the site)."""
     from geologin import idp as instances
     from geologin.apps import clients
+    from geologin.groups import service as group_service
 
     target = make_user("target")
     with app.app_context():
@@ -44,8 +45,11 @@ def admin_objects(app, make_user):
             secrets={"client_secret": "walk-secret-0123456789"}, actor="test")
         application, _ = clients.create("Walk", ["https://app.example.org/cb"], actor="test")
         site, _ = clients.create("Walk site", forward_auth=True, hosts=["walk.example.org"], actor="test")
+        group = group_service.create("Walk group", actor="test")
+        mapping = group_service.add_mapping(group, instance, "walk-ext", actor="test")
         return {"user_id": target, "slug": instance.slug, "provider_id": instance.id, "name": "bcrypt",
-                "app_id": application.id, "secret_hash": application.secret_hash, "site_id": site.id}
+                "app_id": application.id, "secret_hash": application.secret_hash, "site_id": site.id,
+                "group_id": group.id, "mapping_id": mapping.id}
 
 
 def _both_walks(app, objects):
@@ -70,9 +74,13 @@ def _admin_requests(app, values):
 
 def _unchanged(app, objects):
     from geologin.apps import clients
-    from geologin.models import Application, IdentityProvider
+    from geologin.models import Application, Group, GroupMapping, GroupMember, IdentityProvider
 
     with app.app_context():
+        group = db.session.get(Group, objects["group_id"])
+        if group is None or group.name != "Walk group" or db.session.get(GroupMapping, objects["mapping_id"]) is None \
+                or db.session.scalar(select(func.count()).select_from(GroupMember)):
+            return False
         instance = IdentityProvider.by_slug(objects["slug"])
         application = db.session.get(Application, objects["app_id"])
         site = db.session.get(Application, objects["site_id"])

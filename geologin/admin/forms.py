@@ -20,6 +20,11 @@ class ProviderEditForm(Form):
                                    description=_l("When off, only the users allowed one by one may log in "
                                                   "through it. Administrators must always be allowed one by "
                                                   "one, even when it is on."))
+    groups_prefixed = BooleanField(_l("All of its groups are geologin groups too, named “slug:name”"),
+                                   default=False,
+                                   description=_l("Applications then see every group the provider states, e.g. "
+                                                  "“moh:Malaria programme”, without a mapping. When off, only its "
+                                                  "groups mapped to a geologin group count."))
 
 
 class ProviderCreateForm(ProviderEditForm):

@@ -128,7 +128,7 @@ def edit(slug):
             changed = service.update_provider(
                 provider, label=form.label.data, description=form.description.data, settings=plain,
                 secrets=secrets, enabled=form.enabled.data, allow_all_users=form.allow_all_users.data,
-                actor=actor())
+                groups_prefixed=form.groups_prefixed.data, actor=actor())
         except cache.ProviderChangeError as error:
             db.session.rollback()
             _apply_errors(form, cls, error.errors)

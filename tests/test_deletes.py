@@ -12,9 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from geologin import idp as instances
 from geologin.extensions import db
 from geologin.apps import clients
-from geologin.models import (Application, ApplicationHost, ApplicationProvider, ApplicationUser, AuthorizationCode,
-                             Consent, ExternalIdentity, ForwardAuthVisit, LoginTransaction, IdentityProvider,
-                             OAuthToken, User, UserProviderPermission, UserSession, utcnow)
+from geologin.groups import service as groups
+from geologin.models import (Application, ApplicationGroup, ApplicationHost, ApplicationProvider, ApplicationUser,
+                             AuthorizationCode, Consent, ExternalIdentity, ForwardAuthVisit, Group, GroupMapping,
+                             GroupMember, LoginTransaction, IdentityProvider, OAuthToken, ProviderGroup, User,
+                             UserProviderPermission, UserSession, utcnow)
 from tests.conftest import AuthActions, STRONG_PASSWORD, csrf_from, post_form
 
 PUBLIC = "http://127.0.0.1:8080"
@@ -288,6 +290,46 @@ def test_reg_deleting_a_protected_site_takes_hosts_visits_and_allowed_users(app,
         again_id = again.id
     assert _visits(app, bob, "http://stats.example/") == 200
     assert _rows(app, ForwardAuthVisit, application_id=again_id) == 1
+
+
+def test_reg_deleting_a_group_takes_members_mappings_and_the_access_it_gave(app, admin_client, runner, make_user):
+    """From the admin screen and from the CLI: members, mappings and the provider and application access go;
+    the users, the provider and the application stay, and a new group of the same name inherits nothing."""
+    make_user("bob")
+    moh = _provider(app, "moh")
+    _bind(app, "bob", moh, "bobUid00001")
+    with app.app_context():
+        bob = User.by_username("bob")
+        application, _ = clients.create("Superset", ["https://app.example.org/cb"], all_users=False, actor="test")
+        ids = []
+        for name in ("Malaria", "HIV"):
+            group = groups.create(name, actor="test")
+            groups.add_members(group, [bob], actor="test")
+            groups.add_mapping(group, db.session.get(IdentityProvider, moh), "wl5cDMuUhmF", actor="test")
+            db.session.add(ProviderGroup(provider_id=moh, group_id=group.id, purpose="access"))
+            db.session.add(ApplicationGroup(application_id=application.id, group_id=group.id))
+            db.session.commit()
+            ids.append(group.id)
+        application_id = application.id
+    models = (GroupMember, GroupMapping, ProviderGroup, ApplicationGroup)
+    assert [_rows(app, model, group_id=ids[0]) for model in models] == [1, 1, 1, 1]
+
+    page = admin_client.get(f"/admin/groups/{ids[0]}/delete")
+    assert admin_client.post(f"/admin/groups/{ids[0]}/delete", data={"csrf_token": csrf_from(page)}).status_code == 302
+    for model in models:
+        assert _rows(app, model, group_id=ids[0]) == 0, model.__name__
+    assert _rows(app, GroupMember, group_id=ids[1]) == 1  # the other group keeps its own
+
+    result = runner.invoke(args=["groups", "remove", "HIV", "--yes"])
+    assert result.exit_code == 0, result.output
+    for model in (Group, *models):
+        assert _rows(app, model) == 0, model.__name__
+    assert _rows(app, IdentityProvider, id=moh) == 1 and _rows(app, Application, id=application_id) == 1
+    assert _rows(app, ExternalIdentity, provider_id=moh) == 1
+
+    with app.app_context():
+        again = groups.create("Malaria", actor="test")
+        assert again.id > ids[1] and groups.member_ids(again) == set()
 
 
 def test_reg_saving_provider_checkboxes_after_the_provider_was_deleted(app, admin_client, make_user):

@@ -259,3 +259,42 @@ def test_sec_66_removed_from_the_only_group_that_admits_them_their_tokens_end_wi
     assert client.get("/").status_code == 200
     assert _events(app, "app.revoke")[-1] == ("alice", "application Malaria dashboards; no longer in a group "
                                                        "that admits them")
+
+
+# -- the same through a real DHIS2 login: the fake DHIS2 takes the person out of the group -----------------------
+from tests.test_dhis2_login import dhis2_servers, legacy, login_via_dhis2  # noqa: E402,F401 - fixtures
+from tests.test_dhis2_login import app as dhis2_app  # noqa: E402,F401
+from tests.test_dhis2_login import PUBLIC  # noqa: E402
+from tests.test_dhis2_login import register as register_dhis2  # noqa: E402
+
+
+def test_sec_66_dhis2_removes_them_from_the_group_their_next_login_ends_the_group_only_application(
+        dhis2_app, legacy, make_user, logout_receiver, monkeypatch):  # noqa: F811
+    app = dhis2_app
+    monkeypatch.setattr("tests.oidc_rp.ISSUER", PUBLIC)  # this app's PUBLIC_URL
+    uri, received = logout_receiver
+    make_user("alice", password=None)
+    provider_id = register_dhis2(app, legacy, "legacy", allow=["alice"])
+    with app.app_context():
+        group = groups.create("Malaria programme", actor="test")
+        groups.add_mapping(group, db.session.get(IdentityProvider, provider_id), "wl5cDMuUhmF", "Malaria programme",
+                           actor="test")
+        application, secret = clients.create("Malaria dashboards", [REDIRECT_URI], all_users=False,
+                                             groups=["Malaria programme"], refresh_tokens=True,
+                                             backchannel_logout_uri=uri, actor="test")
+        client_id = application.client_id
+    browser = app.test_client()
+    assert login_via_dhis2(browser, "legacy").status_code == 302
+    rp = RelyingParty(browser, client_id, secret)
+    tokens = rp.sign_in(scope="openid profile groups")
+    assert rp.userinfo(tokens["access_token"]).get_json()["groups"] == ["Malaria programme"]
+
+    legacy.control("users", {"username": "alice", "userGroups": [{"id": "Kk12LkEWtXp", "name": "Data managers"}]})
+    phone = app.test_client()  # the next login, from another device: the first session stays open
+    assert login_via_dhis2(phone, "legacy").status_code == 302
+    assert rp.refresh(tokens["refresh_token"]).status_code == 400
+    assert rp.userinfo(tokens["access_token"]).status_code == 401
+    assert [t.claims["aud"] for t in _logout_tokens(rp, received)] == [client_id]
+    assert browser.get("/").status_code == 200
+    refused = RelyingParty(phone, client_id, secret).authorize()
+    assert refused.status_code == 403

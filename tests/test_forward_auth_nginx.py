@@ -93,13 +93,17 @@ def test_password_login_through_nginx_lands_on_the_page_asked_for_with_the_ident
     assert path == WANTED
     assert headers["remote-user"] == ["alice"] and headers["x-forwarded-user"] == ["alice"]
     assert headers["remote-name"] == ["Alice Banda"] and headers["remote-email"] == ["alice@example.org"]
-    assert "remote-groups" not in headers  # geologin sent none: the recipe sends no empty header
+    assert "remote-groups" not in headers  # alice is in no group: an empty answer, which nginx does not pass on
     # Logged in once at geologin's host, recognised on the site's host: the cookie is for .geologin.test.
     assert {cookie.domain for cookie in browser.cookies} == {".geologin.test"}
     assert browser.get(world.url + "/other", allow_redirects=False, timeout=10).status_code == 200
 
 
 def test_log_in_with_dhis2_through_nginx(world, browser):
+    """Also the groups DHIS2 stated, given as "moh:<name>", reaching the site in Remote-Groups."""
+    world.geologin.flask("shell", stdin="from geologin.extensions import db\nfrom geologin.models import "
+                                        "IdentityProvider\nIdentityProvider.by_slug('moh').groups_prefixed = True\n"
+                                        "db.session.commit()\n")
     login_page = browser.get(world.url + WANTED, timeout=15)
     action, fields = _form(login_page, "Log in with DHIS2")
     start = browser.post(action, data={**fields, "provider": "moh"}, allow_redirects=False, timeout=15)
@@ -109,6 +113,7 @@ def test_log_in_with_dhis2_through_nginx(world, browser):
     landed = browser.get(back, timeout=15)
     assert landed.url == world.url + WANTED, landed.url
     assert _echoed(landed)[1]["remote-user"] == ["alice"]
+    assert _echoed(landed)[1]["remote-groups"] == ["moh:Data managers,moh:Malaria programme"]
 
 
 def test_a_user_not_allowed_gets_geologins_403_page_and_the_site_sees_nothing(world, browser):
@@ -134,7 +139,8 @@ def test_sec_69_identity_headers_sent_by_the_client_never_reach_the_upstream(wor
     assert path == WANTED
     assert headers["remote-user"] == ["alice"] and headers["x-forwarded-user"] == ["alice"]
     assert headers["remote-name"] == ["Alice Banda"] and headers["remote-email"] == ["alice@example.org"]
-    assert "remote-groups" not in headers  # geologin sends no groups, so the client's are dropped too
+    # geologin's answer (the groups of her DHIS2 login when that test ran first), never the client's "admins"
+    assert headers.get("remote-groups", []) in ([], ["moh:Data managers,moh:Malaria programme"])
     # A framework reading Remote_User as REMOTE_USER would be fooled: nginx drops names with an underscore.
     assert not [name for name in headers if "_" in name]
     assert "root" not in repr(headers)

@@ -13,6 +13,7 @@ from flask_babel import gettext as _, ngettext
 from ..accounts import users
 from ..apps import clients
 from ..extensions import db
+from ..groups import service as groups
 from ..idp import cache
 from ..models import Application, ApplicationUser, User
 from ..web import requested_page
@@ -25,7 +26,8 @@ bp = Blueprint("apps", __name__, url_prefix="/apps")
 BULK_MAX_LINES = 10000
 # Form field that shows each service error (clients.ApplicationError.field -> form field).
 FIELDS = {"name": "name", "redirect_uris": "redirect_uris", "post_logout_uris": "post_logout_uris",
-          "backchannel_logout_uri": "backchannel_logout_uri", "providers": "provider_ids", "hosts": "hosts"}
+          "backchannel_logout_uri": "backchannel_logout_uri", "providers": "provider_ids", "hosts": "hosts",
+          "groups": "group_ids", "attribute_claims": "attribute_claims"}
 
 
 def _application_or_404(app_id):
@@ -39,14 +41,33 @@ def _lines(text):
     return [line.strip() for line in (text or "").splitlines() if line.strip()]
 
 
-def _with_providers(form):
+def _with_providers(form, application=None):
+    """The form with its choices: identity providers, groups and (an OpenID client's) attribute claims."""
     form.provider_ids.choices = [choice(p.id, p.label) for p in cache.ordered_providers()]
+    form.group_ids.choices = [choice(g.id, g.name) for g in groups.all_groups()]
+    if hasattr(form, "attribute_claims"):
+        names = set(clients.known_attribute_names())
+        names.update(clients.attribute_claim_names(application) if application is not None else ())
+        form.attribute_claims.choices = [choice(name, name) for name in sorted(names)]
     return form
 
 
 def _chosen_slugs(form):
     by_id = {p.id: p.slug for p in cache.ordered_providers()}
     return [by_id[provider_id] for provider_id in form.provider_ids.data or []]
+
+
+def _chosen_groups(form):
+    by_id = {group.id: group.name for group in groups.all_groups()}
+    return [by_id[group_id] for group_id in form.group_ids.data or [] if group_id in by_id]
+
+
+def _access_data(application):
+    """The edit form's access fields as stored."""
+    return {"allow_all_users": application.allow_all_users,
+            "provider_ids": sorted(row.provider_id for row in application.allowed_providers),
+            "group_ids": sorted(g.id for g in groups.all_groups()
+                                if g.name in set(clients.allowed_group_names(application)))}
 
 
 def _put_error(form, error):
@@ -57,7 +78,8 @@ def _put_error(form, error):
 def _form_page(form, application=None, status=200):
     template = "admin/apps_site_form.html" if isinstance(form, SiteForm) else "admin/apps_form.html"
     return render_template(template, form=form, application=application,
-                           providers={p.id: p for p in cache.ordered_providers()}), status
+                           providers={p.id: p for p in cache.ordered_providers()},
+                           allowed_groups=clients.allowed_group_names), status
 
 
 def _public_url():
@@ -97,7 +119,8 @@ def new():
                 backchannel_logout_uri=form.backchannel_logout_uri.data or None, public=form.public.data,
                 first_party=form.first_party.data, all_users=form.allow_all_users.data,
                 refresh_tokens=form.refresh_tokens.data, providers=_chosen_slugs(form),
-                id_token_alg=form.id_token_alg.data, actor=actor())
+                id_token_alg=form.id_token_alg.data, groups=_chosen_groups(form),
+                attribute_claims=form.attribute_claims.data or [], actor=actor())
         except clients.ApplicationError as error:
             db.session.rollback()
             _put_error(form, error)
@@ -113,7 +136,7 @@ def new_site():
         try:
             application, _secret = clients.create(
                 form.name.data, forward_auth=True, hosts=_lines(form.hosts.data), all_users=form.allow_all_users.data,
-                providers=_chosen_slugs(form), actor=actor())
+                providers=_chosen_slugs(form), groups=_chosen_groups(form), actor=actor())
         except clients.ApplicationError as error:
             db.session.rollback()
             _put_error(form, error)
@@ -142,13 +165,12 @@ def _edit_site(application):
     else:
         form = _with_providers(SiteForm(data={
             "name": application.name, "hosts": "\n".join(clients.host_names(application)),
-            "allow_all_users": application.allow_all_users,
-            "provider_ids": sorted(row.provider_id for row in application.allowed_providers)}))
+            **_access_data(application)}))
     if form.validate_on_submit():
         try:
             changed = clients.edit(application, name=form.name.data, hosts=_lines(form.hosts.data),
                                    all_users=form.allow_all_users.data, providers=_chosen_slugs(form),
-                                   actor=actor())
+                                   groups=_chosen_groups(form), actor=actor())
         except clients.ApplicationError as error:
             db.session.rollback()
             _put_error(form, error)
@@ -164,16 +186,16 @@ def edit(app_id):
     if application.is_forward_auth:
         return _edit_site(application)
     if request.method == "POST":
-        form = _with_providers(ApplicationForm())
+        form = _with_providers(ApplicationForm(), application)
     else:
         form = _with_providers(ApplicationForm(data={
             "name": application.name,
             "redirect_uris": "\n".join(clients.redirect_uris(application)),
             "post_logout_uris": "\n".join(clients.post_logout_uris(application)),
             "backchannel_logout_uri": application.backchannel_logout_uri or "",
-            "first_party": application.first_party, "allow_all_users": application.allow_all_users,
-            "refresh_tokens": application.refresh_tokens, "id_token_alg": application.id_token_alg,
-            "provider_ids": sorted(row.provider_id for row in application.allowed_providers)}))
+            "first_party": application.first_party, "refresh_tokens": application.refresh_tokens,
+            "id_token_alg": application.id_token_alg, "attribute_claims": clients.attribute_claim_names(application),
+            **_access_data(application)}), application)
     if form.validate_on_submit():
         try:
             changed = clients.edit(
@@ -181,7 +203,8 @@ def edit(app_id):
                 post_logout_uris=_lines(form.post_logout_uris.data),
                 backchannel_logout_uri=form.backchannel_logout_uri.data or None, first_party=form.first_party.data,
                 all_users=form.allow_all_users.data, refresh_tokens=form.refresh_tokens.data,
-                providers=_chosen_slugs(form), id_token_alg=form.id_token_alg.data, actor=actor())
+                providers=_chosen_slugs(form), id_token_alg=form.id_token_alg.data, groups=_chosen_groups(form),
+                attribute_claims=form.attribute_claims.data or [], actor=actor())
         except clients.ApplicationError as error:
             db.session.rollback()
             _put_error(form, error)

@@ -95,6 +95,10 @@ class ApplicationForm(Form):
                                default="RS256",
                                description=_l("RS256 unless the application asks for ES256."))
     provider_ids = SelectMultipleField(_l("Identity providers"), coerce=row_id, validate_choice=False)
+    group_ids = SelectMultipleField(_l("Groups whose members may sign in"), coerce=row_id, validate_choice=False,
+                                    description=_l("When not every active user may: members of these groups may, "
+                                                   "besides the users allowed one by one."))
+    attribute_claims = SelectMultipleField(_l("Attributes given as claims"), validate_choice=False)
 
     def validate_provider_ids(self, field):
         """A form opened before another administrator deleted a provider still names its id."""
@@ -102,6 +106,13 @@ class ApplicationForm(Form):
         if any(provider_id not in known for provider_id in field.data or []):
             raise ValidationError(_l("An identity provider ticked here no longer exists: another administrator "
                                      "deleted it. Check the list below and save again."))
+
+    def validate_group_ids(self, field):
+        """A form opened before another administrator deleted a group still names its id."""
+        known = {option[0] for option in field.iter_choices()}
+        if any(group_id not in known for group_id in field.data or []):
+            raise ValidationError(_l("A group chosen here no longer exists: another administrator deleted it. "
+                                     "Check the list and save again."))
 
 
 class ApplicationCreateForm(ApplicationForm):
@@ -123,8 +134,10 @@ class SiteForm(Form):
     allow_all_users = BooleanField(_l("Every active user may sign in to it"), default=True,
                                    description=_l("When off, only the users allowed one by one may sign in."))
     provider_ids = SelectMultipleField(_l("Identity providers"), coerce=row_id, validate_choice=False)
+    group_ids = ApplicationForm.group_ids
 
     validate_provider_ids = ApplicationForm.validate_provider_ids
+    validate_group_ids = ApplicationForm.validate_group_ids
 
 
 class ApplicationAllowForm(Form):

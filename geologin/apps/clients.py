@@ -14,8 +14,8 @@ from sqlalchemy import delete, or_, select, update
 from .. import audit
 from ..config import is_development
 from ..extensions import db
-from ..models import (Application, ApplicationHost, ApplicationProvider, ApplicationUser, Consent, IdentityProvider,
-                      OAuthToken, User, utcnow)
+from ..models import (Application, ApplicationGroup, ApplicationHost, ApplicationProvider, ApplicationUser, Consent,
+                      ExternalIdentity, Group, IdentityProvider, OAuthToken, User, utcnow)
 
 NAME_MAX = 120
 URI_MAX = 2000
@@ -35,7 +35,7 @@ _HOST = re.compile(r"^(?=.{1,253}(:|$))[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z
 class ApplicationError(ValueError):
     """A change that geologin refuses, with a message saying what to do instead; nothing was saved.
     ``field`` names the input at fault (name, redirect_uris, post_logout_uris, backchannel_logout_uri,
-    providers, users), so a form can show the message next to it."""
+    providers, users, groups, attribute_claims), so a form can show the message next to it."""
 
     def __init__(self, message, field=None):
         super().__init__(str(message))
@@ -126,6 +126,42 @@ def allowed_provider_slugs(application):
     return sorted(row.provider.slug for row in application.allowed_providers)
 
 
+def allowed_group_names(application):
+    return sorted(db.session.scalars(select(Group.name).join(ApplicationGroup, ApplicationGroup.group_id == Group.id)
+                                     .where(ApplicationGroup.application_id == application.id)))
+
+
+# The attributes every deployment may hold (the DHIS2 plugin states these); names seen in stored bindings are
+# offered besides. Same shape as the names geologin/idp/attributes.py keeps.
+KNOWN_ATTRIBUTES = ("roles", "org_units")
+ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_]{0,39}")
+MAX_ATTRIBUTE_CLAIMS = 20
+
+
+def attribute_claim_names(application):
+    """The attribute names ticked for ``application`` (each given as the claim "<plugin type>_<name>")."""
+    try:
+        value = json.loads(application.attribute_claims_json or "[]")
+    except ValueError:
+        return []
+    return [name for name in value if isinstance(name, str)] if isinstance(value, list) else []
+
+
+def known_attribute_names():
+    """The attribute names an administrator can tick: the known ones and those seen at recent logins."""
+    seen = set(KNOWN_ATTRIBUTES)
+    for text in db.session.scalars(select(ExternalIdentity.attributes_json)
+                                   .where(ExternalIdentity.attributes_json.is_not(None))
+                                   .order_by(ExternalIdentity.attributes_seen_at.desc()).limit(500)):
+        try:
+            value = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(value, dict):
+            seen.update(name for name in value if isinstance(name, str) and ATTRIBUTE_NAME.fullmatch(name))
+    return sorted(seen)
+
+
 def find(name_or_client_id):
     """The application with this name or client_id, or None."""
     value = (name_or_client_id or "").strip()
@@ -153,10 +189,12 @@ def as_dict(application):
         "backchannel_logout_uri": application.backchannel_logout_uri,
         "all_users": application.allow_all_users,
         "allowed_users": allowed_usernames(application),
+        "allowed_groups": allowed_group_names(application),
         "providers_only": application.providers_only,
         "allowed_providers": allowed_provider_slugs(application),
         "refresh_tokens": application.refresh_tokens,
         "id_token_alg": application.id_token_alg,
+        "attribute_claims": attribute_claim_names(application),
         "created_at": application.created_at.isoformat(),
         "secret_changed_at": application.secret_changed_at.isoformat() if application.secret_changed_at else None,
     }
@@ -235,6 +273,38 @@ def _providers(slugs):
     return found
 
 
+def _groups(names):
+    found = []
+    for name in names or ():
+        group = Group.by_name(name.strip()) if isinstance(name, str) else None
+        if group is None:
+            raise ApplicationError(_("There is no group “%(name)s”.", name=str(name)[:100]), "groups")
+        if group not in found:
+            found.append(group)
+    return found
+
+
+def _checked_attribute_claims(names):
+    cleaned = []
+    for name in names or ():
+        name = name.strip() if isinstance(name, str) else ""
+        if not ATTRIBUTE_NAME.fullmatch(name):
+            raise ApplicationError(_("“%(name)s” is not an attribute name: lowercase letters, digits and "
+                                     "underscores, such as roles or org_units.", name=name[:40]),
+                                   "attribute_claims")
+        if name not in cleaned:
+            cleaned.append(name)
+    if len(cleaned) > MAX_ATTRIBUTE_CLAIMS:
+        raise ApplicationError(_("At most %(count)d attribute claims per application.", count=MAX_ATTRIBUTE_CLAIMS),
+                               "attribute_claims")
+    return cleaned
+
+
+def _set_groups(application, groups):
+    db.session.execute(delete(ApplicationGroup).where(ApplicationGroup.application_id == application.id))
+    db.session.add_all(ApplicationGroup(application_id=application.id, group_id=group.id) for group in groups)
+
+
 ID_TOKEN_ALGORITHMS = ("RS256", "ES256")
 
 
@@ -246,10 +316,12 @@ def _checked_alg(alg):
 
 def create(name, redirect_uris=(), *, post_logout_uris=(), backchannel_logout_uri=None, public=False,
            first_party=False, all_users=True, refresh_tokens=False, providers=None, id_token_alg="RS256",
-           forward_auth=False, hosts=(), actor=None):
+           forward_auth=False, hosts=(), groups=(), attribute_claims=(), actor=None):
     """Register an application: an OpenID Connect client (redirect URIs), or with ``forward_auth`` a protected
-    site (hosts). Returns ``(application, secret)``: the secret (None for a public client or a site) is not
-    kept and cannot be shown again."""
+    site (hosts). ``groups``: names of the geologin groups whose members may sign in besides the allowed
+    users; ``attribute_claims``: provider attributes given as claims (an OpenID client's). Returns
+    ``(application, secret)``: the secret (None for a public client or a site) is not kept and cannot be shown
+    again."""
     name = _checked_name(name)
     if forward_auth:
         if redirect_uris or post_logout_uris or backchannel_logout_uri:
@@ -270,6 +342,10 @@ def create(name, redirect_uris=(), *, post_logout_uris=(), backchannel_logout_ur
         backchannel = (check_uri(backchannel_logout_uri, BACKCHANNEL_LOGOUT_URI, "backchannel_logout_uri")
                        if backchannel_logout_uri else None)
     chosen = _providers(providers)
+    chosen_groups = _groups(groups)
+    claims = _checked_attribute_claims(attribute_claims)
+    if forward_auth and claims:
+        raise ApplicationError(_("A protected site receives headers, not claims."), "attribute_claims")
     id_token_alg = _checked_alg(id_token_alg)
     secret = None if public else new_secret()
     application = Application(
@@ -278,15 +354,20 @@ def create(name, redirect_uris=(), *, post_logout_uris=(), backchannel_logout_ur
         redirect_uris_json=json.dumps(uris), post_logout_uris_json=json.dumps(logout_uris),
         backchannel_logout_uri=backchannel, first_party=first_party, allow_all_users=all_users,
         providers_only=bool(chosen), refresh_tokens=refresh_tokens, id_token_alg=id_token_alg,
-        secret_changed_at=utcnow() if secret else None)
+        attribute_claims_json=json.dumps(claims), secret_changed_at=utcnow() if secret else None)
     application.allowed_providers = [ApplicationProvider(provider=provider) for provider in chosen]
     application.hosts = [ApplicationHost(host=host) for host in site_hosts]
     db.session.add(application)
     db.session.flush()
+    _set_groups(application, chosen_groups)
     kind = "protected site" if forward_auth else ("public" if public else "confidential")
-    audit.record("app.create", target=name, actor=actor, commit=False,
-                 detail=f"client_id {application.client_id}; {kind}" + (f"; hosts {', '.join(site_hosts)}"
-                                                                         if site_hosts else ""))
+    detail = f"client_id {application.client_id}; {kind}" + (f"; hosts {', '.join(site_hosts)}" if site_hosts
+                                                               else "")
+    if chosen_groups:
+        detail += "; groups " + ", ".join(group.name for group in chosen_groups)
+    if claims:
+        detail += "; attribute claims " + ", ".join(claims)
+    audit.record("app.create", target=name, actor=actor, commit=False, detail=detail)
     db.session.commit()
     return application, secret
 
@@ -296,9 +377,9 @@ _UNSET = object()
 
 def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, backchannel_logout_uri=_UNSET,
          first_party=None, all_users=None, refresh_tokens=None, providers=None, id_token_alg=None, hosts=None,
-         actor=None):
-    """Change what is given (None: unchanged; ``providers=[]`` admits every login method again,
-    ``backchannel_logout_uri=None`` removes it). Returns the names of the fields that changed."""
+         groups=None, attribute_claims=None, actor=None):
+    """Change what is given (None: unchanged; ``providers=[]`` admits every login method again, ``groups=[]``
+    admits no group, ``backchannel_logout_uri=None`` removes it). Returns the names of the fields that changed."""
     changes = {}
     if name is not None:
         changes["name"] = _checked_name(name, application)
@@ -329,9 +410,16 @@ def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, b
     if id_token_alg is not None:
         changes["id_token_alg"] = _checked_alg(id_token_alg)
     chosen = _providers(providers) if providers is not None else None
+    chosen_groups = _groups(groups) if groups is not None else None
+    claims = _checked_attribute_claims(attribute_claims) if attribute_claims is not None else None
+    if claims and application.is_forward_auth:
+        raise ApplicationError(_("A protected site receives headers, not claims."), "attribute_claims")
     changed = [field for field, value in changes.items() if getattr(application, field) != value]
     for field in changed:
         setattr(application, field, changes[field])
+    if claims is not None and claims != attribute_claim_names(application):
+        application.attribute_claims_json = json.dumps(claims)
+        changed.append("attribute_claims")
     if hosts is not None:
         site_hosts = _checked_hosts(hosts, application)
         if not site_hosts:
@@ -344,6 +432,9 @@ def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, b
         application.allowed_providers = [ApplicationProvider(provider=provider) for provider in chosen]
         application.providers_only = bool(chosen)
         changed.append("providers")
+    if chosen_groups is not None and {g.name for g in chosen_groups} != set(allowed_group_names(application)):
+        _set_groups(application, chosen_groups)
+        changed.append("groups")
     if changed:
         audit.record("app.update", target=application.name, actor=actor, commit=False,
                      detail="changed: " + ", ".join(changed))

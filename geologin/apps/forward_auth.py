@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from .. import audit
 from ..extensions import csrf, db
+from ..groups import membership
 from ..login.sessions import current_session_row, end_session
 from ..models import ForwardAuthVisit
 from . import access, clients
@@ -34,10 +35,13 @@ def identity_headers(user):
                "Remote-Name": _header_text(user.display_name or user.username)}
     if user.email:
         headers["Remote-Email"] = user.email
+    # Authelia's format: the names joined by commas (a group name never holds one), present even when empty
+    # so that no proxy keeps a value the client sent.
+    headers["Remote-Groups"] = _header_text(",".join(membership.names(user)), safe="/,")
     return headers
 
 
-def _header_text(value):
+def _header_text(value, safe="/"):
     """Header values are Latin-1 on the wire: a name in another script is sent percent-encoded (RFC 8187
     style), so it arrives intact instead of breaking the response."""
     try:
@@ -45,7 +49,7 @@ def _header_text(value):
         return value
     except UnicodeEncodeError:
         from urllib.parse import quote
-        return "UTF-8''" + quote(value)
+        return "UTF-8''" + quote(value, safe=safe)
 
 
 def _original_url_nginx():

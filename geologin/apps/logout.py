@@ -1,6 +1,7 @@
 """Back-channel logout (OpenID Connect Back-Channel Logout 1.0): when geologin sessions end, however they end,
-every application that received tokens in them gets a signed logout token at its registered URI. The
-applications are told in parallel and briefly: one that is down or slow never holds up the logout."""
+every application that received tokens in them gets a signed logout token at its registered URI; and when
+someone leaves a group, each application the group alone let them into loses their tokens and is told so.
+The applications are told in parallel and briefly: one that is down or slow never holds up the logout."""
 import logging
 import secrets
 import time
@@ -12,9 +13,10 @@ from sqlalchemy import select
 
 from .. import audit
 from ..extensions import db
+from ..groups.membership import membership_changed
 from ..login.sessions import sessions_ending
 from ..models import Application, OAuthToken, User
-from . import keys
+from . import access, clients, keys
 from .server import issuer, public_sid
 
 logger = logging.getLogger("geologin.apps")
@@ -53,6 +55,11 @@ def notify(session_ids):
         select(Application, User, OAuthToken.sid).join(OAuthToken, OAuthToken.application_id == Application.id)
         .join(User, User.id == OAuthToken.user_id)
         .where(OAuthToken.sid.in_(sids), Application.backchannel_logout_uri.is_not(None)).distinct()).all()
+    _send(rows)
+
+
+def _send(rows):
+    """Post a logout token for each (application, user, sid) and audit the outcome (the caller commits)."""
     if not rows:
         return
     jobs = {}
@@ -76,5 +83,44 @@ def _on_sessions_ending(sender, session_ids):
         logger.exception("back-channel logout could not be sent")
 
 
+def end_refused(user_ids):
+    """Revoke what each OpenID application holds for these users when access.refusal now refuses them (judged
+    with each live token's login method), and send those applications the back-channel logout of the sessions
+    concerned. Called when the users may have lost a group; returns the (application, username) pairs ended."""
+    tokens = db.session.scalars(select(OAuthToken).join(Application, Application.id == OAuthToken.application_id)
+                                .where(OAuthToken.user_id.in_(user_ids), OAuthToken.revoked_at.is_(None),
+                                       Application.kind == clients.OIDC)).all()
+    refused = {}  # (application id, user id) -> [tokens]
+    verdicts = {}
+    for token in tokens:
+        key = (token.application_id, token.user_id, token.auth_method)
+        if key not in verdicts:
+            verdicts[key] = access.refusal(token.application, token.user, token.auth_method)
+        if verdicts[key] is not None:
+            refused.setdefault((token.application_id, token.user_id), []).append(token)
+    rows, ended = set(), []
+    for found in refused.values():
+        application, user = found[0].application, found[0].user
+        clients.revoke_for_users(application, [user.id])
+        audit.record("app.revoke", target=user.username, commit=False,
+                     detail=f"application {application.name}; no longer in a group that admits them")
+        ended.append((application.name, user.username))
+        if application.backchannel_logout_uri:
+            rows.update((application, user, token.sid) for token in found)
+    db.session.commit()
+    try:
+        _send(sorted(rows, key=lambda row: (row[0].id, row[1].id, row[2])))
+    except Exception:  # noqa: BLE001 - the tokens are revoked; telling the applications is a courtesy
+        logger.exception("back-channel logout could not be sent")
+    db.session.commit()
+    return ended
+
+
+def _on_membership_changed(sender, user_ids):
+    if user_ids:
+        end_refused(user_ids)
+
+
 def init_app(app):
     sessions_ending.connect(_on_sessions_ending, weak=False)
+    membership_changed.connect(_on_membership_changed, weak=False)

@@ -3,11 +3,12 @@ PKCE (S256) and OpenID Connect, refresh tokens with rotation, revocation (RFC 70
 (RFC 7662), ``iss`` in every authorization response (RFC 9207), userinfo and RP-initiated logout. This module
 supplies what Authlib leaves to us: where clients, codes and tokens are stored, and what goes in them."""
 import hashlib
+import json
 import secrets
 import time
 from datetime import timedelta
 
-from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector
+from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
 from authlib.oauth2.rfc6749 import ClientMixin, grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
@@ -23,12 +24,13 @@ from sqlalchemy import and_, delete, or_, select, update
 from .. import audit
 from ..encryption import digest
 from ..extensions import db
+from ..groups import membership
 from ..login.sessions import AuthMethod
-from ..models import Application, AuthorizationCode, OAuthToken, User, utcnow
+from ..models import Application, AuthorizationCode, ExternalIdentity, IdentityProvider, OAuthToken, User, utcnow
 from . import access, clients, keys
 
 CODE_LIFETIME = timedelta(seconds=60)
-SCOPES = ("openid", "profile", "email", "offline_access")
+SCOPES = ("openid", "profile", "email", "groups", "offline_access")
 
 
 def issuer():
@@ -159,10 +161,15 @@ def still_refused(row):
     return access.refusal(row.application, row.user, row.auth_method)
 
 
-def user_claims(user, scope):
-    """The claims about ``user`` that ``scope`` releases, for the ID token and userinfo."""
+def user_claims(user, scope, application=None):
+    """The claims about ``user`` that ``scope`` releases, for the ID token and userinfo, and the provider
+    attributes ticked for ``application``."""
     scopes = set((scope or "").split())
     info = UserInfo(sub=user.subject)
+    if "groups" in scopes:
+        info["groups"] = membership.names(user)
+    if application is not None:
+        info.update(attribute_claims(application, user))
     if "profile" in scopes:
         info["preferred_username"] = user.username
         info["name"] = user.display_name or user.username
@@ -173,6 +180,38 @@ def user_claims(user, scope):
         info["email"] = user.email
         info["email_verified"] = False  # geologin never proves that a person receives mail at the address
     return info
+
+
+def attribute_claims(application, user):
+    """The attributes ticked for ``application`` as claims "<plugin type>_<name>" (dhis2_roles), each a list of
+    {id, name[, path]} merged from the person's bindings to providers of that type, as their last logins
+    through them stated (an empty list when none did)."""
+    names = clients.attribute_claim_names(application)
+    if not names:
+        return {}
+    claims = {}
+    rows = db.session.execute(select(IdentityProvider.type, ExternalIdentity.attributes_json)
+                              .join(ExternalIdentity, ExternalIdentity.provider_id == IdentityProvider.id)
+                              .where(ExternalIdentity.user_id == user.id).order_by(ExternalIdentity.id)).all()
+    for plugin_type, _ in rows:
+        for name in names:
+            claims.setdefault(f"{plugin_type}_{name}", [])
+    for plugin_type, text in rows:
+        try:
+            stated = json.loads(text) if text else {}
+        except ValueError:
+            continue
+        if not isinstance(stated, dict):
+            continue
+        for name in names:
+            values = claims[f"{plugin_type}_{name}"]
+            seen = {value["id"] for value in values}
+            for value in stated.get(name) if isinstance(stated.get(name), list) else ():
+                if isinstance(value, dict) and isinstance(value.get("id"), str) and value["id"] not in seen:
+                    seen.add(value["id"])
+                    values.append({key: value[key] for key in ("id", "name", "path")
+                                   if isinstance(value.get(key), str)})
+    return claims
 
 
 def login_claims(auth_method, sid):
@@ -209,7 +248,7 @@ class _SigningMixin:
         return user_claims(user, scope)
 
     def get_compatible_claims(self, request):
-        claims = super().get_compatible_claims(request)
+        claims = super().get_compatible_claims(request) | attribute_claims(request.client.application, request.user)
         row = request.issued_row  # how and when the person logged in, and the session (set by the grants)
         return claims | login_claims(row.auth_method, row.sid) | {"auth_time": _epoch(row.auth_time)}
 
@@ -487,7 +526,7 @@ class UserInfoClaims(UserInfoEndpoint):
         return issuer()
 
     def generate_user_info(self, user, scope):
-        return user_claims(user, scope)
+        return user_claims(user, scope, current_token.row.application)
 
     def resolve_private_key(self):
         return keys.signing_key()

@@ -64,7 +64,8 @@ def discovery():
         "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
         "code_challenge_methods_supported": ["S256"],
         "claims_supported": ["sub", "iss", "aud", "azp", "exp", "iat", "auth_time", "nonce", "at_hash", "sid", "amr",
-                             "idp", "preferred_username", "name", "updated_at", "locale", "email", "email_verified"],
+                             "idp", "preferred_username", "name", "updated_at", "locale", "email", "email_verified",
+                             "groups"],
         "prompt_values_supported": ["none", "login", "consent"],
         "ui_locales_supported": [code.replace("_", "-") for code in available_locales()],
         "claims_parameter_supported": False,
@@ -226,7 +227,8 @@ def authorize():
 def _consent_page(application, scope, payload, status=200):
     action = url_for("apps.authorize") + "?" + urlencode(_authorization_params(payload))
     scopes = [s for s in scope.split() if s != "openid"]
-    return render_template("apps/consent.html", application=application, scopes=scopes, action=action), status
+    return render_template("apps/consent.html", application=application, scopes=scopes, action=action,
+                           attribute_claims=clients.attribute_claim_names(application)), status
 
 
 def _remember_consent(user, application, scope):

@@ -85,16 +85,23 @@ def _who(row):
                    "login method).")
 @click.option("--id-token-alg", type=click.Choice(clients.ID_TOKEN_ALGORITHMS), default="RS256", show_default=True,
               help="How its ID tokens are signed.")
+@click.option("--group", "groups", multiple=True, metavar="NAME",
+              help="Members of this geologin group may sign in besides the allowed users (repeatable; with "
+                   "--allowed-users-only).")
+@click.option("--attribute-claim", "attribute_claims", multiple=True, metavar="NAME",
+              help="Give this provider attribute as the claim <plugin type>_<NAME>, e.g. roles -> dhis2_roles "
+                   "(repeatable).")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"client_id": ..., "client_secret": ...} (null secret for a public client).')
 def apps_add(name, redirect_uris, forward_auth, hosts, post_logout_uris, backchannel_logout_uri, public, first_party,
-             all_users, refresh_tokens, providers, id_token_alg, as_json):
+             all_users, refresh_tokens, providers, id_token_alg, groups, attribute_claims, as_json):
     """Register application NAME; prints its client_id and, for a confidential client, its secret (once)."""
     application, secret = _change(
         clients.create, name, list(redirect_uris), post_logout_uris=list(post_logout_uris),
         backchannel_logout_uri=backchannel_logout_uri, public=public, first_party=first_party,
         all_users=all_users, refresh_tokens=refresh_tokens, providers=list(providers), id_token_alg=id_token_alg,
-        forward_auth=forward_auth, hosts=list(hosts), actor=CLI_ACTOR)
+        forward_auth=forward_auth, hosts=list(hosts), groups=list(groups), attribute_claims=list(attribute_claims),
+        actor=CLI_ACTOR)
     _print_credentials(application, secret, as_json, "Registered")
 
 
@@ -139,6 +146,7 @@ def apps_show(name_or_client_id, as_json):
         for host in row["hosts"]:
             click.echo(f"  host: {host}")
         click.echo(f"  who may sign in: {_who(row)} ({len(row['allowed_users'])} allowed one by one)")
+        click.echo("  groups: " + (", ".join(row["allowed_groups"]) or "-"))
         click.echo("  identity providers: " + (", ".join(row["allowed_providers"]) if row["providers_only"]
                                                else "any login method"))
         click.echo(f"  created: {row['created_at']}")
@@ -154,8 +162,10 @@ def apps_show(name_or_client_id, as_json):
         click.echo(f"  post-logout URI: {uri}")
     click.echo(f"  back-channel logout URI: {row['backchannel_logout_uri'] or '-'}")
     click.echo(f"  who may sign in: {_who(row)} ({len(row['allowed_users'])} allowed one by one)")
+    click.echo("  groups: " + (", ".join(row["allowed_groups"]) or "-"))
     click.echo("  identity providers: " + (", ".join(row["allowed_providers"]) if row["providers_only"]
                                            else "any login method"))
+    click.echo("  attribute claims: " + (", ".join(row["attribute_claims"]) or "-"))
     click.echo(f"  refresh tokens at every sign-in: {'yes' if row['refresh_tokens'] else 'no'}")
     click.echo(f"  created: {row['created_at']}")
 
@@ -183,11 +193,22 @@ def apps_show(name_or_client_id, as_json):
               help="How its ID tokens are signed.")
 @click.option("--host", "hosts", multiple=True, metavar="HOST",
               help="Replaces a protected site's hosts with those given (repeatable).")
+@click.option("--group", "groups", multiple=True, metavar="NAME",
+              help="Replaces the geologin groups whose members may sign in (repeatable).")
+@click.option("--no-groups", is_flag=True, help="Admit no group (only the allowed users, or every active user).")
+@click.option("--attribute-claim", "attribute_claims", multiple=True, metavar="NAME",
+              help="Replaces the provider attributes given as claims (repeatable).")
+@click.option("--no-attribute-claims", is_flag=True, help="Give no provider attribute as a claim.")
 def apps_edit(name_or_client_id, name, redirect_uris, post_logout_uris, backchannel_logout_uri, first_party,
-              all_users, refresh_tokens, providers, any_provider, id_token_alg, hosts):
+              all_users, refresh_tokens, providers, any_provider, id_token_alg, hosts, groups, no_groups,
+              attribute_claims, no_attribute_claims):
     """Change an application; options not given keep their value."""
     if providers and any_provider:
         raise click.UsageError("--provider and --any-provider cannot be combined.")
+    if groups and no_groups:
+        raise click.UsageError("--group and --no-groups cannot be combined.")
+    if attribute_claims and no_attribute_claims:
+        raise click.UsageError("--attribute-claim and --no-attribute-claims cannot be combined.")
     application = _get(name_or_client_id)
     changes = {}  # only what was given: the service leaves the rest as it is
     if redirect_uris:
@@ -200,6 +221,10 @@ def apps_edit(name_or_client_id, name, redirect_uris, post_logout_uris, backchan
         changes["providers"] = list(providers)
     if hosts:
         changes["hosts"] = list(hosts)
+    if groups or no_groups:
+        changes["groups"] = list(groups)
+    if attribute_claims or no_attribute_claims:
+        changes["attribute_claims"] = list(attribute_claims)
     changed = _change(clients.edit, application, name=name, first_party=first_party, all_users=all_users,
                       refresh_tokens=refresh_tokens, id_token_alg=id_token_alg, actor=CLI_ACTOR, **changes)
     click.echo(f"Updated {application.name}: {', '.join(changed)}." if changed

@@ -594,3 +594,37 @@ def test_reg_deleting_a_user_tells_the_applications_of_their_sessions(app, clien
     assert len(received) == 1
     claims = jwt.decode(received[0]["logout_token"][0], rp.key_set(), algorithms=["RS256"]).claims
     assert claims["sub"] == id_claims["sub"] and claims["sid"] == id_claims["sid"]
+
+
+def test_sec_68_disallowing_a_user_ends_their_application_session_with_a_backchannel_logout(
+        app, client, auth, alice, logout_receiver):
+    """An administrator takes alice off an application's list: her tokens die and the application hears it at
+    once, as it would at her logout (it would otherwise keep her signed in until its next refresh)."""
+    uri, received = logout_receiver
+    client_id, secret = register(app, "Jupyter", backchannel_logout_uri=uri, all_users=False)
+    with app.app_context():
+        clients.allow(clients.find("Jupyter"), [User.by_username("alice")], actor="test")
+    rp = RelyingParty(client, client_id, secret)
+    auth.login("alice")
+    id_claims, _ = rp.id_token_claims(rp.sign_in()["id_token"])
+    with app.app_context():
+        clients.disallow(clients.find("Jupyter"), [User.by_username("alice")], actor="test")
+    assert len(received) == 1
+    claims = jwt.decode(received[0]["logout_token"][0], rp.key_set(), algorithms=["RS256"]).claims
+    assert (claims["aud"], claims["sid"]) == (client_id, id_claims["sid"])
+    assert client.get("/").status_code == 200  # her geologin session is hers to end
+
+
+def test_sec_68_withdrawing_consent_ends_the_application_session_with_a_backchannel_logout(
+        app, client, auth, alice, logout_receiver):
+    uri, received = logout_receiver
+    client_id, secret = register(app, "Jupyter", backchannel_logout_uri=uri)
+    rp = RelyingParty(client, client_id, secret)
+    auth.login("alice")
+    id_claims, _ = rp.id_token_claims(rp.sign_in()["id_token"])
+    page = client.get("/account/applications")
+    with app.app_context():
+        application_id = clients.find("Jupyter").id
+    client.post(f"/account/applications/{application_id}/withdraw", data={"csrf_token": csrf_from(page)})
+    assert [jwt.decode(r["logout_token"][0], rp.key_set(), algorithms=["RS256"]).claims["sid"]
+            for r in received] == [id_claims["sid"]]

@@ -7,6 +7,7 @@ import re
 import secrets
 from urllib.parse import urlsplit
 
+from blinker import Namespace
 from flask import current_app
 from flask_babel import gettext as _, lazy_gettext as _l
 from sqlalchemy import delete, or_, select, update
@@ -30,6 +31,10 @@ MAX_HOSTS = 20
 # A DNS name (letters, digits, hyphens, dots) or an IPv4 address, and an optional port.
 _HOST = re.compile(r"^(?=.{1,253}(:|$))[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
                    r"(:(6553[0-5]|655[0-2]\d|65[0-4]\d\d|6[0-4]\d{3}|[1-5]\d{4}|[1-9]\d{0,3}))?$")
+
+# Sent with ``sids`` (the public ids of the sessions whose tokens of the application were revoked) once a
+# revocation is committed; apps.logout tells the application, as it would at those sessions' logout.
+tokens_revoked = Namespace().signal("tokens-revoked")
 
 
 class ApplicationError(ValueError):
@@ -486,21 +491,29 @@ def disallow(application, users, *, actor=None):
         if row is not None:
             db.session.delete(row)
             removed.append(user)
+    sids = set()
     if removed:
-        revoke_for_users(application, [user.id for user in removed])
+        sids = revoke_for_users(application, [user.id for user in removed])
         audit.record("app.disallow", target=", ".join(u.username for u in removed)[:255], actor=actor,
                      commit=False, detail=f"application {application.name}")
     db.session.commit()
+    if sids:
+        tokens_revoked.send(application, sids=sids)
     return [user.username for user in removed]
 
 
 def revoke_for_users(application, user_ids):
-    """Revoke the application's live tokens and consents of these users (the caller commits)."""
+    """Revoke the application's live tokens and consents of these users (the caller commits, then sends
+    tokens_revoked with what this returns: the sids of the sessions whose tokens were revoked)."""
+    sids = set(db.session.scalars(select(OAuthToken.sid).where(
+        OAuthToken.application_id == application.id, OAuthToken.user_id.in_(user_ids),
+        OAuthToken.revoked_at.is_(None))))
     db.session.execute(update(OAuthToken).where(OAuthToken.application_id == application.id,
                                                 OAuthToken.user_id.in_(user_ids), OAuthToken.revoked_at.is_(None))
                        .values(revoked_at=utcnow()))
     db.session.execute(delete(Consent).where(Consent.application_id == application.id,
                                              Consent.user_id.in_(user_ids)))
+    return sids
 
 
 def users_named(usernames):

@@ -48,14 +48,17 @@ def _post(uri, token):
     return None if response.status_code in (200, 204) else f"HTTP {response.status_code}"
 
 
-def notify(session_ids):
-    """Tell each application that received tokens in these sessions that they ended."""
-    sids = [public_sid(session_id) for session_id in session_ids]
-    rows = db.session.execute(
-        select(Application, User, OAuthToken.sid).join(OAuthToken, OAuthToken.application_id == Application.id)
-        .join(User, User.id == OAuthToken.user_id)
-        .where(OAuthToken.sid.in_(sids), Application.backchannel_logout_uri.is_not(None)).distinct()).all()
-    _send(rows)
+def notify(session_ids, application=None):
+    """Tell each application (or only ``application``) that received tokens in these sessions that they
+    ended; ``session_ids`` are session rows' ids, or with ``application`` the sessions' public sids."""
+    sids = list(session_ids) if application is not None else [public_sid(i) for i in session_ids]
+    statement = (select(Application, User, OAuthToken.sid)
+                 .join(OAuthToken, OAuthToken.application_id == Application.id)
+                 .join(User, User.id == OAuthToken.user_id)
+                 .where(OAuthToken.sid.in_(sids), Application.backchannel_logout_uri.is_not(None)))
+    if application is not None:
+        statement = statement.where(Application.id == application.id)
+    _send(db.session.execute(statement.distinct()).all())
 
 
 def _send(rows):
@@ -83,6 +86,17 @@ def _on_sessions_ending(sender, session_ids):
         logger.exception("back-channel logout could not be sent")
 
 
+def _on_tokens_revoked(application, sids):
+    if not sids:
+        return
+    try:
+        notify(sids, application)
+        db.session.commit()  # the audit of each logout sent
+    except Exception:  # noqa: BLE001 - the tokens are revoked; telling the application is a courtesy
+        db.session.rollback()
+        logger.exception("back-channel logout could not be sent")
+
+
 def end_refused(user_ids):
     """Revoke what each OpenID application holds for these users when access.refusal now refuses them (judged
     with each live token's login method), and send those applications the back-channel logout of the sessions
@@ -98,21 +112,16 @@ def end_refused(user_ids):
             verdicts[key] = access.refusal(token.application, token.user, token.auth_method)
         if verdicts[key] is not None:
             refused.setdefault((token.application_id, token.user_id), []).append(token)
-    rows, ended = set(), []
+    revoked, ended = [], []
     for found in refused.values():
         application, user = found[0].application, found[0].user
-        clients.revoke_for_users(application, [user.id])
+        revoked.append((application, clients.revoke_for_users(application, [user.id])))
         audit.record("app.revoke", target=user.username, commit=False,
                      detail=f"application {application.name}; no longer in a group that admits them")
         ended.append((application.name, user.username))
-        if application.backchannel_logout_uri:
-            rows.update((application, user, token.sid) for token in found)
     db.session.commit()
-    try:
-        _send(sorted(rows, key=lambda row: (row[0].id, row[1].id, row[2])))
-    except Exception:  # noqa: BLE001 - the tokens are revoked; telling the applications is a courtesy
-        logger.exception("back-channel logout could not be sent")
-    db.session.commit()
+    for application, sids in revoked:
+        clients.tokens_revoked.send(application, sids=sids)
     return ended
 
 
@@ -124,3 +133,4 @@ def _on_membership_changed(sender, user_ids):
 def init_app(app):
     sessions_ending.connect(_on_sessions_ending, weak=False)
     membership_changed.connect(_on_membership_changed, weak=False)
+    clients.tokens_revoked.connect(_on_tokens_revoked, weak=False)

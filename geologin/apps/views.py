@@ -327,10 +327,11 @@ def withdraw(application_id):
     if application is None or db.session.get(Consent, (user.id, application.id)) is None:
         flash(_("You had not allowed this application."), "error")
         return redirect(url_for("apps.my_applications")), 303
-    clients.revoke_for_users(application, [user.id])
+    sids = clients.revoke_for_users(application, [user.id])
     audit.record("app.consent_withdrawn", target=user.username, detail=f"application {application.name}",
                  commit=False)
     db.session.commit()
+    clients.tokens_revoked.send(application, sids=sids)
     flash(_("%(name)s no longer receives anything from your account.", name=application.name), "info")
     return redirect(url_for("apps.my_applications")), 303
 

@@ -158,7 +158,7 @@ def test_an_existing_binding_is_not_touched(app, admin_client, client, legacy, m
 
 
 # -- who may run it, and what it can never become -----------------------------------------------------------
-def test_sec_05_a_test_transaction_finished_by_a_browser_no_longer_an_admin_shows_nothing(app, client, auth, admin,
+def test_sec_42_a_test_callback_in_a_browser_no_longer_an_admins_shows_nothing(app, client, auth, admin,
                                                                                          legacy, make_user):  # noqa: F811
     make_user("alice", password=None)
     make_user("carol")
@@ -179,7 +179,7 @@ def test_sec_05_a_test_transaction_finished_by_a_browser_no_longer_an_admin_show
     assert test_events(app) == []
 
 
-def test_sec_05_a_logged_out_browser_at_a_test_callback_is_not_logged_in(app, client, auth, admin, legacy,  # noqa: F811
+def test_sec_42_a_logged_out_browser_at_a_test_callback_is_not_logged_in(app, client, auth, admin, legacy,  # noqa: F811
                                                                        make_user):
     make_user("alice", password=None)
     register(app, legacy, "legacy", allow=["alice"])
@@ -192,7 +192,7 @@ def test_sec_05_a_logged_out_browser_at_a_test_callback_is_not_logged_in(app, cl
     assert client.get("/").status_code == 302 and counts(app) == {**before, "LoginTransaction": 0}
 
 
-def test_only_an_administrator_can_start_a_test_login(app, client, auth, make_user, legacy):  # noqa: F811
+def test_sec_10_sec_42_only_an_administrator_starts_a_test_login_with_a_post(app, client, auth, make_user, legacy):  # noqa: F811
     make_user("carol")
     register(app, legacy, "legacy", allow_all=True)
     token = csrf_from(client.get("/login"))
@@ -257,7 +257,7 @@ def test_oidc_plugin_shows_the_id_token_claims_and_groups(app, admin_client, op,
 
 
 # -- the core's bounds on the raw answer --------------------------------------------------------------------
-def test_sec_48_the_raw_answer_is_bounded_plain_data_without_tokens():
+def test_sec_49_sec_54_the_raw_answer_is_bounded_plain_data_without_tokens():
     deep = {"a": {"b": {"c": {"d": {"e": {"f": {"g": "too deep"}}}}}}}
     raw = attributes.clean_raw(Identity(subject="s", username="u", raw={
         "id_token": {"sub": "s", "nonce": "n", "access_token": "t", "name": "x\x00\x1b[31my\nz", "n": 7,

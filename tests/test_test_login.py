@@ -273,3 +273,34 @@ def test_sec_49_sec_54_the_raw_answer_is_bounded_plain_data_without_tokens():
     huge = attributes.clean_raw(Identity(subject="s", username="u", raw={
         "one": ["y" * 1500] * 40, "two": ["z" * 1500] * 40}))
     assert huge["one"] == ["y" * 1500] * 40 and huge["two"].startswith("(left out")
+
+
+def test_a_commit_inside_the_dry_run_is_refused_and_nothing_stays(app, admin_client, legacy, make_user,  # noqa: F811
+                                                                  monkeypatch):
+    """Should what a login runs (matching, accounts on first login) ever commit, a Test login stores nothing."""
+    from geologin.login import dry_run
+
+    def committing(identity, provider):
+        db.session.add(User(username="intruder"))
+        db.session.commit()
+
+    register(app, legacy, "legacy", allow_all=True)
+    monkeypatch.setattr(dry_run, "match_identity", committing)
+    before = counts(app)
+    with pytest.raises(dry_run.DryRunCommit):
+        dhis2_test_login(admin_client, "legacy")
+    assert counts(app) == {**before, "LoginTransaction": 0}
+
+
+def test_a_test_login_that_cannot_start_says_why_on_the_setup_page(app, admin_client, legacy):  # noqa: F811
+    register(app, legacy, "legacy", allow_all=True)
+    with app.app_context():
+        IdentityProvider.by_slug("legacy").settings_json = IdentityProvider.by_slug("legacy").settings_json.replace(
+            legacy.url, "http://127.0.0.1:9")
+        db.session.commit()
+    token = csrf_from(admin_client.get("/admin/providers/legacy/setup"))
+    response = admin_client.post("/auth/test/legacy", data={"csrf_token": token}, follow_redirects=True)
+    page = text_of(response)
+    assert "The test login could not start: DHIS2 legacy cannot be reached right now." in page
+    assert counts(app)["LoginTransaction"] == 0
+    assert test_events(app)[0][:3] == ("failure", "root", "provider_unavailable")

@@ -8,7 +8,7 @@ from datetime import timedelta
 from flask import abort, current_app, flash, make_response, redirect, render_template, url_for
 from flask_babel import lazy_gettext as _l
 from flask_login import current_user
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from .. import audit
 from ..extensions import db, login_manager
@@ -50,7 +50,7 @@ def start(slug, *, begin, message):
     if failure:
         audit.record(AUDIT_EVENT, audit.FAILURE, target=provider.slug, provider=provider.slug,
                      reason=failure.reason, detail=failure.detail or None)
-        flash(_l("The test login could not start: %(reason)s.", reason=message(failure.reason, provider)),
+        flash(_l("The test login could not start: %(reason)s", reason=message(failure.reason, provider)),
               "error")
         return redirect(url_for("admin.providers.setup", slug=provider.slug))
     return redirect(url)
@@ -85,7 +85,9 @@ def _decide(identity, provider, seen):
         select(ExternalIdentity.id).where(ExternalIdentity.provider_id == provider.id,
                                           ExternalIdentity.user_id == existing.id)) is not None
     fresh = {provider.id: seen.groups}
-    nested = db.session.begin_nested()
+    session = db.session()
+    nested = session.begin_nested()
+    event.listen(session, "before_commit", _refuse_commit)
     try:
         user, reason = match_identity(identity, provider)
         if user is not None:
@@ -106,9 +108,21 @@ def _decide(identity, provider, seen):
             "applications": applications,
         }
     finally:
+        event.remove(session, "before_commit", _refuse_commit)
         if nested.is_active:
             nested.rollback()
+        else:  # the savepoint went with a rollback of everything (a retried match): drop what came after it
+            session.rollback()
     return decision
+
+
+def _refuse_commit(session):
+    """Whatever a login would commit must not be committed by a dry run: a commit there is a bug, refused."""
+    raise DryRunCommit("a Test login must not commit: the decision runs inside a savepoint rolled back")
+
+
+class DryRunCommit(RuntimeError):
+    """Something a login runs tried to commit during a Test login."""
 
 
 def _summary(identity, decision):

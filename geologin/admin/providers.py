@@ -14,10 +14,11 @@ from ..idp import cache, permissions, service
 from ..idp.checks import all_passed, audit_summary, run_checks
 from . import setting_fields
 from ..accounts import users
+from ..apps import access as app_access
 from ..encryption import SecretUnreadable
 from ..extensions import db
 from ..web import requested_page
-from ..models import IdentityProvider, User, UserProviderPermission
+from ..models import Application, IdentityProvider, User, UserProviderPermission
 from ..providers.base import Check, LoginFailure
 from .blueprint import actor
 from .forms import BulkAllowForm, DisallowForm, ProviderCreateForm, ProviderEditForm
@@ -27,6 +28,19 @@ logger = logging.getLogger("geologin.admin")
 
 BULK_MAX_LINES = 10000
 UNKNOWN_SHOWN = 20
+# login/dry_run.py's APPLICATIONS_HOOK: the login area may not read the applications, this one may.
+TEST_LOGIN_APPLICATIONS = "geologin.test_login_applications"
+
+
+def _applications_for(user, auth_method):
+    """For a Test login: each application, and why ``user`` logged in by ``auth_method`` could not use it
+    (None: they could)."""
+    return [{"name": application.name, "kind": application.kind,
+             "reason": app_access.refusal(application, user, auth_method)}
+            for application in db.session.scalars(select(Application).order_by(Application.name))]
+
+
+bp.record_once(lambda state: state.app.extensions.__setitem__(TEST_LOGIN_APPLICATIONS, _applications_for))
 
 
 # -- helpers ---------------------------------------------------------------------------------------------

@@ -55,6 +55,50 @@ def clean(identity):
     return Seen(groups, attributes, remarks)
 
 
+RAW_DEPTH = 6
+RAW_ITEMS = 200  # keys of one object, items of one list
+RAW_TEXT = 2000
+RAW_TOTAL = 64 * 1024  # characters of the whole answer as JSON
+RAW_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")  # newlines and tabs may stay in a value
+# What a plugin must never pass on, taken out whatever it does (checklist: no token in what is shown).
+RAW_SECRET_KEYS = frozenset({"access_token", "refresh_token", "id_token_hint", "code", "client_secret",
+                             "password", "nonce", "at_hash", "c_hash", "authorization"})
+
+
+def clean_raw(identity):
+    """What the provider answered about the person (``Identity.raw``) as plain JSON data for the
+    administrator's Test login: strings, numbers, booleans, lists and objects only, at most RAW_DEPTH deep,
+    RAW_ITEMS per level, RAW_TEXT characters a string, token-like keys left out, and the whole cut to
+    RAW_TOTAL characters of JSON. Never raises."""
+    given = getattr(identity, "raw", None)
+    cleaned = _raw_value(dict(given) if hasattr(given, "items") else {}, 0)
+    if len(json.dumps(cleaned, ensure_ascii=False)) <= RAW_TOTAL:
+        return cleaned
+    kept = {}
+    for key, value in cleaned.items():  # whole sources while they fit, then a note
+        if len(json.dumps({**kept, key: value}, ensure_ascii=False)) > RAW_TOTAL:
+            kept[key] = f"(left out: more than {RAW_TOTAL} characters)"
+        else:
+            kept[key] = value
+    return kept
+
+
+def _raw_value(value, depth):
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return RAW_CONTROL.sub("", value)[:RAW_TEXT]
+    if depth >= RAW_DEPTH:
+        return "…"
+    if hasattr(value, "items"):
+        return {CONTROL.sub("", str(key))[:MAX_NAME]: _raw_value(item, depth + 1)
+                for key, item in list(value.items())[:RAW_ITEMS]
+                if str(key).lower() not in RAW_SECRET_KEYS}
+    if isinstance(value, (list, tuple)):
+        return [_raw_value(item, depth + 1) for item in value[:RAW_ITEMS]]
+    return str(type(value).__name__)
+
+
 def _sequence(value):
     if isinstance(value, (str, bytes)) or value is None:
         return [value] if isinstance(value, str) and value else []

@@ -20,7 +20,7 @@ from ..groups import membership
 from ..idp import attributes, cache, service
 from ..models import LoginTransaction, IdentityProvider, utcnow
 from ..providers.base import CallbackContext, LoginFailure, LoginRequest
-from . import throttle
+from . import dry_run, throttle
 from .matching import match_identity
 from .page import REMEMBER_COOKIE
 from .redirects import safe_next
@@ -76,20 +76,36 @@ def _fail(reason, provider=None, *, username=None, detail=None, message=None, hi
 
 
 def _plugin_step(provider, step, argument):
-    """Run one of the plugin's halves of a login: (its result, None), or (None, the failure page). The one
-    place that catches what a plugin raises: a plugin's bug (any other exception) is the provider_error
-    page with an audit event naming the exception's type, and its traceback in the log, never a 500."""
+    """Run one of the plugin's halves of a login: (its result, None), or (None, the failure page)."""
+    result, failure = run_plugin(provider, step, argument)
+    if failure is None:
+        return result, None
+    return None, _fail(failure.reason, provider, detail=failure.detail, hint=failure.hint)
+
+
+def run_plugin(provider, step, argument):
+    """(the plugin step's result, None) or (None, a LoginFailure). The one place that catches what a plugin
+    raises: a plugin's bug (any other exception) is a provider_error naming the exception's type, with its
+    traceback in the log, never a 500."""
     try:
         return step(argument), None
     except LoginFailure as failure:
-        return None, _fail(failure.reason, provider, detail=failure.detail, hint=failure.hint)
+        return None, failure
     except SecretUnreadable as error:
-        return None, _fail("not_configured", provider, detail=str(error))
+        return None, LoginFailure(str(error), reason="not_configured")
     except Exception as error:
         # Where it failed, without the exception's message: it may quote what the server sent (a token).
         logger.error("the %s plugin failed during a login through %s: %s\n%s", provider.type, provider.slug,
                      type(error).__name__, "".join(traceback.format_tb(error.__traceback__)).rstrip())
-        return None, _fail("provider_error", provider, detail=f"plugin error: {type(error).__name__}")
+        return None, LoginFailure(f"plugin error: {type(error).__name__}", reason="provider_error")
+
+
+def reason_message(reason, provider, username=None):
+    """The sentence a person reads when a login through ``provider`` ends with ``reason``."""
+    message = MESSAGES.get(reason)
+    if message is None:
+        return reason
+    return str(message % {"label": provider.label, "username": username or "?"})
 
 
 def _transaction_ttl():
@@ -104,24 +120,40 @@ def start():
     if provider is None:
         flash(_l("Choose a server to log in with."), "error")
         return redirect(url_for("auth.login"))
+    url, failure = begin(provider, next_url=safe_next(request.form.get("next")))
+    if failure:
+        return _fail(failure.reason, provider, detail=failure.detail, hint=failure.hint)
+    return redirect(url)
+
+
+def begin(provider, *, next_url=None, purpose=None):
+    """Create the single-use login transaction for a usable ``provider`` (a login, or with ``purpose``
+    "test" an administrator's dry run) and ask the plugin where to send the browser: (that URL, None), or
+    (None, the LoginFailure) with nothing stored."""
     plugin = cache.plugin_object(provider)
     redirect_uri = plugin.redirect_uri()
     if not redirect_uri:
-        return _fail("not_configured", provider, detail="PUBLIC_URL is not configured")
+        return None, LoginFailure("PUBLIC_URL is not configured", reason="not_configured")
     state, verifier = secrets.token_urlsafe(32), secrets.token_urlsafe(64)
     login_request = LoginRequest(state=state, nonce=secrets.token_urlsafe(32),
                                  code_challenge=create_s256_code_challenge(verifier), redirect_uri=redirect_uri)
-    url, failed = _plugin_step(provider, plugin.authorization_url, login_request)
-    if failed:
-        return failed
+    url, failure = run_plugin(provider, plugin.authorization_url, login_request)
+    if failure:
+        return None, failure
     db.session.execute(delete(LoginTransaction).where(LoginTransaction.created_at < utcnow() - _transaction_ttl()))
     db.session.add(LoginTransaction(
         id=digest(state), provider_id=provider.id, browser_hash=_browser_binding(), nonce=login_request.nonce,
-        code_verifier=verifier, redirect_uri=redirect_uri, next_url=safe_next(request.form.get("next")),
+        code_verifier=verifier, redirect_uri=redirect_uri, next_url=next_url, purpose=purpose,
         data_json=json.dumps(login_request.data),
     ))
     db.session.commit()
-    return redirect(url)
+    return url, None
+
+
+@bp.route("/auth/test/<slug>", methods=["POST"])
+def test_start(slug):
+    """An administrator's Test login of provider ``slug`` (login/dry_run.py)."""
+    return dry_run.start(slug, begin=begin, message=reason_message)
 
 
 def _pop_transaction(state):
@@ -147,11 +179,16 @@ def _callback(slug=None):
     # The cached copy when the provider is usable; otherwise the row, for the failure's label.
     provider = (cache.usable_by_id(transaction.provider_id)
                 or db.session.get(IdentityProvider, transaction.provider_id))
+    if transaction.purpose is not None and not dry_run.admin_here():
+        return _fail("state_invalid", provider, detail="test login finished by a browser not logged in as an "
+                                                       "administrator")
     plugin, failed = _checked_callback(transaction, provider, slug)
     if failed:
         return failed
     callback = CallbackContext(params=params, redirect_uri=transaction.redirect_uri, nonce=transaction.nonce,
                                code_verifier=transaction.code_verifier, data=json.loads(transaction.data_json))
+    if transaction.purpose is not None:  # only dry_run.PURPOSE is stored; no other purpose becomes a login
+        return dry_run.complete(provider, plugin, callback, run_plugin=run_plugin, message=reason_message)
     identity, failed = _plugin_step(provider, plugin.complete_login, callback)
     if failed:
         return failed

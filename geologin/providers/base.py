@@ -66,7 +66,11 @@ class Identity:
     ``groups`` (Group values) and ``attributes`` (an attribute name such as ``"roles"`` -> a tuple of
     Attribute values) are what the provider says about the person at this login; the core stores them per
     user and provider, replacing what the previous login said (empty: the person has none). ``remarks`` are
-    short notes for the audit log about what the plugin could not take from the server's answer."""
+    short notes for the audit log about what the plugin could not take from the server's answer.
+
+    ``raw`` is what the server answered about the person (id_token claims, userinfo, DHIS2's /api/me
+    fields), keyed by where it came from; only an administrator's Test login shows it (bounded by the core).
+    Never put tokens, secrets or the authorization code in it."""
 
     subject: str
     username: str
@@ -77,6 +81,7 @@ class Identity:
     groups: tuple = ()
     attributes: Mapping = field(default_factory=dict)
     remarks: tuple = ()
+    raw: Mapping = field(default_factory=dict)
 
 
 class LoginFailure(Exception):

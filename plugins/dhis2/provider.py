@@ -153,7 +153,8 @@ class DHIS2Provider(OAuth2Provider):
             if not isinstance(username, str) or not username:
                 raise ProviderError("id_token username claim is not a string")
             identity = Identity(subject=claims["sub"], subject_scheme="dhis2-sub", username=username,
-                                email=_str(claims.get("email")), claims=claims)
+                                email=_str(claims.get("email")), claims=claims,
+                                raw={"id_token": claims})
             return self.with_memberships_of_2_42(identity, tokens["access_token"])
         return self.identity_from_me(tokens["access_token"])
 
@@ -167,10 +168,11 @@ class DHIS2Provider(OAuth2Provider):
             return replace(identity, remarks=(
                 f"groups, roles and org units unknown: {failure.detail} (DHIS2 2.42 accepts its access tokens "
                 f"on /api only with JWT authentication configured, 2.42.5+ with the username scope)",))
+        raw = {**identity.raw, "api/me": me}
         if me.get("username") != identity.username:
-            return replace(identity, remarks=("groups, roles and org units unknown: /api/me named another "
-                                              "user than the id_token",))
-        return replace(identity, **memberships(me))
+            return replace(identity, raw=raw, remarks=("groups, roles and org units unknown: /api/me named "
+                                                       "another user than the id_token",))
+        return replace(identity, raw=raw, **memberships(me))
 
     def me(self, access_token, fields):
         """/api/me with ``fields`` (only what geologin reads) as a JSON object."""
@@ -193,7 +195,7 @@ class DHIS2Provider(OAuth2Provider):
         return Identity(subject=uid, subject_scheme="dhis2-uid", username=username, display_name=name or None,
                         email=_str(me.get("email")),
                         claims={k: me[k] for k in ("id", "username", "firstName", "surname") if k in me},
-                        **memberships(me))
+                        raw={"api/me": me}, **memberships(me))
 
     # -- administration -----------------------------------------------------------------------------
     def test_connection(self):

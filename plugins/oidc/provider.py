@@ -81,9 +81,11 @@ class OIDCProvider(OAuth2Provider):
     def identity_from(self, tokens, claims):
         claim = self.username_claim()
         needed = (claim, "email_verified") if claim == "email" else (claim,)
+        raw = {"id_token": claims}
         if any(name not in claims for name in needed) and self.endpoints().get("userinfo_endpoint"):
             # Many servers put only sub in the id_token when an access token can fetch the rest.
-            claims = {**self.userinfo(tokens["access_token"], claims), **claims}
+            raw["userinfo"] = self.userinfo(tokens["access_token"], claims)
+            claims = {**raw["userinfo"], **claims}
         username = claims.get(claim)
         if not isinstance(username, str) or not username:
             raise ProviderError(f"the server sent no {claim!r} claim usable as a username")
@@ -93,7 +95,7 @@ class OIDCProvider(OAuth2Provider):
         groups, remarks = self.groups_from(claims)
         return Identity(subject=claims["sub"], subject_scheme="oidc-sub", username=username,
                         display_name=_text(claims.get("name")), email=_text(claims.get("email")), claims=claims,
-                        groups=groups, remarks=remarks)
+                        groups=groups, remarks=remarks, raw=raw)
 
     def groups_claim(self):
         """The claim naming the person's groups; "" when the admin wants none (unset: ``groups``)."""

@@ -1,6 +1,7 @@
 """Accounts on first login (issue 18): a provider that creates accounts gives one to a member of its "may
 create an account" groups on their first login, refuses or links a clashing username as its policy says, and
 audits what it did. Runs through a whole DHIS2 (2.30-2.41) login with canned answers."""
+import json
 from dataclasses import replace
 
 import pytest
@@ -173,3 +174,37 @@ def test_the_clash_policy_is_checked(app, clash):
             [] if clash == "refuse" else ["account_clash"])
         with pytest.raises(ValueError):
             permissions.set_account_creation(provider, account_clash="merge", actor="test")
+
+
+def test_providers_edit_sets_access_and_account_settings_and_show_prints_them(app):
+    from geologin.groups import service as groups
+
+    cli = app.test_cli_runner()
+    with app.app_context():
+        groups.create("Malaria", actor="test")
+        groups.create("Data managers", actor="test")
+    added = cli.invoke(args=["providers", "add", "dhis2", "--slug", "moh", "--label", "MoH", "--base-url",
+                             "https://dhis2.example.org/", "--client-secret-stdin", "--disabled"], input="s" * 32 + "\n")
+    assert added.exit_code == 0, added.output
+    edited = cli.invoke(args=["providers", "edit", "moh", "--access-group", "Malaria", "--access-group",
+                              "Data managers", "--create-accounts", "--account-group", "Malaria",
+                              "--account-clash", "link"])
+    assert edited.exit_code == 0, edited.output
+    assert "access groups, account groups, create_accounts, account_clash" in edited.output
+    shown = cli.invoke(args=["providers", "show", "moh"]).output
+    assert "access groups: Data managers, Malaria" in shown
+    assert "accounts on first login: yes (groups: Malaria; clashing username: link)" in shown
+    for args, message in [(["--access-group", "Nope"], "--access-group: no group called 'Nope'"),
+                          (["--account-group", "X", "--no-account-groups"], "cannot be combined"),
+                          (["--account-clash", "merge"], "Invalid value for '--account-clash'")]:
+        result = cli.invoke(args=["providers", "edit", "moh", *args])
+        assert result.exit_code != 0 and message in result.output, result.output
+    cleared = cli.invoke(args=["providers", "edit", "moh", "--no-access-groups", "--no-create-accounts"])
+    assert "access groups, create_accounts" in cleared.output
+    shown = cli.invoke(args=["providers", "show", "moh", "--json"]).output
+    row = json.loads(shown)
+    assert (row["access_groups"], row["create_accounts"], row["account_groups"]) == ([], False, ["Malaria"])
+    with app.app_context():
+        details = [e.detail for e in db.session.scalars(select(AuditEvent).where(
+            AuditEvent.event_type == "provider.access_groups").order_by(AuditEvent.id))]
+    assert details == ["Data managers, Malaria", "none"]

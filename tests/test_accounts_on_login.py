@@ -208,3 +208,36 @@ def test_providers_edit_sets_access_and_account_settings_and_show_prints_them(ap
         details = [e.detail for e in db.session.scalars(select(AuditEvent).where(
             AuditEvent.event_type == "provider.access_groups").order_by(AuditEvent.id))]
     assert details == ["Data managers, Malaria", "none"]
+
+
+def test_the_provider_edit_screen_sets_access_groups_and_accounts_on_first_login(app, admin_client):
+    from geologin.groups import service as groups
+    from geologin.idp import service
+    from tests.conftest import post_form
+    from tests.test_admin_providers import _edit_form
+
+    with app.app_context():
+        malaria, managers = groups.create("Malaria", actor="test").id, groups.create("Data managers", actor="test").id
+        service.create_provider("dhis2", slug="moh", label="MOH", actor="test", secrets=dict(SECRETS),
+                                settings={"base_url": "https://dhis2.example.org", "client_id": "geologin"})
+    page = admin_client.get("/admin/providers/moh/edit").get_data(as_text=True)
+    assert "Members of these groups may use it" in page and "Create an account on the first login" in page
+    response = post_form(admin_client, "/admin/providers/moh/edit", _edit_form(
+        label="MOH", access_group_ids=[str(malaria), str(managers)], create_accounts="y",
+        create_group_ids=[str(malaria)], account_clash="link"))
+    assert response.status_code == 302, response.get_data(as_text=True)[:500]
+    with app.app_context():
+        provider = IdentityProvider.by_slug("moh")
+        assert permissions.access_group_ids(provider) == {malaria, managers}
+        assert permissions.access_group_ids(provider, permissions.CREATE) == {malaria}
+        assert (provider.create_accounts, provider.account_clash) == (True, "link")
+    page = admin_client.get("/admin/providers/moh/edit").get_data(as_text=True)
+    assert page.count("checked") >= 4  # enabled, two access groups, create accounts, one create group
+    users_page = admin_client.get("/admin/providers/moh/users").get_data(as_text=True)
+    assert "Data managers, Malaria" in users_page
+    refused = post_form(admin_client, "/admin/providers/moh/edit", _edit_form(
+        label="MOH", access_group_ids=["999999"], account_clash="merge"))
+    assert refused.status_code == 400
+    assert "A group ticked here no longer exists" in refused.get_data(as_text=True)
+    with app.app_context():
+        assert permissions.access_group_ids(IdentityProvider.by_slug("moh")) == {malaria, managers}

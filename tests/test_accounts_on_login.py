@@ -103,7 +103,7 @@ class TestAccountsOnFirstLogin(AccountsHarness):
 
 
 class TestUsernameClash(AccountsHarness):
-    def test_refuse_says_the_username_is_taken_and_changes_nothing(self, contract_app, contract_client):
+    def test_sec_14_refuse_says_the_username_is_taken_and_changes_nothing(self, contract_app, contract_client):
         self.make_user(contract_app, "bob")
         self.creating(contract_app, clash="refuse")
         response, _ = self.login(contract_client)
@@ -122,7 +122,7 @@ class TestUsernameClash(AccountsHarness):
         [(target, actor, detail)] = self.events(contract_app, "identity.link")
         assert (target, actor) == ("bob", "bob") and "linked by login through contract" in detail
 
-    def test_link_never_takes_an_administrator(self, contract_app, contract_client):
+    def test_sec_14_link_never_takes_an_administrator(self, contract_app, contract_client):
         self.make_user(contract_app, "bob")
         with contract_app.app_context():
             User.by_username("bob").is_admin = True
@@ -140,7 +140,7 @@ class TestUsernameClash(AccountsHarness):
         assert self.last_login(contract_app)[:2] == ("failure", "inactive_user")
         assert self.bound(contract_app, "bob") is None
 
-    def test_link_never_rebinds_an_account_bound_to_another_person_there(self, contract_app, contract_client):
+    def test_sec_14_link_never_rebinds_an_account_bound_to_another_person_there(self, contract_app, contract_client):
         self.make_user(contract_app, "bob")
         self.creating(contract_app, clash="link")
         self.login(contract_client, account=replace(self.account, subject="firstPerson"))

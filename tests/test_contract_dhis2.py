@@ -29,6 +29,9 @@ class TestLegacyDhis2Contract(RepoContract, ProviderContract):
     account = Account(subject="xE7jOejl9FI")
     maps_groups = True
 
+    def external_group_id(self, name):
+        return group_uid(name)
+
     def token_endpoint(self):
         return BASE + "uaa/oauth/token"
 
@@ -50,6 +53,9 @@ class TestDhis2OIDCContract(RepoContract, OIDCContract):
     issuer = BASE.rstrip("/")
     account = Account(subject="alice")
     maps_groups = True
+
+    def external_group_id(self, name):
+        return group_uid(name)
 
     def discovery_url(self):
         return BASE + ".well-known/openid-configuration"

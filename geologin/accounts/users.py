@@ -68,8 +68,9 @@ def _check_password(password, username):
 
 
 def create_user(username, *, display_name="", email=None, password=None, is_admin=False,
-                password_login_allowed=True, actor=None):
-    """Create a local user; ``password=None`` leaves the account without a password."""
+                password_login_allowed=True, actor=None, detail=None, commit=True):
+    """Create a local user; ``password=None`` leaves the account without a password. ``commit=False``
+    only flushes (a login creating the account commits it with its session, or a dry run rolls it back)."""
     problem = username_problem(username)
     if problem:
         raise UserError(problem, field="username")
@@ -92,9 +93,10 @@ def create_user(username, *, display_name="", email=None, password=None, is_admi
     )
     db.session.add(user)
     db.session.flush()
-    audit.record("user.create", target=username, actor=actor,
-                 detail=f"admin={is_admin} password={'set' if password is not None else 'none'}", commit=False)
-    db.session.commit()
+    audit.record("user.create", target=username, actor=actor, commit=False,
+                 detail=detail or f"admin={is_admin} password={'set' if password is not None else 'none'}")
+    if commit:
+        db.session.commit()
     return user
 
 

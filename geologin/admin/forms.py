@@ -25,6 +25,31 @@ class ProviderEditForm(Form):
                                    description=_l("Applications then see every group the provider states, e.g. "
                                                   "“moh:Malaria programme”, without a mapping. When off, only its "
                                                   "groups mapped to a geologin group count."))
+    access_group_ids = SelectMultipleField(_l("Members of these groups may use it"), coerce=row_id,
+                                           validate_choice=False)
+    create_accounts = BooleanField(_l("Create an account on the first login"), default=False,
+                                   description=_l("For a person without a local account who is, by what this "
+                                                  "login says, in one of the groups ticked below: an account "
+                                                  "with their username there, no password, not an "
+                                                  "administrator, allowed to log in through it."))
+    create_group_ids = SelectMultipleField(_l("Groups that may get an account"), coerce=row_id,
+                                           validate_choice=False)
+    account_clash = SelectField(_l("When the username already exists here"),
+                                choices=[choice("refuse", _l("Refuse the login")),
+                                         choice("link", _l("Link it, if that account is active, not an "
+                                                           "administrator and not linked to this provider"))],
+                                default="refuse",
+                                description=_l("For a member of those groups whose username is a local account "
+                                               "not allowed through it. A link is written in the audit log."))
+
+    def _validate_groups(self, field):
+        """A form opened before another administrator deleted a group still names its id."""
+        known = {option[0] for option in field.iter_choices()}
+        if any(group_id not in known for group_id in field.data or []):
+            raise ValidationError(_l("A group ticked here no longer exists: another administrator deleted it. "
+                                     "Check the list and save again."))
+
+    validate_access_group_ids = validate_create_group_ids = _validate_groups
 
 
 class ProviderCreateForm(ProviderEditForm):

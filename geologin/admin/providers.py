@@ -13,6 +13,7 @@ from .. import audit
 from ..idp import cache, permissions, service
 from ..idp.checks import all_passed, audit_summary, run_checks
 from . import setting_fields
+from ..groups import service as groups_service
 from ..accounts import users
 from ..apps import access as app_access
 from ..encryption import SecretUnreadable
@@ -21,6 +22,7 @@ from ..web import requested_page
 from ..models import Application, IdentityProvider, User, UserProviderPermission
 from ..providers.base import Check, LoginFailure
 from .blueprint import actor
+from .setting_fields import choice
 from .forms import BulkAllowForm, DisallowForm, ProviderCreateForm, ProviderEditForm
 
 bp = Blueprint("providers", __name__, url_prefix="/providers")
@@ -78,6 +80,28 @@ def _apply_errors(form, cls, errors):
         (target.errors if target is not None else form.form_errors).append(str(message))
 
 
+def _with_groups(form, provider=None):
+    """``form`` with the geologin groups offered for access and account creation (ticked as stored)."""
+    offered = [choice(group.id, group.name) for group in groups_service.all_groups()]
+    form.access_group_ids.choices = form.create_group_ids.choices = offered
+    if provider is not None and request.method != "POST":
+        form.access_group_ids.data = sorted(permissions.access_group_ids(provider, permissions.ACCESS))
+        form.create_group_ids.data = sorted(permissions.access_group_ids(provider, permissions.CREATE))
+    return form
+
+
+def _save_groups(provider, form):
+    """Store the form's access groups and account settings; whether anything changed."""
+    by_id = {group.id: group for group in groups_service.all_groups()}
+    changed = permissions.set_access_groups(provider, [by_id[i] for i in form.access_group_ids.data or []
+                                                       if i in by_id], actor=actor())
+    changed |= permissions.set_create_groups(provider, [by_id[i] for i in form.create_group_ids.data or []
+                                                        if i in by_id], actor=actor())
+    clash = form.account_clash.data if form.account_clash.data in permissions.CLASH_POLICIES else None
+    return bool(permissions.set_account_creation(provider, create_accounts=form.create_accounts.data,
+                                                 account_clash=clash, actor=actor())) or changed
+
+
 def _counts():
     rows = db.session.execute(select(UserProviderPermission.provider_id, func.count())
                               .group_by(UserProviderPermission.provider_id))
@@ -103,7 +127,7 @@ def new():
     cls = registry.get(type_name)
     if cls is None:
         abort(404)
-    form = setting_fields.with_setting_fields(ProviderCreateForm, cls.settings)()
+    form = _with_groups(setting_fields.with_setting_fields(ProviderCreateForm, cls.settings)())
     if form.validate_on_submit():
         plain, secrets = setting_fields.read_settings(form, cls.settings)
         try:
@@ -115,6 +139,7 @@ def new():
             db.session.rollback()
             _apply_errors(form, cls, error.errors)
         else:
+            _save_groups(provider, form)
             flash(_("Identity provider %(label)s created. Now register geologin at the server as shown here.",
                     label=provider.label), "info")
             if form.enabled.data and not form.enable_untested.data:
@@ -135,7 +160,7 @@ def edit(slug):
     stored = {s.name for s in cls.settings if s.secret and cache.has_secret(provider, s.name)}
     form_class = setting_fields.with_setting_fields(ProviderEditForm, cls.settings,
                                                     values=cache.settings_of(provider), stored_secrets=stored)
-    form = form_class(obj=provider)
+    form = _with_groups(form_class(obj=provider), provider)
     if form.validate_on_submit():
         plain, secrets = setting_fields.read_settings(form, cls.settings)
         try:
@@ -147,6 +172,7 @@ def edit(slug):
             db.session.rollback()
             _apply_errors(form, cls, error.errors)
         else:
+            changed = _save_groups(provider, form) or changed
             flash(_("Changes saved.") if changed else _("Nothing changed."), "info")
             return redirect(url_for("admin.providers.setup", slug=provider.slug))
     status = 400 if request.method == "POST" else 200
@@ -290,8 +316,14 @@ def _users_page(provider, *, bulk_form=None, status=200):
     page = db.paginate(statement, page=requested_page(), per_page=current_app.config["USERS_PER_PAGE"],
                        error_out=False, max_per_page=200)
     return render_template("admin/providers_users.html", instance=provider, page=page, query=query,
+                           access_groups=_group_names(provider),
                            bulk_form=bulk_form or BulkAllowForm(formdata=None),
                            disallow_form=DisallowForm(formdata=None)), status
+
+
+def _group_names(provider):
+    ids = permissions.access_group_ids(provider, permissions.ACCESS)
+    return [group.name for group in groups_service.all_groups() if group.id in ids]
 
 
 @bp.route("/<slug>/users", endpoint="users")

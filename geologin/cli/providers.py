@@ -6,6 +6,7 @@ import json
 
 import click
 from flask import current_app
+from sqlalchemy import select
 from flask.cli import AppGroup, ScriptInfo, with_appcontext
 
 from .. import audit
@@ -14,6 +15,7 @@ from ..encryption import SecretUnreadable
 from ..extensions import db
 from ..idp import cache, permissions, service
 from ..idp.checks import all_passed, audit_summary, run_checks
+from ..models import Group
 from ..providers import LoginFailure
 from .common import CLI_ACTOR, apply_change, get_provider, read_stdin_line
 
@@ -206,9 +208,28 @@ def _parse_set(cls, pairs):
               help="Change a plugin setting (repeatable); settings not named keep their value.")
 @click.option("--secret-stdin", "secret_name", default=None, metavar="NAME",
               help="Replace secret NAME with the first line of standard input.")
-def providers_edit(slug, label, description, enabled, allow_all_users, groups_prefixed, pairs, secret_name):
+@click.option("--access-group", "access_groups", multiple=True, metavar="NAME",
+              help="Members of geologin group NAME may log in through it (repeatable; replaces the access groups; "
+                   "never administrators).")
+@click.option("--no-access-groups", is_flag=True, help="Admit nobody by group.")
+@click.option("--create-accounts/--no-create-accounts", default=None,
+              help="Create a local account on the first login of a member of an --account-group.")
+@click.option("--account-group", "account_groups", multiple=True, metavar="NAME",
+              help="Members of geologin group NAME get an account on their first login (repeatable; replaces them).")
+@click.option("--no-account-groups", is_flag=True, help="Create accounts for nobody.")
+@click.option("--account-clash", type=click.Choice(permissions.CLASH_POLICIES), default=None,
+              help="When the username of such a person is an existing account not allowed through it: refuse, or "
+                   "link it (only an active non-administrator with no binding to this provider).")
+def providers_edit(slug, label, description, enabled, allow_all_users, groups_prefixed, pairs, secret_name,
+                   access_groups, no_access_groups, create_accounts, account_groups, no_account_groups,
+                   account_clash):
     """Change provider SLUG (the slug itself never changes)."""
     provider = get_provider(slug)
+    if (access_groups and no_access_groups) or (account_groups and no_account_groups):
+        raise click.UsageError("--access-group and --no-access-groups (or --account-group and --no-account-groups) "
+                               "cannot be combined.")
+    access = _groups_named(access_groups, "--access-group") if access_groups or no_access_groups else None
+    creating = _groups_named(account_groups, "--account-group") if account_groups or no_account_groups else None
     cls = cache.plugin_registry().get(provider.type)
     settings = _parse_set(cls, pairs)
     secrets = {}
@@ -223,8 +244,29 @@ def providers_edit(slug, label, description, enabled, allow_all_users, groups_pr
     changed = apply_change(service.update_provider, provider, label=label, description=description,
                        settings=settings, secrets=secrets, enabled=enabled, allow_all_users=allow_all_users,
                        groups_prefixed=groups_prefixed, actor=CLI_ACTOR, names=names)
+    if access is not None and permissions.set_access_groups(provider, access, actor=CLI_ACTOR):
+        changed.append("access groups")
+    if creating is not None and permissions.set_create_groups(provider, creating, actor=CLI_ACTOR):
+        changed.append("account groups")
+    changed += permissions.set_account_creation(provider, create_accounts=create_accounts,
+                                                account_clash=account_clash, actor=CLI_ACTOR)
     click.echo(f"Updated {provider.slug}: {', '.join(changed)}." if changed
                else f"Nothing changed for {provider.slug}.")
+
+
+def _group_names(provider, purpose):
+    ids = permissions.access_group_ids(provider, purpose)
+    return sorted(db.session.scalars(select(Group.name).where(Group.id.in_(ids)))) if ids else []
+
+
+def _groups_named(names, option):
+    """The geologin groups called ``names``; an unknown one is a one-line error before anything changes."""
+    found = {name: Group.by_name(name) for name in dict.fromkeys(names)}
+    unknown = [name for name, group in found.items() if group is None]
+    if unknown:
+        raise click.ClickException(f"{option}: no group called {', '.join(map(repr, unknown))} "
+                                   "(see `groups list`).")
+    return list(found.values())
 
 
 @providers_cli.command("list")
@@ -267,6 +309,10 @@ def providers_show(slug, as_json):
             setup = {}
         row["setup"] = {k: v for k, v in setup.items() if k not in secret_names}
     row["allowed_users"] = [u.username for u in permissions.allowed_users(provider)]
+    row["access_groups"] = _group_names(provider, permissions.ACCESS)
+    row["create_accounts"] = provider.create_accounts
+    row["account_groups"] = _group_names(provider, permissions.CREATE)
+    row["account_clash"] = provider.account_clash
     if as_json:
         click.echo(json.dumps(row, indent=2, default=str))
         return
@@ -279,6 +325,9 @@ def providers_show(slug, as_json):
     click.echo(f"  who may use it: {'every active user' if row['allow_all_users'] else 'allowed users only'}"
                f" ({len(row['allowed_users'])} allowed one by one)")
     click.echo(f"  all of its groups as {row['slug']}:NAME: {'yes' if row['groups_prefixed'] else 'no'}")
+    click.echo(f"  access groups: {', '.join(row['access_groups']) or '-'}")
+    click.echo(f"  accounts on first login: {'yes' if row['create_accounts'] else 'no'}"
+               f" (groups: {', '.join(row['account_groups']) or '-'}; clashing username: {row['account_clash']})")
     for name, value in row["settings"].items():
         click.echo(f"  {name}: {'-' if value in (None, '') else value}")
     for name, stored in row["secrets"].items():

@@ -6,11 +6,13 @@ from flask.cli import AppGroup
 
 from .. import audit
 from ..accounts import firstrun, users
+from ..encryption import SecretUnreadable
 from ..extensions import db
 from ..groups import membership
-from ..idp import attributes, permissions
+from ..idp import attributes, cache, permissions
 from ..login import throttle
 from ..models import User
+from ..providers import DirectoryCredentials, LoginFailure
 from .common import CLI_ACTOR, apply_change, get_provider, get_user, read_stdin_line
 from .groups import source_text
 
@@ -245,3 +247,86 @@ def users_unlink(name, slug):
         click.echo(f"Unlinked {user.username} from {provider.slug}; their next login through it binds again.")
     else:
         click.echo(f"{user.username} has no account bound at {provider.slug}.")
+
+
+@users_cli.command("import-from")
+@click.argument("slug")
+@click.option("--group", "group_id", required=True, metavar="EXTERNAL_GROUP_ID",
+              help="The id of the group at the provider's server whose members to import.")
+@click.option("--token", "use_token", is_flag=True,
+              help="Read your personal access token at the server from standard input instead of being asked "
+                   "for your username and password there.")
+@click.option("--yes", is_flag=True, help="Create the accounts (without it, only show who would be created).")
+def users_import_from(slug, group_id, use_token, yes):
+    """List the members of a group at provider SLUG's server, asked with your own credentials there (never
+    stored), and with --yes create a local account for each one who has none: no password, not an
+    administrator, allowed to log in through SLUG."""
+    provider = get_provider(slug)
+    cls = cache.plugin_registry().get(provider.type)
+    if cls is None or not cls.lists_directory:
+        raise click.ClickException(f"The {provider.type} plugin of {provider.slug} cannot list users.")
+    if use_token:
+        token = read_stdin_line("token").strip()
+        credentials = DirectoryCredentials(token=token.split(" ", 1)[1] if token.startswith("ApiToken ") else token)
+    else:
+        credentials = DirectoryCredentials(username=click.prompt(f"Your username at {provider.label}"),
+                                           password=click.prompt("Your password there", hide_input=True))
+    try:
+        members = cache.plugin_object(provider).directory_members(group_id.strip(), credentials)
+    except LoginFailure as failure:
+        raise click.ClickException(f"{provider.slug}: {failure.detail or failure.reason}; nothing created.") from None
+    except SecretUnreadable as error:
+        raise click.ClickException(f"{provider.slug}: {error}; nothing created.") from None
+    create, existing, refused = _import_plan(members)
+    click.echo(f"Group {group_id} at {provider.label}: {len(members)} user(s).")
+    for title, rows in (("Would create" if not yes else "Creating", [_described(i) for i in create]),
+                        ("Already exist here", [u.username for u in existing]),
+                        ("Refused", [f"{name}: {why}" for name, why in refused])):
+        if rows:
+            click.echo(f"{title} ({len(rows)}):")
+            for row in rows:
+                click.echo(f"  {row}")
+    if not create:
+        click.echo("Nobody to create.")
+        return
+    if not yes:
+        click.echo("Run again with --yes to create them.")
+        return
+    created = [users.create_user(identity.username, display_name=_clean_name(identity.display_name),
+                                 email=identity.email if not users.email_problem(identity.email) else None,
+                                 password=None, password_login_allowed=False, actor=CLI_ACTOR, commit=False,
+                                 detail=f"imported from group {group_id} at {provider.slug}")
+               for identity in create]
+    audit.record("users.import", target=provider.slug, provider=provider.slug, actor=CLI_ACTOR, commit=False,
+                 detail=f"group {group_id}: {len(created)} created, {len(existing)} already here, "
+                        f"{len(refused)} refused")
+    permissions.allow(created, provider, actor=CLI_ACTOR)  # commits the accounts with their permission
+    click.echo(f"Created {len(created)} user(s), allowed to log in through {provider.slug}.")
+
+
+def _import_plan(members):
+    """(identities to create, existing users, [(name, why refused)]) for a directory listing."""
+    create, existing, refused, seen = [], [], [], set()
+    for identity in members:
+        name = identity.username
+        if name in seen:
+            continue
+        seen.add(name)
+        problem = users.username_problem(name)  # control characters included
+        user = User.by_username(name) if not problem else None
+        if problem:
+            refused.append((repr(name)[1:-1][:80], problem))
+        elif user is not None:
+            existing.append(user)
+        else:
+            create.append(identity)
+    return create, existing, refused
+
+
+def _described(identity):
+    name = _clean_name(identity.display_name)
+    return f"{identity.username} ({name})" if name else identity.username
+
+
+def _clean_name(text):
+    return "".join(ch for ch in text if ch.isprintable())[:200].strip() if isinstance(text, str) else ""

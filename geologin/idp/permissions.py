@@ -10,6 +10,7 @@ from ..models import ExternalIdentity, ProviderGroup, User, UserProviderPermissi
 from .cache import ordered_providers
 
 ACCESS, CREATE = "access", "create"
+CLASH_POLICIES = ("refuse", "link")  # what a create-group member whose username exists here gets
 
 
 def is_allowed(user, provider, group_ids=None):
@@ -105,3 +106,54 @@ def unlink(user, provider, *, actor=None):
         audit.record("identity.unlink", target=user.username, provider=provider.slug, actor=actor, commit=False)
     db.session.commit()
     return bool(result.rowcount)
+
+
+def set_groups(provider, groups, *, purpose=ACCESS, actor=None):
+    """Make ``provider``'s access groups (or its "may create an account" groups, CREATE) exactly ``groups``;
+    audited, committed. Returns whether anything changed. People no longer admitted are refused at their next
+    login through it; their open sessions stay until they end (as with a withdrawn one-by-one permission of
+    a group member who logs out)."""
+    wanted = {group.id: group for group in groups}
+    current = access_group_ids(provider, purpose)
+    if set(wanted) == current:
+        return False
+    db.session.execute(delete(ProviderGroup).where(ProviderGroup.provider_id == provider.id,
+                                                   ProviderGroup.purpose == purpose,
+                                                   ProviderGroup.group_id.in_(current - set(wanted))))
+    for group_id in set(wanted) - current:
+        db.session.add(ProviderGroup(provider_id=provider.id, group_id=group_id, purpose=purpose))
+    names = ", ".join(sorted(group.name for group in wanted.values())) or "none"
+    audit.record("provider.access_groups" if purpose == ACCESS else "provider.account_groups",
+                 target=provider.slug, provider=provider.slug, actor=actor, commit=False, detail=names[:2000])
+    db.session.commit()
+    return True
+
+
+def set_access_groups(provider, groups, *, actor=None):
+    """The groups whose members may log in through ``provider`` (never administrators)."""
+    return set_groups(provider, groups, purpose=ACCESS, actor=actor)
+
+
+def set_create_groups(provider, groups, *, actor=None):
+    """The groups whose members get an account on their first login through ``provider``."""
+    return set_groups(provider, groups, purpose=CREATE, actor=actor)
+
+
+def set_account_creation(provider, *, create_accounts=None, account_clash=None, actor=None):
+    """Turn account creation on first login on or off and choose what a clashing username does ("refuse" or
+    "link"); None keeps the current value. Audited; returns the names of what changed."""
+    if account_clash is not None and account_clash not in CLASH_POLICIES:
+        raise ValueError(f"account_clash must be one of {', '.join(CLASH_POLICIES)}")
+    changed = []
+    if create_accounts is not None and bool(create_accounts) != provider.create_accounts:
+        provider.create_accounts = bool(create_accounts)
+        changed.append("create_accounts")
+    if account_clash is not None and account_clash != provider.account_clash:
+        provider.account_clash = account_clash
+        changed.append("account_clash")
+    if changed:
+        audit.record("provider.update", target=provider.slug, provider=provider.slug, actor=actor, commit=False,
+                     detail=f"changed: {', '.join(changed)} (create_accounts={provider.create_accounts}, "
+                            f"account_clash={provider.account_clash})")
+        db.session.commit()
+    return changed

@@ -21,7 +21,7 @@ from ..idp import attributes, cache, service
 from ..models import LoginTransaction, IdentityProvider, utcnow
 from ..providers.base import CallbackContext, LoginFailure, LoginRequest
 from . import dry_run, throttle
-from .matching import match_identity
+from .matching import match_identity, refusal_detail
 from .page import REMEMBER_COOKIE
 from .redirects import safe_next
 from .sessions import AuthMethod, start_session
@@ -40,6 +40,10 @@ MESSAGES = {
                       "to enable it."),
     "admin_not_allowed": _l("User %(username)s is an administrator: administrators log in through %(label)s "
                             "only when allowed for it one by one. Ask another administrator."),
+    "username_taken": _l("The username %(username)s already exists here and is not linked to this account at "
+                         "%(label)s. Ask an administrator."),
+    "username_invalid": _l("%(label)s names this account %(username)s, which geologin cannot use as a username, "
+                           "so no account was created for it. Ask an administrator."),
     "inactive_user": _l("The account %(username)s is deactivated. Ask an administrator."),
     "identity_mismatch": _l("The %(label)s account you used is not the one linked to %(username)s here. "
                             "Ask an administrator to check the link."),
@@ -52,7 +56,8 @@ MESSAGES = {
 }
 # After a refusal the browser is still logged in at the server, which would answer the same way again.
 ANOTHER_ACCOUNT = _l("To log in with another %(label)s account, log out of %(label)s first.")
-REFUSALS = {"access_denied", "unknown_user", "not_allowed", "admin_not_allowed", "identity_mismatch"}
+REFUSALS = {"access_denied", "unknown_user", "not_allowed", "admin_not_allowed", "identity_mismatch",
+            "username_taken", "username_invalid"}
 
 
 def _browser_binding():
@@ -198,8 +203,10 @@ def _callback(slug=None):
                      detail=f"administrator without a permission of their own; external subject "
                             f"{identity.subject_scheme}:{identity.subject}")
     if reason:
+        why = refusal_detail(reason, provider)
         return _fail(reason, provider, username=identity.username,
-                     detail=f"external subject {identity.subject_scheme}:{identity.subject}")
+                     detail=f"external subject {identity.subject_scheme}:{identity.subject}"
+                            + (f"; {why}" if why else ""))
     # What the provider says of the person now replaces what its previous login said (none: cleared).
     seen = attributes.clean(identity)
     lost_groups = attributes.record(user, provider, seen)

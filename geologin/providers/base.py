@@ -84,6 +84,16 @@ class Identity:
     raw: Mapping = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class DirectoryCredentials:
+    """An administrator's own credentials at the server, for one directory listing: a username and password,
+    or a personal access token. Never stored or logged by the core; a plugin uses them for that call only."""
+
+    username: str | None = field(default=None, repr=False)
+    password: str | None = field(default=None, repr=False)
+    token: str | None = field(default=None, repr=False)
+
+
 class LoginFailure(Exception):
     """The login cannot go on. ``reason`` is a reason code; ``detail`` goes to the audit log only (it may
     contain what the server said, never secrets or tokens); ``hint`` is an optional translated sentence the
@@ -193,6 +203,8 @@ class Provider:
     widget_cacheable: ClassVar[bool] = False
     # Template of the admin "Setup" page for one instance; it gets ``provider`` and ``setup``.
     setup_template: ClassVar[str | None] = None
+    # True when the plugin implements ``directory_members`` (``users import-from`` uses it).
+    lists_directory: ClassVar[bool] = False
 
     def __init__(self, instance, *, http, default_redirect_uri, allow_insecure_http=False, cache=None,
                  post_logout_redirect_uri=None):
@@ -276,6 +288,13 @@ class Provider:
     def admin_action(self, name, form):
         """Handle a plugin-specific button on the setup page; return values for the template."""
         raise LookupError(name)
+
+    def directory_members(self, group_id, credentials):
+        """The accounts in the server's group ``group_id`` as Identity values (subject, username, and
+        display name and email when known), asked with an administrator's ``credentials``
+        (DirectoryCredentials). Optional: set ``lists_directory`` when implemented. Raise ProviderError for
+        refused credentials or an unknown group, ProviderUnavailable when the server cannot be reached."""
+        raise NotImplementedError
 
 
 def url_problem(value, allow_insecure_http=False):

@@ -22,6 +22,12 @@ DHIS2_PATH = re.compile(r"/(dhis-web-[^/]*|api|uaa|oauth2|\.well-known|login)(/|
 ME_FIELDS = ("id,username,firstName,surname,email,userGroups[id,name],userRoles[id,name],"
              "organisationUnits[id,name,path]")
 LEGACY_ME_FIELDS = ME_FIELDS + ",userCredentials[username,userRoles[id,name]]"
+# What geologin reads of each member of a group for ``users import-from`` (up to 2.37 the username sits
+# under userCredentials only), and how many users one page holds.
+MEMBER_FIELDS = "id,username,firstName,surname,email,userCredentials[username]"
+MEMBERS_PAGE_SIZE = 200
+MAX_MEMBER_PAGES = 500
+UID = re.compile(r"[A-Za-z][A-Za-z0-9]{10}")
 # Paths GeoPrism Registry used over its versions (1.0, 1.1, 1.2+); a DHIS2 already configured for it works.
 GEOPRISM_CALLBACK_PATHS = ("/cgrsession/ologin", "/api/cgrsession/ologin", "/api/session/ologin")
 
@@ -33,6 +39,7 @@ class DHIS2Provider(OAuth2Provider):
     widget_cacheable = True  # the widget uses only its variables, the language and csrf_token()
     setup_template = "dhis2/setup.html"
     callback_paths = GEOPRISM_CALLBACK_PATHS
+    lists_directory = True
     settings = (
         Setting("base_url", _l("DHIS2 address"), kind="url", required=True,
                 help=_l("The address you open DHIS2 at, e.g. https://dhis2.example.org/ or "
@@ -197,6 +204,37 @@ class DHIS2Provider(OAuth2Provider):
                         claims={k: me[k] for k in ("id", "username", "firstName", "surname") if k in me},
                         raw={"api/me": me}, **memberships(me))
 
+    # -- the directory ----------------------------------------------------------------------------
+    def directory_members(self, group_id, credentials):
+        """The users of DHIS2 user group ``group_id`` (/api/users filtered on it, page by page), asked with
+        the administrator's username and password or personal access token (``ApiToken d2pat_...``)."""
+        if not isinstance(group_id, str) or not UID.fullmatch(group_id):
+            raise ProviderError(f"{str(group_id)[:40]!r} is not a DHIS2 user group id (11 letters and digits)")
+        if credentials.token:
+            authorization = f"ApiToken {credentials.token}"
+        else:
+            authorization = basic_auth(credentials.username, credentials.password, form_encode=False)
+        members, page = [], 1
+        while True:
+            response = self.http.get(urljoin(self.base_url(), "api/users"), headers={
+                "Authorization": authorization, "Accept": "application/json"}, params={
+                "filter": f"userGroups.id:eq:{group_id}", "fields": MEMBER_FIELDS, "paging": "true",
+                "page": str(page), "pageSize": str(MEMBERS_PAGE_SIZE), "order": "username:asc"})
+            if response.status_code in (401, 403):
+                raise ProviderError(f"DHIS2 refused these credentials for /api/users (HTTP {response.status_code})")
+            if response.status_code != 200:
+                raise ProviderError(f"/api/users answered HTTP {response.status_code}")
+            answer = json_object(response, "/api/users")
+            users = answer.get("users")
+            if not isinstance(users, list):
+                raise ProviderError("/api/users has no list of users")
+            members += [member for member in map(_member, users) if member is not None]
+            pager = answer.get("pager") if isinstance(answer.get("pager"), dict) else {}
+            count = pager.get("pageCount")
+            if not isinstance(count, int) or page >= min(count, MAX_MEMBER_PAGES) or not users:
+                return members
+            page += 1
+
     # -- administration -----------------------------------------------------------------------------
     def test_connection(self):
         """DHIS2 must first answer as DHIS2 at the address (item 16): only then is the client secret sent
@@ -300,6 +338,19 @@ def memberships(me):
     units = tuple(Attribute(id=u.get("id"), name=u.get("name"), path=u.get("path"))
                   for u in items(me.get("organisationUnits"), "organisationUnits"))
     return {"groups": groups, "attributes": {"roles": roles, "org_units": units}, "remarks": tuple(remarks)}
+
+
+def _member(user):
+    """One /api/users entry as an Identity, or None when it names no account."""
+    if not isinstance(user, dict):
+        return None
+    credentials = user.get("userCredentials") if isinstance(user.get("userCredentials"), dict) else {}
+    username, uid = _str(user.get("username")) or _str(credentials.get("username")), _str(user.get("id"))
+    if not username or not uid:
+        return None
+    name = " ".join(p for p in (_str(user.get("firstName")), _str(user.get("surname"))) if p)
+    return Identity(subject=uid, subject_scheme="dhis2-uid", username=username, display_name=name or None,
+                    email=_str(user.get("email")))
 
 
 def corrected_base_url(url):

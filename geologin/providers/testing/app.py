@@ -67,6 +67,33 @@ class LoginHarness:
     def app_config(self):
         return {"PUBLIC_URL": self.public_url, "ALLOW_INSECURE_HTTP": True}
 
+    def external_group_id(self, name):
+        """The server's id of the group called ``name`` in ``Account.groups`` (the name itself by default:
+        a server that gives groups by name, like a groups claim)."""
+        return name
+
+    def map_group(self, app, group_name, external_name, *, purpose="access", slug="contract"):
+        """Create geologin group ``group_name`` for the members of the server's group ``external_name`` and
+        give it to instance ``slug`` for ``purpose`` ("access": who may log in, "create": who gets an
+        account on a first login)."""
+        from geologin.extensions import db
+        from geologin.idp import permissions
+        from geologin.models import Group, GroupMapping, IdentityProvider
+
+        with app.app_context():
+            provider = IdentityProvider.by_slug(slug)
+            group = Group.by_name(group_name)
+            if group is None:
+                group = Group(name=group_name)
+                db.session.add(group)
+                db.session.flush()
+                db.session.add(GroupMapping(group_id=group.id, provider_id=provider.id, external_name=external_name,
+                                            external_id=self.external_group_id(external_name)))
+                db.session.commit()
+            wanted = permissions.access_group_ids(provider, purpose) | {group.id}
+            permissions.set_groups(provider, db.session.scalars(select_groups(wanted)), purpose=purpose,
+                                       actor="contract")
+
     def expected_redirect_uri(self, slug):
         """The redirect URI the plugin must send for instance ``slug`` (override for a fixed callback path)."""
         return f"{self.public_url}/auth/{slug}/callback"
@@ -143,6 +170,9 @@ class LoginHarness:
         extra = self.answer_login(self.mock, login) or {}
         return self.callback(client, login, extra, **overrides), login
 
+    def logout(self, client):
+        client.post("/logout", data={"csrf_token": csrf_token_of(client.get("/"))})
+
     def ready(self, app, **kwargs):
         self.make_user(app)
         return self.register(app, **kwargs)
@@ -172,6 +202,17 @@ class LoginHarness:
             return sorted(group["name"] for group in seen["groups"]), seen["seen_at"]
 
     @staticmethod
+    def last_login_detail(app):
+        from sqlalchemy import select
+
+        from geologin.extensions import db
+        from geologin.models import AuditEvent
+
+        with app.app_context():
+            return db.session.scalars(select(AuditEvent.detail).where(AuditEvent.event_type == "login")
+                                      .order_by(AuditEvent.id.desc())).first() or ""
+
+    @staticmethod
     def last_login(app):
         from sqlalchemy import select
 
@@ -182,6 +223,14 @@ class LoginHarness:
             event = db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "login")
                                        .order_by(AuditEvent.id.desc())).first()
             return (event.outcome, event.reason_code, event.provider, event.target) if event else None
+
+
+def select_groups(ids):
+    from sqlalchemy import select
+
+    from geologin.models import Group
+
+    return select(Group).where(Group.id.in_(ids))
 
 
 def csrf_token_of(response):

@@ -33,9 +33,6 @@ class ProviderContract(LoginHarness):
         assert 'value="contract"' in html and 'action="/auth/start"' in html
 
     # -- groups --------------------------------------------------------------------------------------------
-    def logout(self, client):
-        client.post("/logout", data={"csrf_token": csrf_token_of(client.get("/"))})
-
     def test_contract_groups_the_server_states_are_stored_with_the_time_seen(self, contract_app, contract_client):
         if not self.maps_groups:
             pytest.skip("this plugin maps no groups")
@@ -65,6 +62,60 @@ class ProviderContract(LoginHarness):
         assert self.logged_in(contract_client)
         names, seen_at = self.stored_groups(contract_app)
         assert names == [] and seen_at is not None
+
+    # -- access by group: judged on the groups this login states -------------------------------------------
+    def test_contract_access_by_group_admits_a_member_the_server_names(self, contract_app, contract_client):
+        if not self.maps_groups:
+            pytest.skip("this plugin maps no groups")
+        self.make_user(contract_app)
+        self.register(contract_app, allow=())
+        self.map_group(contract_app, "Malaria", "Malaria programme")
+        self.login(contract_client, account=replace(self.account, groups=("Malaria programme",)))
+        assert self.logged_in(contract_client)
+
+    def test_contract_access_by_group_refuses_outside_and_names_the_groups_in_the_audit(self, contract_app,
+                                                                                       contract_client):
+        if not self.maps_groups:
+            pytest.skip("this plugin maps no groups")
+        self.make_user(contract_app)
+        self.register(contract_app, allow=())
+        self.map_group(contract_app, "Malaria", "Malaria programme")
+        self.login(contract_client, account=replace(self.account, groups=("HIV programme",)))
+        assert not self.logged_in(contract_client)
+        assert self.last_login(contract_app)[:2] == ("failure", "not_allowed")
+        assert "access group of contract (Malaria)" in self.last_login_detail(contract_app)
+
+    def test_contract_access_by_group_follows_the_server_from_one_login_to_the_next(self, contract_app,
+                                                                                   contract_client):
+        if not self.maps_groups:
+            pytest.skip("this plugin maps no groups")
+        self.make_user(contract_app)
+        self.register(contract_app, allow=())
+        self.map_group(contract_app, "Malaria", "Malaria programme")
+        self.login(contract_client, account=replace(self.account, groups=()))
+        assert not self.logged_in(contract_client)  # not yet in the group
+        self.login(contract_client, account=replace(self.account, groups=("Malaria programme",)))
+        assert self.logged_in(contract_client)  # just added at the server: in at once
+        self.logout(contract_client)
+        self.login(contract_client, account=replace(self.account, groups=("HIV programme",)))
+        assert not self.logged_in(contract_client)  # removed at the server: out at the next login
+        assert self.last_login(contract_app)[:2] == ("failure", "not_allowed")
+
+    def test_sec_14_access_by_group_never_admits_an_administrator(self, contract_app, contract_client):
+        if not self.maps_groups:
+            pytest.skip("this plugin maps no groups")
+        from geologin.extensions import db
+        from geologin.models import User
+
+        self.make_user(contract_app)
+        self.register(contract_app, allow=())
+        self.map_group(contract_app, "Malaria", "Malaria programme")
+        with contract_app.app_context():
+            User.by_username(self.account.username).is_admin = True
+            db.session.commit()
+        self.login(contract_client, account=replace(self.account, groups=("Malaria programme",)))
+        assert not self.logged_in(contract_client)
+        assert self.last_login(contract_app)[:2] == ("failure", "not_allowed")
 
     # -- A. what the plugin sends ------------------------------------------------------------------------
     def test_sec_02_pkce_s256_with_a_fresh_verifier_each_time(self, contract_app, contract_client):

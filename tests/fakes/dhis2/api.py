@@ -66,6 +66,12 @@ def api_user():
         if state.generation == "new":
             return jwt_bearer_user(token)
         return None, dhis_error(401, "Unauthorized")
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme == "ApiToken":  # a personal access token (2.37+)
+        user = state.check_api_token(value.strip())
+        if user is None:
+            return None, dhis_error(401, "Unauthorized", "Invalid API token")
+        return user, None
     creds = basic_credentials()
     if request.headers.get("Authorization", "").lower().startswith("basic"):
         user = state.check_password(*creds) if creds else None
@@ -158,6 +164,42 @@ def api_me():
     me = me_json(user, S().version)
     fields = request.args.get("fields")
     return json_response(filter_fields(me, parse_fields(fields)) if fields else me)
+
+
+@dhis.route("/api/users")
+@locked
+def api_users():
+    """The users, filtered as ``filter=userGroups.id:eq:ID`` asks, with ``fields`` and DHIS2's paging
+    (``paging=false``: every user at once)."""
+    user, error = api_user()
+    if error is not None:
+        return error
+    state = S()
+    everyone = sorted(state.users.values(), key=lambda u: u["username"])
+    for condition in request.args.getlist("filter"):
+        path, _, rest = condition.partition(":")
+        operator, _, wanted = rest.partition(":")
+        if path != "userGroups.id" or operator != "eq":
+            return dhis_error(400, "Bad Request", f"fake DHIS2 supports only userGroups.id:eq, not {condition!r}")
+        everyone = [u for u in everyone if any(g.get("id") == wanted for g in u.get("userGroups", []))]
+    rows = []
+    for member in everyone:
+        row = {"id": member["uid"], "firstName": member["firstName"], "surname": member["surname"],
+               "userCredentials": {"username": member["username"]}}
+        if state.version >= (2, 38, 0):
+            row["username"] = member["username"]
+        if member.get("email"):
+            row["email"] = member["email"]
+        rows.append(row)
+    fields = request.args.get("fields")
+    rows = filter_fields(rows, parse_fields(fields)) if fields else rows
+    if request.args.get("paging") == "false":
+        return json_response({"users": rows})
+    size = max(1, int(request.args.get("pageSize") or 50))
+    page = max(1, int(request.args.get("page") or 1))
+    pages = max(1, -(-len(rows) // size))
+    return json_response({"pager": {"page": page, "pageCount": pages, "total": len(rows), "pageSize": size},
+                          "users": rows[(page - 1) * size:page * size]})
 
 
 @dhis.route("/api/system/info")

@@ -121,6 +121,8 @@ def normalise_user(data: dict, existing: dict | None = None) -> dict:
             if not isinstance(data[key], list) or not all(isinstance(item, dict) for item in data[key]):
                 raise ValueError(f"{key} must be a list of objects")
             user[key] = [dict(item) for item in data[key]]
+    if "api_tokens" in data:  # personal access tokens (d2pat_...), for Authorization: ApiToken
+        user["api_tokens"] = [str(token) for token in data["api_tokens"] or []]
     if "email" in data:
         if data["email"]:
             user["email"] = data["email"]
@@ -176,7 +178,7 @@ def normalise_client(data: dict, existing: dict | None = None) -> dict:
 
 
 def public_user(user: dict) -> dict:
-    return {k: v for k, v in user.items() if k != "password"}
+    return {k: v for k, v in user.items() if k not in ("password", "api_tokens")}
 
 
 # -- the in-memory state --------------------------------------------------------------------------
@@ -262,6 +264,12 @@ class FakeState:
         user = self.user_by_name(username or "")
         if user and not user.get("disabled") and consteq(user["password"], password or ""):
             return user
+        return None
+
+    def check_api_token(self, token: str):
+        for user in self.users.values():
+            if not user.get("disabled") and any(consteq(known, token) for known in user.get("api_tokens", [])):
+                return user
         return None
 
     # -- users / clients management (test control) ------------------------------------------

@@ -20,6 +20,11 @@ class ProviderEditForm(Form):
                                    description=_l("When off, only the users allowed one by one may log in "
                                                   "through it. Administrators must always be allowed one by "
                                                   "one, even when it is on."))
+    keep_tokens = BooleanField(_l("Keep the tokens it issues"), default=False,
+                               description=_l("Keep each person's access and refresh tokens (encrypted) so "
+                                              "applications can call this server as the person "
+                                              "(docs/dhis2-tokens.md). Turning it off forgets every kept "
+                                              "token."))
 
 
 class ProviderCreateForm(ProviderEditForm):

@@ -9,7 +9,7 @@ from .. import audit
 from ..accounts import users
 from ..accounts.forms import SetPasswordForm, UserCreateForm, UserEditForm
 from ..extensions import db
-from ..idp import attributes, cache, permissions
+from ..idp import attributes, cache, permissions, tokens
 from ..login import throttle
 from ..models import IdentityProvider, User, utcnow
 from ..web import requested_page
@@ -41,6 +41,7 @@ def _user_page(user, form, providers_form=None, status=200):
         providers_form=providers_form or _providers_form(user),
         provider_instances={i.id: i for i in cache.ordered_providers()},
         identities=identities, seen={i.id: attributes.as_dict(i) for i in identities},
+        kept={status["provider"]: status for status in tokens.status_of(user)},
         locked_until=utcnow() + timedelta(seconds=locked_for) if locked_for else None,
     ), status
 

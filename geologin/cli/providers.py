@@ -12,7 +12,7 @@ from .. import audit
 from ..apps import keys
 from ..encryption import SecretUnreadable
 from ..extensions import db
-from ..idp import cache, permissions, service
+from ..idp import cache, permissions, service, tokens
 from ..idp.checks import all_passed, audit_summary, run_checks
 from ..providers import LoginFailure
 from .common import CLI_ACTOR, apply_change, get_provider, read_stdin_line
@@ -51,6 +51,7 @@ def _row(provider):
         "label": provider.label,
         "enabled": provider.enabled,
         "allow_all_users": provider.allow_all_users,
+        "keep_tokens": provider.keep_tokens,
         "position": provider.position,
         "installed": cache.plugin_registry().get(provider.type) is not None,
         # Whether each secret is stored; never its value.
@@ -199,11 +200,14 @@ def _parse_set(cls, pairs):
 @click.option("--allow-all-users/--allowed-users-only", "allow_all_users", default=None,
               help="Every active user (administrators excepted) may use it / only users allowed with "
                    "`users allow`.")
+@click.option("--keep-tokens/--no-keep-tokens", "keep_tokens", default=None,
+              help="Keep the tokens it issues at each login, for applications to call it as the person / "
+                   "not (forgets every kept token).")
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE",
               help="Change a plugin setting (repeatable); settings not named keep their value.")
 @click.option("--secret-stdin", "secret_name", default=None, metavar="NAME",
               help="Replace secret NAME with the first line of standard input.")
-def providers_edit(slug, label, description, enabled, allow_all_users, pairs, secret_name):
+def providers_edit(slug, label, description, enabled, allow_all_users, keep_tokens, pairs, secret_name):
     """Change provider SLUG (the slug itself never changes)."""
     provider = get_provider(slug)
     cls = cache.plugin_registry().get(provider.type)
@@ -219,7 +223,7 @@ def providers_edit(slug, label, description, enabled, allow_all_users, pairs, se
     names = {"label": "--label", "type": "type", **{s: f"--secret-stdin {s}" for s in secrets}}
     changed = apply_change(service.update_provider, provider, label=label, description=description,
                        settings=settings, secrets=secrets, enabled=enabled, allow_all_users=allow_all_users,
-                       actor=CLI_ACTOR, names=names)
+                       keep_tokens=keep_tokens, actor=CLI_ACTOR, names=names)
     click.echo(f"Updated {provider.slug}: {', '.join(changed)}." if changed
                else f"Nothing changed for {provider.slug}.")
 
@@ -274,6 +278,7 @@ def providers_show(slug, as_json):
     click.echo(f"  enabled: {'yes' if row['enabled'] else 'no'}")
     click.echo(f"  who may use it: {'every active user' if row['allow_all_users'] else 'allowed users only'}"
                f" ({len(row['allowed_users'])} allowed one by one)")
+    click.echo(f"  keeps tokens: {'yes' if row['keep_tokens'] else 'no'}")
     for name, value in row["settings"].items():
         click.echo(f"  {name}: {'-' if value in (None, '') else value}")
     for name, stored in row["secrets"].items():
@@ -385,11 +390,12 @@ def providers_rotate_keys():
     ENCRYPTION_KEY (then older keys can go)."""
     try:
         key_count = keys.reencrypt_private_keys()
-        count = service.rotate_secrets()  # its commit takes both: all re-encrypted, or nothing
+        token_count = tokens.reencrypt_all()
+        count = service.rotate_secrets()  # its commit takes all three: all re-encrypted, or nothing
     except SecretUnreadable as error:
         db.session.rollback()
         raise click.ClickException(f"{error}; nothing was changed.") from None
     audit.record("provider.rotate_keys", actor=CLI_ACTOR,
-                 detail=f"{count} provider secret(s), {key_count} signing key(s)")
-    click.echo(f"Re-encrypted {count} secret(s) of identity providers and {key_count} private signing key(s) "
-               "under the first ENCRYPTION_KEY.")
+                 detail=f"{count} provider secret(s), {key_count} signing key(s), {token_count} kept token(s)")
+    click.echo(f"Re-encrypted {count} secret(s) of identity providers, {key_count} private signing key(s) and "
+               f"{token_count} kept token(s) under the first ENCRYPTION_KEY.")

@@ -58,6 +58,17 @@ class Attribute:
 
 
 @dataclass(frozen=True)
+class Tokens:
+    """What the provider issued at this login, kept by the core (encrypted) when the provider keeps tokens,
+    so applications can call the provider as the person. Never in a repr, a log or the audit trail."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_in: float | None = None  # seconds from now; None: the provider did not say
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
 class Identity:
     """Who the provider says logged in. ``subject`` is the provider's stable id for the account; the
     scheme says what kind of id it is, so a change of scheme (a server upgrade) is not taken as a
@@ -66,7 +77,8 @@ class Identity:
     ``groups`` (Group values) and ``attributes`` (an attribute name such as ``"roles"`` -> a tuple of
     Attribute values) are what the provider says about the person at this login; the core stores them per
     user and provider, replacing what the previous login said (empty: the person has none). ``remarks`` are
-    short notes for the audit log about what the plugin could not take from the server's answer."""
+    short notes for the audit log about what the plugin could not take from the server's answer. ``tokens``
+(Tokens) are what the provider issued; OAuth plugins get them set by the base class."""
 
     subject: str
     username: str
@@ -77,6 +89,7 @@ class Identity:
     groups: tuple = ()
     attributes: Mapping = field(default_factory=dict)
     remarks: tuple = ()
+    tokens: Tokens | None = field(default=None, repr=False)
 
 
 class LoginFailure(Exception):

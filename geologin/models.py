@@ -5,8 +5,8 @@ import uuid
 from datetime import datetime, timezone
 
 from flask_login import UserMixin
-from sqlalchemy import (DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, bindparam, false,
-                        func, select)
+from sqlalchemy import (DateTime, ForeignKey, Integer, String, Text, TypeDecorator, UniqueConstraint, bindparam, delete,
+                        false, func, select)
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from .extensions import db
@@ -182,6 +182,8 @@ class IdentityProvider(db.Model):
     create_accounts: Mapped[bool] = mapped_column(default=False, nullable=False, server_default=false())
     account_clash: Mapped[str] = mapped_column(String(10), nullable=False, default="refuse",
                                                server_default="refuse")
+    # Keep the tokens the provider issues at each login (KeptToken), for applications to call it as the person.
+    keep_tokens: Mapped[bool] = mapped_column(default=False, nullable=False, server_default=false())
     settings_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     secrets_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
@@ -239,6 +241,35 @@ class ExternalIdentity(db.Model):
 
     user: Mapped[User] = relationship()
     provider: Mapped[IdentityProvider] = relationship(back_populates="identities")
+
+
+class KeptToken(db.Model):
+    """The tokens a provider issued at the person's last login through it, kept when the provider keeps
+    tokens (docs/dhis2-tokens.md): encrypted with ENCRYPTION_KEY, one row per user and provider, gone at
+    logout-everywhere, deactivation, deletion, unlink and the provider's removal."""
+
+    __tablename__ = "kept_tokens"
+    __table_args__ = (UniqueConstraint("user_id", "provider_id"), NEVER_REUSE_IDS)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), nullable=False, index=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_instances.id", ondelete="CASCADE"),
+                                             nullable=False, index=True)
+    access_token: Mapped[str] = mapped_column(Text, nullable=False)  # Fernet token
+    refresh_token: Mapped[str | None] = mapped_column(Text)  # Fernet token
+    scope: Mapped[str | None] = mapped_column(Text)
+    obtained_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
+    access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: the provider did not say
+
+    provider: Mapped[IdentityProvider] = relationship()
+
+    @classmethod
+    def forget(cls, user_id, provider_id=None):
+        """Delete the kept tokens of a user (at one provider, or all); returns how many (not committed)."""
+        statement = delete(cls).where(cls.user_id == user_id)
+        if provider_id is not None:
+            statement = statement.where(cls.provider_id == provider_id)
+        return db.session.execute(statement).rowcount
 
 
 class Group(db.Model):

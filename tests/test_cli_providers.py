@@ -95,7 +95,7 @@ def test_add_list_show_remove(dev_app, cli):
     assert lines[1].split() == ["2", "ngo", "dhis2", "ngo", "DHIS2", "disabled", "all-users"]
     rows = json.loads(_invoke(cli, "providers", "list", "--json").output)
     assert rows[1] == {"slug": "ngo", "type": "dhis2", "label": "ngo DHIS2", "enabled": False,
-                       "allow_all_users": True, "position": 2, "installed": True,
+                       "allow_all_users": True, "keep_tokens": False, "position": 2, "installed": True,
                        "secrets": {"client_secret": True}}
 
     shown = json.loads(_invoke(cli, "providers", "show", "moh", "--json").output)

@@ -12,7 +12,8 @@ import requests_mock
 from joserfc import jwt
 from joserfc.jwk import ECKey, KeySet, RSAKey
 
-from geologin.providers import CallbackContext, HttpClient, Identity, InstanceView, OAuth2Provider, ProviderError
+from geologin.providers import (CallbackContext, HttpClient, Identity, InstanceView, OAuth2Provider, ProviderError,
+                                Tokens)
 
 ISSUER = "https://id.example.org/"
 CLIENT = "geologin"
@@ -89,7 +90,7 @@ def run(provider, id_token, *, jwks=None, metadata=METADATA, params=None):
 
 def test_sec_16_code_flow_happy_path(provider):
     identity, _ = run(provider, sign(claims()))
-    assert identity == Identity(subject="u-123", username="amina")
+    assert identity == Identity(subject="u-123", username="amina", tokens=Tokens("at", expires_in=300))
 
 
 def test_sec_17_issuer_mismatch_rejected(provider):

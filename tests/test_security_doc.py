@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-# A-G, then H (geologin as an OpenID provider), then I (forward-auth).
-CHECKLIST_ITEMS = [*range(1, 70)]
+# A-G, then H (geologin as an OpenID provider), then I (forward-auth), then J (kept tokens, directories).
+CHECKLIST_ITEMS = [*range(1, 70), 73]
 
 
 KIT = ROOT / "geologin" / "providers" / "testing"  # the plugin contract: every plugin's tests run it

@@ -264,7 +264,7 @@ def test_providers_rotate_keys_reencrypts_the_private_signing_keys(app_factory, 
     both = app_factory(ENCRYPTION_KEY=f"{new_key},{TEST_ENCRYPTION_KEY}")
     result = both.test_cli_runner().invoke(args=["providers", "rotate-keys"])
     assert result.exit_code == 0, result.output
-    assert "0 secret(s) of identity providers and 2 private signing key(s)" in result.output
+    assert "0 secret(s) of identity providers, 2 private signing key(s)" in result.output
     token, signed_by = _sign(new_only, clock)
     assert signed_by == kid and _validates(token, _key_set(new_only), clock)
     with old_only.app_context(), pytest.raises(SecretUnreadable):

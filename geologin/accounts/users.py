@@ -8,7 +8,7 @@ from sqlalchemy import func, or_, select
 from .. import audit
 from ..login import throttle
 from ..extensions import db
-from ..models import User, utcnow
+from ..models import KeptToken, User, utcnow
 from .passwords import hash_password, password_problems
 from ..login.sessions import end_user_sessions
 
@@ -131,6 +131,8 @@ def update_user(user, *, display_name=None, email=None, is_admin=None, active=No
         setattr(user, name, new[name])
     if ends_sessions:
         end_user_sessions(user, commit=False)
+    if "active" in changed and not user.active:  # nobody may call a provider as someone no longer here
+        KeptToken.forget(user.id)
     event = "user.deactivate" if changed == ["active"] and not new["active"] else (
         "user.activate" if changed == ["active"] else "user.update")
     audit.record(event, target=user.username, actor=actor, detail="changed: " + ", ".join(changed), commit=False)

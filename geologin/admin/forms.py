@@ -41,6 +41,11 @@ class ProviderEditForm(Form):
                                 default="refuse",
                                 description=_l("For a member of those groups whose username is a local account "
                                                "not allowed through it. A link is written in the audit log."))
+    keep_tokens = BooleanField(_l("Keep the tokens it issues"), default=False,
+                               description=_l("Keep each person's access and refresh tokens (encrypted) so "
+                                              "applications can call this server as the person "
+                                              "(docs/dhis2-tokens.md). Turning it off forgets every kept "
+                                              "token."))
 
     def _validate_groups(self, field):
         """A form opened before another administrator deleted a group still names its id."""

@@ -134,7 +134,7 @@ def new():
             provider = service.create_provider(
                 type_name, slug=form.slug.data, label=form.label.data, description=form.description.data,
                 settings=plain, secrets=secrets, enabled=form.enabled.data and form.enable_untested.data,
-                allow_all_users=form.allow_all_users.data, actor=actor())
+                allow_all_users=form.allow_all_users.data, keep_tokens=form.keep_tokens.data, actor=actor())
         except cache.ProviderChangeError as error:
             db.session.rollback()
             _apply_errors(form, cls, error.errors)
@@ -167,7 +167,7 @@ def edit(slug):
             changed = service.update_provider(
                 provider, label=form.label.data, description=form.description.data, settings=plain,
                 secrets=secrets, enabled=form.enabled.data, allow_all_users=form.allow_all_users.data,
-                groups_prefixed=form.groups_prefixed.data, actor=actor())
+                groups_prefixed=form.groups_prefixed.data, keep_tokens=form.keep_tokens.data, actor=actor())
         except cache.ProviderChangeError as error:
             db.session.rollback()
             _apply_errors(form, cls, error.errors)

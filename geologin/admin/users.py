@@ -10,7 +10,7 @@ from ..accounts import users
 from ..accounts.forms import SetPasswordForm, UserCreateForm, UserEditForm
 from ..extensions import db
 from ..groups import membership
-from ..idp import attributes, cache, permissions
+from ..idp import attributes, cache, permissions, tokens
 from ..login import throttle
 from ..models import IdentityProvider, User, utcnow
 from ..web import requested_page
@@ -43,6 +43,7 @@ def _user_page(user, form, providers_form=None, status=200):
         provider_instances={i.id: i for i in cache.ordered_providers()},
         identities=identities, seen={i.id: attributes.as_dict(i) for i in identities},
         groups=membership.of(user),
+        kept={status["provider"]: status for status in tokens.status_of(user)},
         locked_until=utcnow() + timedelta(seconds=locked_for) if locked_for else None,
     ), status
 

@@ -13,7 +13,7 @@ from .. import audit
 from ..apps import keys
 from ..encryption import SecretUnreadable
 from ..extensions import db
-from ..idp import cache, permissions, service
+from ..idp import cache, permissions, service, tokens
 from ..idp.checks import all_passed, audit_summary, run_checks
 from ..models import Group
 from ..providers import LoginFailure
@@ -53,6 +53,7 @@ def _row(provider):
         "label": provider.label,
         "enabled": provider.enabled,
         "allow_all_users": provider.allow_all_users,
+        "keep_tokens": provider.keep_tokens,
         "position": provider.position,
         "installed": cache.plugin_registry().get(provider.type) is not None,
         # Whether each secret is stored; never its value.
@@ -204,6 +205,9 @@ def _parse_set(cls, pairs):
 @click.option("--groups-prefixed/--no-groups-prefixed", "groups_prefixed", default=None,
               help="Every group the provider states is also a geologin group named SLUG:NAME / only its mapped "
                    "groups count (docs/groups.md).")
+@click.option("--keep-tokens/--no-keep-tokens", "keep_tokens", default=None,
+              help="Keep the tokens it issues at each login, for applications to call it as the person / "
+                   "not (forgets every kept token).")
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE",
               help="Change a plugin setting (repeatable); settings not named keep their value.")
 @click.option("--secret-stdin", "secret_name", default=None, metavar="NAME",
@@ -220,7 +224,7 @@ def _parse_set(cls, pairs):
 @click.option("--account-clash", type=click.Choice(permissions.CLASH_POLICIES), default=None,
               help="When the username of such a person is an existing account not allowed through it: refuse, or "
                    "link it (only an active non-administrator with no binding to this provider).")
-def providers_edit(slug, label, description, enabled, allow_all_users, groups_prefixed, pairs, secret_name,
+def providers_edit(slug, label, description, enabled, allow_all_users, groups_prefixed, keep_tokens, pairs, secret_name,
                    access_groups, no_access_groups, create_accounts, account_groups, no_account_groups,
                    account_clash):
     """Change provider SLUG (the slug itself never changes)."""
@@ -243,7 +247,7 @@ def providers_edit(slug, label, description, enabled, allow_all_users, groups_pr
     names = {"label": "--label", "type": "type", **{s: f"--secret-stdin {s}" for s in secrets}}
     changed = apply_change(service.update_provider, provider, label=label, description=description,
                        settings=settings, secrets=secrets, enabled=enabled, allow_all_users=allow_all_users,
-                       groups_prefixed=groups_prefixed, actor=CLI_ACTOR, names=names)
+                       groups_prefixed=groups_prefixed, keep_tokens=keep_tokens, actor=CLI_ACTOR, names=names)
     if access is not None and permissions.set_access_groups(provider, access, actor=CLI_ACTOR):
         changed.append("access groups")
     if creating is not None and permissions.set_create_groups(provider, creating, actor=CLI_ACTOR):
@@ -328,6 +332,7 @@ def providers_show(slug, as_json):
     click.echo(f"  access groups: {', '.join(row['access_groups']) or '-'}")
     click.echo(f"  accounts on first login: {'yes' if row['create_accounts'] else 'no'}"
                f" (groups: {', '.join(row['account_groups']) or '-'}; clashing username: {row['account_clash']})")
+    click.echo(f"  keeps tokens: {'yes' if row['keep_tokens'] else 'no'}")
     for name, value in row["settings"].items():
         click.echo(f"  {name}: {'-' if value in (None, '') else value}")
     for name, stored in row["secrets"].items():
@@ -439,11 +444,12 @@ def providers_rotate_keys():
     ENCRYPTION_KEY (then older keys can go)."""
     try:
         key_count = keys.reencrypt_private_keys()
-        count = service.rotate_secrets()  # its commit takes both: all re-encrypted, or nothing
+        token_count = tokens.reencrypt_all()
+        count = service.rotate_secrets()  # its commit takes all three: all re-encrypted, or nothing
     except SecretUnreadable as error:
         db.session.rollback()
         raise click.ClickException(f"{error}; nothing was changed.") from None
     audit.record("provider.rotate_keys", actor=CLI_ACTOR,
-                 detail=f"{count} provider secret(s), {key_count} signing key(s)")
-    click.echo(f"Re-encrypted {count} secret(s) of identity providers and {key_count} private signing key(s) "
-               "under the first ENCRYPTION_KEY.")
+                 detail=f"{count} provider secret(s), {key_count} signing key(s), {token_count} kept token(s)")
+    click.echo(f"Re-encrypted {count} secret(s) of identity providers, {key_count} private signing key(s) and "
+               f"{token_count} kept token(s) under the first ENCRYPTION_KEY.")

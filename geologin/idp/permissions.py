@@ -7,6 +7,7 @@ from ..extensions import db
 from ..login.sessions import end_user_sessions_via
 from ..groups import membership
 from ..models import ExternalIdentity, ProviderGroup, User, UserProviderPermission
+from . import tokens
 from .cache import ordered_providers
 
 ACCESS, CREATE = "access", "create"
@@ -62,6 +63,7 @@ def disallow(users, provider, *, actor=None):
         if row is not None:
             db.session.delete(row)
             end_user_sessions_via(user, provider.slug, commit=False)
+            tokens.forget(user, provider, actor=actor, why="no longer allowed through the provider")
             removed.append(user.username)
     return _committed("permission.revoke", removed, provider, actor)
 
@@ -104,6 +106,7 @@ def unlink(user, provider, *, actor=None):
                                                                ExternalIdentity.provider_id == provider.id))
     if result.rowcount:
         audit.record("identity.unlink", target=user.username, provider=provider.slug, actor=actor, commit=False)
+    tokens.forget(user, provider, actor=actor, why="unlinked")
     db.session.commit()
     return bool(result.rowcount)
 

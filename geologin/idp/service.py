@@ -16,6 +16,7 @@ from ..login.sessions import end_sessions_via_provider
 from ..groups import membership
 from ..models import ExternalIdentity, IdentityProvider
 from ..providers.base import SettingsContext, SettingsError
+from . import tokens
 from .cache import (ProviderChangeError, allow_insecure, callback_url_for, forget_cache, ordered_providers,
                     provider_class, secrets_of, settings_of)
 
@@ -93,7 +94,7 @@ def _redirect_uri_errors(slug, cleaned, existing=None):
 
 
 def create_provider(type_name, *, slug, label, description="", settings=None, secrets=None, enabled=True,
-                    allow_all_users=False, actor=None):
+                    allow_all_users=False, keep_tokens=False, actor=None):
     cls = provider_class(type_name)
     errors = _validate_common(slug, label)
     cleaned, stored, setting_errors = _clean(cls, slug, settings or {}, secrets, {})
@@ -105,7 +106,7 @@ def create_provider(type_name, *, slug, label, description="", settings=None, se
     position = (db.session.scalar(select(func.max(IdentityProvider.position))) or 0) + 1
     provider = IdentityProvider(
         slug=slug, type=type_name, label=label.strip(), description=(description or "").strip(), enabled=enabled,
-        allow_all_users=allow_all_users, position=position, settings_json=json.dumps(cleaned, sort_keys=True),
+        allow_all_users=allow_all_users, keep_tokens=keep_tokens, position=position, settings_json=json.dumps(cleaned, sort_keys=True),
         secrets_json=json.dumps(stored, sort_keys=True),
     )
     db.session.add(provider)
@@ -116,7 +117,8 @@ def create_provider(type_name, *, slug, label, description="", settings=None, se
 
 
 def update_provider(provider, *, label=None, description=None, settings=None, secrets=None, enabled=None,
-                    allow_all_users=None, groups_prefixed=None, actor=None):
+                    allow_all_users=None, groups_prefixed=None, keep_tokens=None,
+                    actor=None):
     """Apply changes; settings not given keep their value, secrets left empty keep the stored one.
     The slug never changes: it is part of the redirect URI registered at the server."""
     cls = provider_class(provider.type)
@@ -135,12 +137,13 @@ def update_provider(provider, *, label=None, description=None, settings=None, se
         raise ProviderChangeError(errors)
     before = {"label": provider.label, "description": provider.description,
               "enabled": provider.enabled, "allow_all_users": provider.allow_all_users,
-              "groups_prefixed": provider.groups_prefixed}
+              "groups_prefixed": provider.groups_prefixed, "keep_tokens": provider.keep_tokens}
     after = {"label": new_label.strip(),
              "description": provider.description if description is None else description.strip(),
              "enabled": provider.enabled if enabled is None else enabled,
              "allow_all_users": provider.allow_all_users if allow_all_users is None else allow_all_users,
-             "groups_prefixed": provider.groups_prefixed if groups_prefixed is None else groups_prefixed}
+             "groups_prefixed": provider.groups_prefixed if groups_prefixed is None else groups_prefixed,
+             "keep_tokens": provider.keep_tokens if keep_tokens is None else keep_tokens}
     changed = [k for k in before if before[k] != after[k]]
     old_settings = settings_of(provider)
     changed += sorted(k for k in set(old_settings) | set(cleaned) if old_settings.get(k) != cleaned.get(k))
@@ -149,6 +152,8 @@ def update_provider(provider, *, label=None, description=None, settings=None, se
         return []
     if before["enabled"] and not after["enabled"]:
         end_sessions_via_provider(provider.slug, commit=False)
+    if before["keep_tokens"] and not after["keep_tokens"]:
+        tokens.forget_at_provider(provider, actor=actor)
     for key, value in after.items():
         setattr(provider, key, value)
     provider.settings_json = json.dumps(cleaned, sort_keys=True)

@@ -17,7 +17,7 @@ from .. import audit
 from ..encryption import SecretUnreadable, digest
 from ..extensions import db
 from ..groups import membership
-from ..idp import attributes, cache, service
+from ..idp import attributes, cache, service, tokens
 from ..models import LoginTransaction, IdentityProvider, utcnow
 from ..providers.base import CallbackContext, LoginFailure, LoginRequest
 from . import dry_run, throttle
@@ -210,10 +210,12 @@ def _callback(slug=None):
     # What the provider says of the person now replaces what its previous login said (none: cleared).
     seen = attributes.clean(identity)
     lost_groups = attributes.record(user, provider, seen)
-    # One commit for the binding, the session and the audit event (the transaction was taken out before).
+    remarks = [*seen.remarks, tokens.keep(user, provider, identity.tokens)]
+    # One commit for the binding, the kept tokens, the session and the audit event (the transaction was taken
+    # out before).
     start_session(user, AuthMethod.provider(provider.slug), commit=False)
     audit.record("login", target=user.username, actor=user.username, provider=provider.slug,
-                 detail="; ".join(seen.remarks) or None)
+                 detail="; ".join(remark for remark in remarks if remark) or None)
     if lost_groups:
         membership.membership_changed.send(None, user_ids={user.id})
     response = redirect(safe_next(transaction.next_url) or url_for("home.index"))

@@ -7,6 +7,7 @@ from flask_login import current_user, login_required
 from .. import audit
 from ..accounts import views as account_views
 from ..accounts.passwords import hash_password, needs_rehash, verify_password
+from ..idp import tokens
 from ..models import IdentityProvider, User
 from . import throttle
 from .external import provider_logout_url
@@ -125,6 +126,7 @@ def logout_everywhere():
     user = current_user._get_current_object()
     username = user.username
     server_logout = provider_logout_url(current_session_row())
+    tokens.forget(user, actor=username, why="logged out everywhere")
     end_user_sessions(user)
     end_session()
     audit.record("logout", target=username, actor=username, detail="everywhere")

@@ -58,6 +58,17 @@ class Attribute:
 
 
 @dataclass(frozen=True)
+class Tokens:
+    """What the provider issued at this login, kept by the core (encrypted) when the provider keeps tokens,
+    so applications can call the provider as the person. Never in a repr, a log or the audit trail."""
+
+    access_token: str = field(repr=False)
+    refresh_token: str | None = field(default=None, repr=False)
+    expires_in: float | None = None  # seconds from now; None: the provider did not say
+    scope: str | None = None
+
+
+@dataclass(frozen=True)
 class Identity:
     """Who the provider says logged in. ``subject`` is the provider's stable id for the account; the
     scheme says what kind of id it is, so a change of scheme (a server upgrade) is not taken as a
@@ -70,7 +81,8 @@ class Identity:
 
     ``raw`` is what the server answered about the person (id_token claims, userinfo, DHIS2's /api/me
     fields), keyed by where it came from; only an administrator's Test login shows it (bounded by the core).
-    Never put tokens, secrets or the authorization code in it."""
+    Never put tokens, secrets or the authorization code in it. ``tokens`` (Tokens) are what the provider
+    issued; OAuth plugins get them set by the base class."""
 
     subject: str
     username: str
@@ -82,6 +94,7 @@ class Identity:
     attributes: Mapping = field(default_factory=dict)
     remarks: tuple = ()
     raw: Mapping = field(default_factory=dict)
+    tokens: Tokens | None = field(default=None, repr=False)
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,7 @@ import base64
 import ipaddress
 import re
 import time
+from dataclasses import replace
 from urllib.parse import quote, urlsplit
 
 from authlib.common.urls import add_params_to_uri
@@ -17,7 +18,7 @@ from joserfc.jwk import KeySet
 from flask_babel import lazy_gettext as _l
 
 from .base import (ACCESS_DENIED, Check, DiscoveryNotFound, LoginFailure, Provider, ProviderError,
-                   ProviderUnavailable, Setting, SettingsError)
+                   ProviderUnavailable, Setting, SettingsError, Tokens)
 from .http import json_object
 
 # Asymmetric algorithms only: an HS256 token "signed" with the server's public key must never verify.
@@ -115,7 +116,8 @@ class OAuth2Provider(Provider):
             if not isinstance(tokens.get("id_token"), str):
                 raise ProviderError("token response has no id_token although openid was asked")
             claims = self.validate_id_token(tokens["id_token"], callback.nonce, tokens.get("access_token"))
-        return self.identity_from(tokens, claims)
+        identity = self.identity_from(tokens, claims)
+        return identity if identity.tokens is not None else replace(identity, tokens=issued_tokens(tokens))
 
     def check_authorization_response(self, params):
         """Return the code, or raise: the user denied, the server reported an error, or a mix-up."""
@@ -410,3 +412,12 @@ def _error_summary(response):
     except ProviderError:
         return "(not a JSON error)"
     return f"error={data.get('error')!r} description={data.get('error_description')!r}"
+
+
+def issued_tokens(response):
+    """The Tokens of a checked token response (exchange_code checked the access token and expires_in)."""
+    refresh = response.get("refresh_token")
+    scope = response.get("scope")
+    return Tokens(access_token=response["access_token"],
+                  refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+                  expires_in=response.get("expires_in"), scope=scope if isinstance(scope, str) else None)

@@ -167,3 +167,23 @@ def test_keep_tokens_is_set_from_the_cli_and_the_provider_screen(app, runner, le
     response = admin_client.post("/admin/providers/legacy/edit", data=form)
     assert response.status_code == 302, response.get_data(as_text=True)[:2000]
     assert "keeps tokens: no" in runner.invoke(args=["providers", "show", "legacy"]).output
+
+
+def test_the_fresh_access_token_is_the_kept_one_until_it_expires(app, client, dhis2):
+    slug, server = dhis2
+    with app.app_context():
+        alice = User.by_username("alice")
+        with pytest.raises(tokens.LoginAgain) as nothing:
+            tokens.fresh_access_token(alice, IdentityProvider.by_slug(slug))
+    assert nothing.value.reason == "not_kept"
+    login_via_dhis2(client, slug)
+    with app.app_context():
+        token = tokens.fresh_access_token(User.by_username("alice"), IdentityProvider.by_slug(slug))
+    assert me(server, token) == (200, "alice")
+    with app.app_context():
+        row = db.session.scalars(select(KeptToken)).one()
+        row.access_expires_at = row.obtained_at
+        db.session.commit()
+        with pytest.raises(tokens.LoginAgain) as expired:
+            tokens.fresh_access_token(User.by_username("alice"), IdentityProvider.by_slug(slug))
+    assert expired.value.reason == "expired"

@@ -6,11 +6,35 @@ from datetime import timedelta
 from sqlalchemy import select
 
 from .. import audit
-from ..encryption import encrypt, reencrypt
+from ..encryption import decrypt, encrypt, reencrypt
 from ..extensions import db
 from ..models import IdentityProvider, KeptToken, utcnow
 
 MAX_TOKEN = 16384  # bytes of one token; DHIS2's JWTs are about 1 KB
+# A kept access token this close to its expiry counts as expired: an application must have time to use it.
+EXPIRY_MARGIN = timedelta(seconds=30)
+
+
+class LoginAgain(Exception):
+    """No usable token is kept for this person at this provider: they must log in through it again.
+    ``reason`` says why (not_kept, expired, refresh_failed), for the audit and the application's answer."""
+
+    def __init__(self, reason, detail=""):
+        super().__init__(f"{reason}: {detail}" if detail else reason)
+        self.reason = reason
+        self.detail = detail
+
+
+def fresh_access_token(user, provider):
+    """The person's current access token at ``provider`` (what an application or the proxy sends), or
+    LoginAgain. Never logged."""
+    row = db.session.scalar(select(KeptToken).where(KeptToken.user_id == user.id,
+                                                    KeptToken.provider_id == provider.id))
+    if row is None or not provider.keep_tokens:
+        raise LoginAgain("not_kept")
+    if row.access_expires_at is not None and row.access_expires_at - EXPIRY_MARGIN <= utcnow():
+        raise LoginAgain("expired")
+    return decrypt(row.access_token)
 
 
 def keep(user, provider, tokens):

@@ -3,7 +3,9 @@ seeded users, so anyone can click through "Log in with DHIS2"; an application th
 through geologin (examples/flask-app, registered here); and, when Node.js and the test suite's OpenID
 provider are installed (`make real-op-deps`), an OpenID Connect server (the npm oidc-provider) for
 "Log in with Health ID"; and, when nginx is installed, a site behind nginx that asks geologin who may see it
-(forward-auth, docs/forward-auth.md). Not for production; data is thrown away:
+(forward-auth, docs/forward-auth.md); and a second application, "Malaria dashboards", that only the
+"Malaria programme" group may use (a geologin group mapped from DHIS2's user group, docs/groups.md), where
+a member of that DHIS2 group without a local account gets one at their first login. Not for production; data is thrown away:
 SQLite in DEMO_INSTANCE (instance/demo), or the PostgreSQL database DEMO_DATABASE_URL, emptied first."""
 import os
 import secrets
@@ -13,6 +15,8 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+
+import requests
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -27,6 +31,12 @@ SERVERS = [  # slug, label, version, port
 CLIENT_SECRET = secrets.token_hex(18)  # 36 characters, like the DHIS2 Settings app makes
 APP_NAME, APP_SCRIPT = "Example app", ROOT / "examples" / "flask-app" / "app.py"
 SITE_NAME = "Reports (behind nginx)"
+GROUP, GROUP_DHIS2_ID = "Malaria programme", "wl5cDMuUhmF"  # DHIS2's user group (tests/fakes/dhis2/state.py)
+MALARIA_APP = "Malaria dashboards"
+# At the 2.42 server only, with no local account: gets one at her first login through it (accounts on first login).
+CAROL = {"username": "carol", "password": "Carol-pass-123", "uid": "cArOl2x9Q1a", "firstName": "Carol",
+         "surname": "Banda", "email": "carol@example.org", "userGroups": [{"id": GROUP_DHIS2_ID, "name": GROUP}],
+         "organisationUnits": [{"id": "O6uvpzGd5pu", "name": "Bo", "path": "/ImspTQPwCqd/O6uvpzGd5pu"}]}
 
 
 def app_url(offset=80):
@@ -70,14 +80,16 @@ def start_openid_provider():
     return (op, OIDC_SECRET), None
 
 
-def seed(urls, openid=None, example_app_url=None, site_url=None):
-    """Users, providers, the example application, and the site behind nginx when there is one; returns the admin's password and the application's
-    client_id and secret."""
+def seed(urls, openid=None, example_app_url=None, site_url=None, malaria_url=None):
+    """Users, providers, the "Malaria programme" group, the example applications, and the site behind nginx
+    when there is one; returns the admin's password and each application's (client_id, secret)."""
     from geologin import create_app
     from geologin import idp as instances
     from geologin.accounts import users
     from geologin.apps import clients
     from geologin.extensions import db
+    from geologin.groups import service as groups
+    from geologin.idp import permissions
 
     app = create_app()
     with app.app_context():
@@ -103,19 +115,29 @@ def seed(urls, openid=None, example_app_url=None, site_url=None):
                 actor="demo")
             instances.allow([alice], health, actor="demo")
         db.session.commit()
+        # The group applications see, filled from DHIS2's own user group on both servers.
+        group = groups.create(GROUP, "Members of DHIS2's Malaria programme user group", actor="demo")
+        for provider in created:
+            groups.add_mapping(group, provider, GROUP_DHIS2_ID, GROUP, actor="demo")
+        permissions.set_create_groups(created[1], [group], actor="demo")
+        permissions.set_account_creation(created[1], create_accounts=True, actor="demo")
         application, app_secret = clients.create(
             APP_NAME, [f"{example_app_url}/callback"], post_logout_uris=[f"{example_app_url}/"], actor="demo")
+        malaria, malaria_secret = clients.create(
+            MALARIA_APP, [f"{malaria_url}/callback"], post_logout_uris=[f"{malaria_url}/"], all_users=False,
+            groups=[GROUP], attribute_claims=["roles", "org_units"], actor="demo")
         if site_url:
             # A host-only cookie for 127.0.0.1 reaches every port of it: no SESSION_COOKIE_DOMAIN needed here.
             clients.create(SITE_NAME, forward_auth=True, hosts=[site_url.split("//", 1)[1]], actor="demo")
-        return admin_password, application.client_id, app_secret
+        return admin_password, (application.client_id, app_secret), (malaria.client_id, malaria_secret)
 
 
-def start_example_app(url, client_id, client_secret, env):
-    """examples/flask-app on its own loopback port, signing its users in through this geologin."""
+def start_example_app(url, client_id, client_secret, env, **options):
+    """examples/flask-app on its own loopback port, signing its users in through this geologin; ``options``
+    are its optional settings (APP_TITLE, APP_SCOPE, APP_COOKIE)."""
     port = url.rsplit(":", 1)[1]
     app_env = {**env, "APP_ISSUER": PUBLIC_URL, "APP_URL": url, "APP_PORT": port, "APP_CLIENT_ID": client_id,
-               "APP_CLIENT_SECRET": client_secret, "APP_SECRET_KEY": secrets.token_hex(32)}
+               "APP_CLIENT_SECRET": client_secret, "APP_SECRET_KEY": secrets.token_hex(32), **options}
     return subprocess.Popen([sys.executable, str(APP_SCRIPT)], cwd=APP_SCRIPT.parent, env=app_env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
@@ -151,6 +173,7 @@ def main():
     subprocess.run(flask + ["db", "upgrade"], cwd=ROOT, env=env, check=True, capture_output=True)
     fakes = [start_fake(slug, version, port) for slug, _, version, port in SERVERS]
     children = [process for process, _ in fakes]
+    requests.post(f"{fakes[1][1]}/__fake__/users", json=CAROL, timeout=10).raise_for_status()
     openid, no_openid = start_openid_provider()
     if openid:
         children.append(openid[0].proc)
@@ -158,10 +181,14 @@ def main():
 
     no_nginx = nginx_missing()
     try:
-        example_url = app_url()
+        example_url, malaria_url = app_url(), app_url(84)
         site_url = None if no_nginx else app_url(83)
-        admin_password, app_client_id, app_secret = seed([url for _, url in fakes], openid, example_url, site_url)
-        children.append(start_example_app(example_url, app_client_id, app_secret, env))
+        admin_password, example_client, malaria_client = seed([url for _, url in fakes], openid, example_url,
+                                                              site_url, malaria_url)
+        children.append(start_example_app(example_url, *example_client, env))
+        children.append(start_example_app(malaria_url, *malaria_client, env, APP_TITLE=MALARIA_APP,
+                                          APP_SCOPE="openid profile email groups",
+                                          APP_COOKIE="malaria_app_session"))
         if site_url:
             children.append(start_site_behind_nginx(site_url))
         from tests.realop import ALICE_PASSWORD
@@ -189,6 +216,15 @@ geologin demo: open {PUBLIC_URL}/login
     open {example_url} -> Sign in with geologin -> geologin's login page -> Log in with DHIS2 -> alice
     -> Authorize at DHIS2 -> Allow at geologin ("Allow {APP_NAME}?") -> back in the app as alice,
     with the claims geologin sent. Log out there ends the geologin session too.
+
+  An application only the "{GROUP}" group may use ("{MALARIA_APP}"): the group is DHIS2's user group
+  of the same name, mapped on both servers (Administration -> Groups):
+    open {malaria_url} -> Sign in with geologin -> Log in with DHIS2 -> alice -> in, with her groups and
+    her DHIS2 roles and org units as claims; bob (not in the group) -> refused by geologin.
+    carol / Carol-pass-123 on the 2.42 server has no account here: as a member of the group she gets one
+    at her first login (accounts on first login, docs/groups.md).
+    Administrator: Identity providers -> Setup -> Test login shows what DHIS2 says of a person and what
+    geologin would decide, logging nobody in.
 
   {site_text}
 

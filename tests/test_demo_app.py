@@ -36,6 +36,8 @@ class Demo:
         self.output = output
         self.geologin = re.search(r"geologin demo: open (http://127\.0\.0\.1:\d+)/login", output).group(1)
         self.app = re.search(r"open (http://127\.0\.0\.1:\d+) -> Sign in with geologin", output).group(1)
+        self.malaria_app = re.search(r"open (http://127\.0\.0\.1:\d+) -> Sign in with geologin -> Log in with DHIS2 -> "
+                                     r"alice -> in", output).group(1)
         self.admin_password = re.search(r"demo-admin / (\S+)", output).group(1)
 
 
@@ -154,6 +156,33 @@ def test_the_demo_app_signs_in_through_dhis2_as_the_demo_prints_it(demo):
     assert _signed_in_as(landed) == "alice"
     assert "moh-legacy" in landed.text  # idp: the identity provider alice came through
     _log_out_from_the_app(browser, demo)
+
+
+def _through_dhis2_into(browser, app_url, user, server="malaria"):
+    login_page = browser.get(app_url + "/login", timeout=15)
+    start = _submit_without_following(browser, login_page, "Log in with DHIS2", provider=server)
+    back = Dhis2User(*user).authorize(start.headers["Location"])
+    return _authorize_if_asked(browser, browser.get(back, timeout=15))
+
+
+def test_the_demo_malaria_application_admits_the_malaria_programme_group_only(demo):
+    """alice (in DHIS2's Malaria programme group) gets in with her groups and DHIS2 attributes as claims;
+    carol, in the group at the 2.42 server but without an account, gets one at her first login; bob (HIV
+    programme) is refused by geologin before the application sees anything."""
+    browser = requests.Session()
+    landed = _through_dhis2_into(browser, demo.malaria_app, ("alice", "Alice-pass-123"))
+    assert landed.url == demo.malaria_app + "/", landed.url
+    assert _signed_in_as(landed) == "alice" and "Malaria dashboards" in landed.text
+    assert "Malaria programme" in landed.text and "dhis2_org_units" in landed.text and "Bombali" in landed.text
+
+    carol = requests.Session()
+    landed = _through_dhis2_into(carol, demo.malaria_app, ("carol", "Carol-pass-123"))
+    assert _signed_in_as(landed) == "carol", landed.text[:1000]
+
+    bob = requests.Session()
+    refused = _through_dhis2_into(bob, demo.malaria_app, ("bob", "Bob-pass-123"), server="moh-legacy")
+    assert _signed_in_as(refused) is None
+    assert refused.status_code == 403 and "access_denied" in refused.text, refused.text[:1000]
 
 
 def test_the_demo_protects_a_site_behind_nginx_or_says_how_to_get_nginx(demo):

@@ -6,6 +6,9 @@ Configure it with environment variables, then serve it like any Flask app:
     APP_ISSUER=https://login.example.org  APP_URL=https://app.example.org \
     APP_CLIENT_ID=...  APP_CLIENT_SECRET=...  APP_SECRET_KEY=...  flask --app app run
 
+Optional: APP_TITLE (the page's title), APP_SCOPE (default "openid profile email"; add "groups" for the
+person's geologin groups), APP_COOKIE (the session cookie's name, when two of them share a host).
+
 Register it in geologin with redirect URI APP_URL/callback and post-logout URI APP_URL/ ."""
 import os
 import secrets
@@ -22,7 +25,7 @@ def create_app(issuer=None, app_url=None, client_id=None, client_secret=None, se
     app.config.update(
         SECRET_KEY=secret_key or os.environ.get("APP_SECRET_KEY") or secrets.token_hex(32),
         # geologin's own cookie lives on the same host in the demo: a distinct name keeps them apart.
-        SESSION_COOKIE_NAME="example_app_session",
+        SESSION_COOKIE_NAME=os.environ.get("APP_COOKIE", "example_app_session"),
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_HTTPONLY=True,
     )
@@ -36,20 +39,22 @@ def create_app(issuer=None, app_url=None, client_id=None, client_secret=None, se
         client_id=client_id or os.environ["APP_CLIENT_ID"],
         client_secret=client_secret or os.environ.get("APP_CLIENT_SECRET"),
         server_metadata_url=f"{issuer}/.well-known/openid-configuration",
-        client_kwargs={"scope": "openid profile email", "code_challenge_method": "S256"},
+        client_kwargs={"scope": os.environ.get("APP_SCOPE", "openid profile email"),
+                       "code_challenge_method": "S256"},
     )
+    title = os.environ.get("APP_TITLE", "Example app")
     callback_url, home_url = f"{app_url}/callback", f"{app_url}/"
 
     @app.get("/")
     def home():
         user = session.get("user")
         if not user:
-            return _page("Example app", '<p>You are not signed in.</p>'
-                                        '<p><a href="/login">Sign in with geologin</a></p>')
+            return _page(title, '<p>You are not signed in.</p>'
+                                '<p><a href="/login">Sign in with geologin</a></p>')
         rows = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in sorted(user.items()))
-        return _page("Example app", f'<p>Signed in as <strong id="user">{escape(str(user.get("preferred_username")))}'
-                                    f'</strong></p><table>{rows}</table>'
-                                    '<form method="post" action="/logout"><button>Log out</button></form>')
+        return _page(title, f'<p>Signed in as <strong id="user">{escape(str(user.get("preferred_username")))}'
+                            f'</strong></p><table>{rows}</table>'
+                            '<form method="post" action="/logout"><button>Log out</button></form>')
 
     @app.get("/login")
     def login():

@@ -49,7 +49,7 @@ def _events(app):
                 db.session.scalars(select(AuditEvent).where(AuditEvent.event_type == "app.forward_auth"))]
 
 
-def test_nginx_not_logged_in_gets_401_with_the_way_to_log_in_then_200_with_headers(app, client, site, make_user):
+def test_sec_71_nginx_not_logged_in_gets_401_with_the_way_to_log_in_then_200_with_headers(app, client, site, make_user):
     make_user("alice", email="alice@example.org", display_name="Alice Banda")
     wanted = site + "/dashboards/42?tab=map"
     response = _nginx(client, wanted)
@@ -75,7 +75,7 @@ def test_nginx_not_logged_in_gets_401_with_the_way_to_log_in_then_200_with_heade
     assert _events(app) == [("success", "alice", None)]  # the first access only
 
 
-def test_traefik_and_caddy_get_a_redirect_then_headers(client, site, make_user):
+def test_sec_71_traefik_and_caddy_get_a_redirect_then_headers(client, site, make_user):
     make_user("alice")
     response = _traefik(client, site + "/x?y=1")
     assert response.status_code == 302
@@ -85,7 +85,7 @@ def test_traefik_and_caddy_get_a_redirect_then_headers(client, site, make_user):
     assert answer.status_code == 200 and answer.headers["Remote-User"] == "alice"
 
 
-def test_a_user_not_allowed_gets_403_with_a_page(app, client, make_user):
+def test_sec_71_a_user_not_allowed_gets_403_with_a_page(app, client, make_user):
     make_user("alice")
     make_user("bob")
     with app.app_context():
@@ -109,7 +109,7 @@ def test_a_user_not_allowed_gets_403_with_a_page(app, client, make_user):
     {"X-Original-URL": "http://" + "a" * 5000},
     {"X-Original-URL": "http://reports.localhost.test:99999/"},
 ])
-def test_bad_or_unknown_requests_are_refused_never_passed(client, site, make_user, headers):
+def test_sec_71_bad_or_unknown_requests_are_refused_never_passed(client, site, make_user, headers):
     make_user("alice")
     _login(client)
     response = client.get("/forward-auth/nginx", headers=headers)
@@ -118,7 +118,7 @@ def test_bad_or_unknown_requests_are_refused_never_passed(client, site, make_use
 
 @pytest.mark.parametrize("target", ["http://evil.example/", "//evil.example/", "/relative", "javascript:alert(1)",
                                     "http://reports.localhost.test.evil.example/", ""])
-def test_the_return_url_must_be_a_registered_site(client, site, make_user, target):
+def test_sec_70_the_return_url_must_be_a_registered_site(client, site, make_user, target):
     make_user("alice")
     _login(client)
     response = client.get("/forward-auth/back", query_string={"rd": target})
@@ -155,7 +155,7 @@ def test_a_protected_site_is_not_an_openid_client(app, client, site, make_user):
     assert response.status_code == 400 and "Location" not in response.headers
 
 
-def test_the_happy_path_writes_nothing(app, client, site, make_user):
+def test_sec_72_the_happy_path_writes_nothing(app, client, site, make_user):
     make_user("alice")
     _login(client)
     assert _nginx(client, site + "/").status_code == 200  # the first access is recorded
@@ -221,7 +221,7 @@ def test_the_verification_answer_sends_no_session_cookie(client, site, make_user
     assert "Set-Cookie" in client.get("/").headers  # geologin's own pages still refresh the session cookie
 
 
-def test_the_happy_path_reads_the_session_row_once(app, client, site, make_user):
+def test_sec_72_the_happy_path_reads_the_session_row_once(app, client, site, make_user):
     """The user loader and the access check both need the session row: one query, not one each."""
     make_user("alice")
     _login(client)

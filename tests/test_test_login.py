@@ -304,3 +304,25 @@ def test_a_test_login_that_cannot_start_says_why_on_the_setup_page(app, admin_cl
     assert "The test login could not start: DHIS2 legacy cannot be reached right now." in page
     assert counts(app)["LoginTransaction"] == 0
     assert test_events(app)[0][:3] == ("failure", "root", "provider_unavailable")
+
+
+def test_a_person_who_would_get_an_account_at_the_first_login_is_shown_so_and_none_is_created(
+        app, admin_client, legacy):  # noqa: F811
+    """Accounts on first login: bob has no account here but is in the provider's account group;
+    the test says an account would be created, and afterwards there is still none."""
+    from geologin.groups import service as groups
+    from geologin.idp import permissions
+    register(app, legacy, "legacy")
+    with app.app_context():
+        provider = IdentityProvider.by_slug("legacy")
+        group = groups.create("HIV", actor="test")
+        groups.add_mapping(group, provider, "B6JNeAQ6akX", "HIV programme", actor="test")
+        permissions.set_create_groups(provider, [group], actor="test")
+        permissions.set_account_creation(provider, create_accounts=True, actor="test")
+    before = counts(app)
+    page = text_of(dhis2_test_login(admin_client, "legacy", BOB))
+    assert "an account would be created" in page and "HIV" in page
+    assert counts(app) == {**before, "LoginTransaction": 0}
+    with app.app_context():
+        assert User.by_username("bob") is None
+    assert "an account bob would be created" in test_events(app)[0][3]

@@ -140,6 +140,6 @@ screenshots: install-test
 	GEOLOGIN_SCREENSHOTS=docs/screenshots $(BIN)/python -m pytest -m browser -p no:cacheprovider $(PYTEST_ARGS)
 
 ## Benchmarks (issue 8): gunicorn + fake DHIS2 on loopback, wrk/loadgen load, a table and benchmarks/RESULTS.md
-## (about 7 minutes; BENCH_ARGS=--quick for a short run that writes no file). See benchmarks/README.md.
+## (BENCH_ARGS=--quick or QUICK=1 for a short run that writes no file). See benchmarks/README.md.
 bench: install
-	$(BIN)/python benchmarks/run.py $(BENCH_ARGS)
+	$(BIN)/python benchmarks/run.py $(if $(QUICK),--quick) $(BENCH_ARGS)

@@ -58,24 +58,32 @@ def loadgen(spec):
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def page_rate(wrk, url, seconds, connections):
+def page_rate(wrk, url, seconds, connections, path="/login"):
     if wrk:
-        return wrk_get(wrk, url + "/login", seconds, connections)
-    result = loadgen({"mode": "throughput", "flow": "get", "path": "/login", "target": url, "vus": connections,
+        return wrk_get(wrk, url + path, seconds, connections)
+    result = loadgen({"mode": "throughput", "flow": "get", "path": path, "target": url, "vus": connections,
                       "warmup": 0.5, "duration": seconds, "users": [{}]})
     return {"per_second": result["per_second"], "errors": sum(result["errors"].values()),
             "latency_p50_ms": result["latency_p50_ms"]}
 
 
-def password_rate(wrk, url, seconds, vus):
+# The peer site's login form (Django + allauth), for password_rate(form=PEER_FORM).
+PEER_FORM = {"BENCH_LOGIN_PATH": "/accounts/login/", "BENCH_TOKEN_FIELD": "csrfmiddlewaretoken",
+             "BENCH_USER_FIELD": "login", "BENCH_EXTRA_FIELDS": ""}
+
+
+def password_rate(wrk, url, seconds, vus, form=None):
     if wrk:
-        env = {**os.environ, "BENCH_USERS": ",".join(BENCH_USERS), "BENCH_PASSWORD": BENCH_PASSWORD}
-        out = subprocess.run([wrk, f"-t{vus}", f"-c{vus}", f"-d{seconds}s", "-s", str(PASSWORD_LUA), url + "/login"],
+        env = {**os.environ, "BENCH_USERS": ",".join(BENCH_USERS), "BENCH_PASSWORD": BENCH_PASSWORD, **(form or {})}
+        path = (form or {}).get("BENCH_LOGIN_PATH", "/login")
+        out = subprocess.run([wrk, f"-t{vus}", f"-c{vus}", f"-d{seconds}s", "-s", str(PASSWORD_LUA), url + path],
                              capture_output=True, text=True, env=env)
         match = re.search(r"logins (\d+) failures (\d+)", out.stdout)
         if not match:
             raise SystemExit(f"wrk password run: unexpected output\n{out.stdout}\n{out.stderr}")
         return {"per_second": int(match.group(1)) / seconds, "errors": int(match.group(2))}
+    if form:
+        raise SystemExit("the peer's password logins need wrk (Debian: apt-get install -y wrk)")
     users = [{"username": u, "password": BENCH_PASSWORD} for u in BENCH_USERS]
     result = loadgen({"mode": "throughput", "flow": "password", "target": url, "vus": vus, "warmup": 1,
                       "duration": seconds, "users": users})

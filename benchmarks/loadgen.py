@@ -10,6 +10,9 @@ Flows (``flow``):
   geologin  GET /login (CSRF token), POST /auth/start, GET the DHIS2 authorize URL (the approval page),
             POST the approval, GET the callback, GET / (the landing page: "Logged in as ...")
   baseline  GET /login (Authlib's redirect), the same two DHIS2 steps, GET /callback, GET /
+  peer      the peer site (Django + allauth): GET /accounts/login/, POST /accounts/oidc/dhis2/login/, the
+            DHIS2 step, GET the callback, GET /. On DHIS2 2.42+ the authorize URL redirects at once (Spring's
+            consent page the first time, submitted once; the consent is kept)
   password  GET /login, POST /login with username and password (a 302 is a success)
   get       GET ``path`` (a fallback for wrk) with the spec's ``headers`` if any
 
@@ -41,6 +44,13 @@ import time
 from urllib.parse import urlencode, urlsplit
 
 CSRF = re.compile(rb'name="csrf_token"[^>]*?value="([^"]+)"')
+DJANGO_CSRF = re.compile(rb'name="csrfmiddlewaretoken" value="([^"]+)"')
+CONSENT_STATE = re.compile(rb'name="state" value="([^"]+)"')
+CONSENT_CLIENT = re.compile(rb'name="client_id" value="([^"]+)"')
+CONSENT_SCOPE = re.compile(rb'name="scope" value="([^"]+)"')
+
+
+DHIS2_FLOWS = ("geologin", "baseline", "peer")
 
 
 class HttpError(Exception):
@@ -204,9 +214,22 @@ class VU:
         expect(status == 302 and "failed" not in (location or ""), f"DHIS2 sign-in failed: {status} {location}")
 
     async def _dhis2_authorize(self, authorize_url):
-        status, _, body = await self.browser.request("GET", authorize_url)
-        expect(status == 200 and b"OAuth2 Confirm Access" in body, f"DHIS2 authorize page: {status}")
+        """The DHIS2 part: legacy (< 2.42) shows its approval page every time; 2.42+ redirects at once, or
+        shows Spring's consent page the first time this user meets the client (the consent is kept)."""
+        status, location, body = await self.browser.request("GET", authorize_url)
         action = authorize_url.split("?", 1)[0]
+        if status == 302 and location:
+            return location
+        if status == 200 and b"Consent required" in body:
+            state = CONSENT_STATE.search(body)
+            client = CONSENT_CLIENT.search(body)
+            expect(state and client, "DHIS2 consent page without its fields")
+            form = [("client_id", client.group(1).decode()), ("state", state.group(1).decode())]
+            form += [("scope", s.decode()) for s in CONSENT_SCOPE.findall(body)]
+            status, location, _ = await self.browser.request("POST", action, form=form)
+            expect(status == 302 and location, f"DHIS2 consent: {status}")
+            return location
+        expect(status == 200 and b"OAuth2 Confirm Access" in body, f"DHIS2 authorize page: {status}")
         status, location, _ = await self.browser.request("POST", action, form={"user_oauth_approval": "true"})
         expect(status == 303 and location, f"DHIS2 approval: {status}")
         return location
@@ -241,6 +264,27 @@ class VU:
         expect(status == 200 and b"Logged in as" in body, f"baseline landing page: {status}")
         self._leave()
 
+    async def flow_peer(self, login_id):
+        """The peer site (Django + allauth): its login page, then the "Log in with DHIS2" form posted to
+        allauth's openid_connect login view (as a button on the page would), DHIS2, the callback, the landing."""
+        status, _, body = await self.browser.request("GET", self.target + "/accounts/login/",
+                                                     headers=self._profile_only())
+        expect(status == 200, f"peer GET /accounts/login/: {status}")
+        token = DJANGO_CSRF.search(body)
+        expect(token, "no CSRF token on the peer's login page")
+        status, location, _ = await self.browser.request(
+            "POST", self.target + "/accounts/oidc/dhis2/login/", headers=self._tags("start", login_id),
+            form={"csrfmiddlewaretoken": token.group(1).decode(), "process": "login"})
+        expect(status == 302 and location and location.startswith(self.user["fake"].rstrip("/")),
+               f"peer POST /accounts/oidc/dhis2/login/: {status} {location}")
+        callback = await self._dhis2_authorize(location)
+        expect(callback.startswith(self.target), f"DHIS2 sent the browser to {callback}")
+        status, location, _ = await self.browser.request("GET", callback, headers=self._tags("callback", login_id))
+        expect(status == 302 and location == self.target + "/", f"peer callback: {status} {location}")
+        status, _, body = await self.browser.request("GET", location, headers=self._profile_only())
+        expect(status == 200 and b"Logged in as" in body, f"peer landing page: {status}")
+        self._leave()
+
     async def flow_password(self, login_id):
         status, _, body = await self.browser.request("GET", self.target + "/login", headers=self._profile_only())
         expect(status == 200, f"GET /login: {status}")
@@ -266,12 +310,12 @@ class VU:
 
 async def throughput(spec, users):
     vus = [VU(spec, users[i % len(users)], i) for i in range(spec["vus"])]
-    if spec["flow"] in ("geologin", "baseline"):
+    if spec["flow"] in DHIS2_FLOWS:
         await asyncio.gather(*(vu.sign_in_at_dhis2() for vu in vus))
     started = time.perf_counter()
     window_start = started + spec.get("warmup", 2)
     window_end = window_start + spec["duration"]
-    done, latencies, errors = [0], [], {}
+    done, latencies, errors, finished = [0], [], {}, [0]
 
     async def loop(vu):
         while time.perf_counter() < window_end:
@@ -283,7 +327,7 @@ async def throughput(spec, users):
                 errors[key] = errors.get(key, 0) + 1
                 vu.browser.close()
                 vu.browser = vu.new_browser()
-                if spec["flow"] in ("geologin", "baseline"):
+                if spec["flow"] in DHIS2_FLOWS:
                     try:
                         await vu.sign_in_at_dhis2()
                     except Exception:  # noqa: BLE001 - counted on the next attempt
@@ -291,6 +335,7 @@ async def throughput(spec, users):
                 await asyncio.sleep(0.05)
                 continue
             ended = time.perf_counter()
+            finished[0] += 1
             if window_start <= ended <= window_end:
                 done[0] += 1
                 latencies.append(ended - began)
@@ -300,6 +345,7 @@ async def throughput(spec, users):
         vu.browser.close()
     latencies.sort()
     return {"completed": done[0], "per_second": done[0] / spec["duration"], "errors": errors,
+            "completed_all": finished[0],
             "latency_mean_ms": 1000 * statistics.fmean(latencies) if latencies else None,
             "latency_p50_ms": 1000 * statistics.median(latencies) if latencies else None,
             "latency_p95_ms": 1000 * latencies[int(0.95 * (len(latencies) - 1))] if latencies else None}
@@ -307,7 +353,7 @@ async def throughput(spec, users):
 
 async def sequential(spec, users):
     vu = VU(spec, users[0], 0)
-    if spec["flow"] in ("geologin", "baseline"):
+    if spec["flow"] in DHIS2_FLOWS:
         await vu.sign_in_at_dhis2()
     errors, completed = {}, 0
     started = time.perf_counter()
@@ -320,7 +366,7 @@ async def sequential(spec, users):
             errors[key] = errors.get(key, 0) + 1
             vu.browser.close()
             vu.browser = vu.new_browser()
-            if spec["flow"] in ("geologin", "baseline"):
+            if spec["flow"] in DHIS2_FLOWS:
                 await vu.sign_in_at_dhis2()
     elapsed = time.perf_counter() - started
     vu.browser.close()

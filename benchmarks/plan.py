@@ -5,6 +5,8 @@ import secrets
 FAKE_VERSION = "2.40.3"
 CLIENT_SECRET = secrets.token_hex(18)      # 36 characters, like the DHIS2 Settings app makes
 BASELINE_SECRET = secrets.token_hex(18)
+PEER_SECRET = secrets.token_hex(18)
+PEER_FAKE_VERSION = "2.42.5"          # the peer comparison's DHIS2 (OpenID Connect generation)
 BENCH_PASSWORD = "Bench-login-correct-horse-42"
 DHIS2_PASSWORD = "Dhis2-bench-pass-42"
 BENCH_USERS = [f"bench{n:02d}" for n in range(1, 10)]   # + bench-admin = 10 users in a small database
@@ -20,11 +22,13 @@ PLANS = {
     "full": dict(reps=5, page_seconds=5, page_connections=16, seq_logins=80, flow_seconds=8, flow_warmup=2,
                  vus=50, password_seconds=8, password_vus=16, scale_page_seconds=3, scale_seq_logins=50,
                  scale_flow_seconds=5, hash_samples=30, profile_logins=40, profile_pages=300,
-                 profile_passwords=30, forward_seconds=5, forward_connections=16, profile_forward=300),
+                 profile_passwords=30, forward_seconds=5, forward_connections=16, profile_forward=300,
+                 peer_page_seconds=5, peer_password_seconds=8, peer_flow_seconds=8, peer_flow_warmup=2, peer_vus=8),
     "quick": dict(reps=3, page_seconds=2, page_connections=16, seq_logins=30, flow_seconds=3, flow_warmup=1,
                   vus=50, password_seconds=3, password_vus=16, scale_page_seconds=2, scale_seq_logins=20,
                   scale_flow_seconds=3, hash_samples=10, profile_logins=20, profile_pages=100,
-                  profile_passwords=10, forward_seconds=2, forward_connections=16, profile_forward=100),
+                  profile_passwords=10, forward_seconds=2, forward_connections=16, profile_forward=100,
+                  peer_page_seconds=2, peer_password_seconds=3, peer_flow_seconds=3, peer_flow_warmup=1, peer_vus=8),
 }
 
 

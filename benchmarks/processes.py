@@ -18,7 +18,7 @@ import urllib.request
 from pathlib import Path
 
 from plan import (BASELINE_SECRET, BENCH_PASSWORD, BENCH_USERS, CLIENT_SECRET, COOKIE_DOMAIN, DHIS2_PASSWORD,
-                  FAKE_VERSION, LARGE_PROVIDERS, LARGE_USERS, LOCKOUT_MAX_FAILURES, RATE_LIMIT, SITE_FILE_BYTES,
+                  FAKE_VERSION, PEER_FAKE_VERSION, PEER_SECRET, LARGE_PROVIDERS, LARGE_USERS, LOCKOUT_MAX_FAILURES, RATE_LIMIT, SITE_FILE_BYTES,
                   SITE_HOST, dhis2_uid, say)
 
 HERE = Path(__file__).resolve().parent
@@ -42,13 +42,15 @@ def http_get(url):
 
 
 class FakeDhis2:
-    def __init__(self, name, workdir, clients):
+    def __init__(self, name, workdir, clients, version=FAKE_VERSION, bcrypt_secrets=False):
         self.name = name
         users = [{"username": u, "password": DHIS2_PASSWORD, "uid": dhis2_uid(u)} for u in BENCH_USERS]
         config = workdir / f"fake-{name}.json"
         config.write_text(json.dumps({"users": users}))
         self.log = open(workdir / f"fake-{name}.log", "wb")
-        cmd = [PY, str(FAKE), "--port", "0", "--version", FAKE_VERSION, "--quiet", "--config", str(config)]
+        cmd = [PY, str(FAKE), "--port", "0", "--version", version, "--quiet", "--config", str(config)]
+        if bcrypt_secrets:
+            cmd.append("--bcrypt-secrets")
         for client in clients:
             cmd += ["--client", client]
         self.proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=self.log, text=True)
@@ -64,8 +66,9 @@ class FakeDhis2:
 class Gunicorn:
     """gunicorn -c gunicorn.conf.py benchmarks.timed_wsgi:app, wrapping BENCH_APP."""
 
-    def __init__(self, label, app, port, env, workdir, ready_path):
+    def __init__(self, label, app, port, env, workdir, ready_path, python=PY, config="gunicorn.conf.py"):
         self.label, self.port, self.ready_path = label, port, ready_path
+        self.python, self.config = python, config
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**env, "BENCH_APP": app, "BENCH_LABEL": label, "BENCH_TIMINGS_DIR": str(workdir / "timings"),
                     "GEOLOGIN_BIND": f"127.0.0.1:{port}"}
@@ -73,7 +76,7 @@ class Gunicorn:
 
     def start(self):
         with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen([PY, "-m", "gunicorn", "-c", "gunicorn.conf.py", "benchmarks.timed_wsgi:app"],
+            self.proc = subprocess.Popen([self.python, "-m", "gunicorn", "-c", self.config, "benchmarks.timed_wsgi:app"],
                                          cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT)
         _children.append(self.proc)
         _roles[self.proc.pid] = self.label
@@ -304,6 +307,70 @@ def start_baselines(args, workdir, fakes, ports, page_bytes):
     page.wait_ready()
     authlib.wait_ready()
     return page, authlib
+
+
+# -- the peer: Django + django-allauth (benchmarks/peer_allauth) ------------------------------------------------------
+PEER = HERE / "peer_allauth"
+PEER_CALLBACK = "/accounts/oidc/dhis2/login/callback/"
+
+
+def peer_python():
+    """The peer site's own venv (benchmarks/peer_allauth/.venv), built or rebuilt when requirements.txt changed."""
+    import hashlib
+    venv = PEER / ".venv"
+    python = venv / "bin" / "python"
+    requirements = PEER / "requirements.txt"
+    stamp, wanted = venv / ".requirements", hashlib.sha256(requirements.read_bytes()).hexdigest()
+    if python.exists() and stamp.exists() and stamp.read_text() == wanted:
+        return str(python)
+    say(f"building the peer's venv ({venv}) from {requirements.name}")
+    subprocess.run([sys.executable, "-m", "venv", "--clear", str(venv)], check=True)
+    out = subprocess.run([str(python), "-m", "pip", "install", "--quiet", "--disable-pip-version-check", "-r",
+                          str(requirements)], capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"the peer's venv: pip install failed\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+    stamp.write_text(wanted)
+    return str(python)
+
+
+def start_dhis2_242(workdir, ports):
+    """The fake DHIS2 2.42.5 both apps of the peer comparison log in at, checking client secrets with bcrypt."""
+    fake = FakeDhis2("dhis2-242", workdir, [
+        f"geologin:{CLIENT_SECRET}:http://127.0.0.1:{ports['g42']}/auth/moh1/callback",
+        f"peer:{PEER_SECRET}:http://127.0.0.1:{ports['peer']}{PEER_CALLBACK}"],
+        version=PEER_FAKE_VERSION, bcrypt_secrets=True)
+    say(f"fake DHIS2 {PEER_FAKE_VERSION} (bcrypt client secrets): {fake.url}")
+    return fake
+
+
+def g42_spec(fake):
+    """geologin's side of the peer comparison: one DHIS2 2.42.5 provider, the bench users bound to it."""
+    return {"providers": [{"slug": "moh1", "label": f"Ministry of Health (DHIS2 {PEER_FAKE_VERSION})",
+                           "base_url": fake.url, "client_secret": CLIENT_SECRET, "generation": "oidc"}],
+            "bench_users": [{"username": u, "password": BENCH_PASSWORD, "uid": u,
+                             "subject_scheme": "dhis2-sub"} for u in BENCH_USERS]}   # 2.42+: sub is the username
+
+
+def start_peer(args, workdir, fake, port, results):
+    """The peer site on its own SQLite database, seeded (users, the DHIS2 app, the links) and started."""
+    python = peer_python()
+    instance = workdir / "instance-peer"
+    instance.mkdir()
+    env = _without_geologin_settings()
+    env.update({"PEER_SECRET_KEY": secrets.token_urlsafe(48), "PEER_DATABASE": str(instance / "peer.sqlite3"),
+                "DJANGO_SETTINGS_MODULE": "peer_site.settings", "PYTHONPATH": str(PEER),
+                "GEOLOGIN_WORKERS": str(args.workers), "GEOLOGIN_THREADS": str(args.threads)})
+    spec = workdir / "seed-peer.json"
+    spec.write_text(json.dumps({
+        "users": [{"username": u, "password": BENCH_PASSWORD} for u in BENCH_USERS],
+        "dhis2": {"provider_id": "dhis2", "name": f"DHIS2 {PEER_FAKE_VERSION}", "server_url": fake.url.rstrip("/"),
+                  "client_id": "peer", "secret": PEER_SECRET}}))
+    out = subprocess.run([python, str(PEER / "seed.py"), str(spec)], cwd=ROOT, env=env, capture_output=True, text=True)
+    if out.returncode != 0:
+        raise SystemExit(f"seeding the peer failed:\n{out.stderr[-3000:]}")
+    results.setdefault("seed", {})["peer"] = json.loads(out.stdout.strip().splitlines()[-1])
+    return Gunicorn("peer-allauth", "peer_site.wsgi:application", port, env, workdir, "/accounts/login/",
+                    python=python, config=str(PEER / "gunicorn.conf.py")).start()
 
 
 # -- item 7: nginx in front of a static file, with and without auth_request to geologin ----------------------------

@@ -95,17 +95,65 @@ def _inside_ms(runs):
     return med([r["inside_ms"] for r in runs])
 
 
+CONTEXT = "context: what our duties cost"
+
+
+def _ratios(peer, part, key, invert=False):
+    """Per repetition geologin / allauth (allauth / geologin with ``invert``), from the alternated runs."""
+    pairs = zip(peer[part]["geologin"], peer[part]["peer"])
+    values = [(b[key] / a[key] if invert else a[key] / b[key]) for a, b in pairs if a[key] and b[key]]
+    return med(values), values
+
+
+def _mib(workers):
+    return "/".join(f"{rss:.0f}" for rss, _ in workers)
+
+
+def peer_rows(results):
+    """The targets of issue 20: geologin against django-allauth, every figure a ratio measured in this run."""
+    peer, rows = results["peer"], []
+    per_second = lambda runs: med([r["per_second"] for r in runs])  # noqa: E731
+    ratio, _ = _ratios(peer, "page", "per_second")
+    rows.append(("P1", f"Login page, 1 DHIS2 server (requests/s; {peer['page_bytes']['geologin']:,} vs "
+                 f"{peer['page_bytes']['peer']:,} bytes)", f"{per_second(peer['page']['geologin']):,.0f}",
+                 f"{per_second(peer['page']['peer']):,.0f} (django-allauth)", f"{ratio:.2f}", ">= 3.0",
+                 verdict(ratio, 3.0, True)))
+    ratio, _ = _ratios(peer, "password", "per_second")
+    limits = [r["per_second"] * r["hash_seconds"] / results["hash"]["cores"] for r in peer["password"]["geologin"]]
+    rows.append(("P2", "Password logins/s, GET form + POST", f"{per_second(peer['password']['geologin']):.1f}",
+                 f"{per_second(peer['password']['peer']):.1f} (django-allauth)", f"{ratio:.2f}", ">= 1.0",
+                 verdict(ratio, 1.0, True)))
+    rows.append(("P2", "Password logins/s / argon2 limit (cores / one hash)", f"{med(limits):.2f}", "", "",
+                 ">= 0.8", verdict(med(limits), 0.8, True)))
+    ratio, _ = _ratios(peer, "dhis2", "cpu_ms_per_login")
+    cpu = lambda runs: med([r["cpu_ms_per_login"] for r in runs if r["cpu_ms_per_login"]])  # noqa: E731
+    rows.append(("P3", "DHIS2 2.42 login: server CPU per login (ms, the app's processes, /proc)",
+                 f"{cpu(peer['dhis2']['geologin']):.1f}", f"{cpu(peer['dhis2']['peer']):.1f} (django-allauth)",
+                 f"{ratio:.2f}", "<= 0.4", verdict(ratio, 0.4, False)))
+    ratio, _ = _ratios(peer, "dhis2", "per_second")
+    rows.append(("P3", f"DHIS2 2.42 complete logins/s, {results['plan'].get('peer_vus', 8)} browsers",
+                 f"{per_second(peer['dhis2']['geologin']):.1f}", f"{per_second(peer['dhis2']['peer']):.1f} (django-allauth)",
+                 f"{ratio:.2f}", ">= 1.0", verdict(ratio, 1.0, True)))
+    for moment, label, limit in (("memory_start", "after start", 70), ("memory_after_password", "after the password logins", 100)):
+        mine = max(rss for rss, _ in peer[moment]["geologin"])
+        theirs = max(rss for rss, _ in peer[moment]["peer"])
+        rows.append(("P4", f"RSS per worker {label} (MiB, largest worker)", _mib(peer[moment]["geologin"]),
+                     f"{_mib(peer[moment]['peer'])} (django-allauth)", f"{mine / theirs:.2f}",
+                     f"<= {limit} MiB and < 1.0", "met" if mine <= limit and mine < theirs else "MISSED"))
+    return rows
+
+
 def summary(results):
-    rows = []
+    rows = peer_rows(results) if "peer" in results else []
     r1 = results["item1"]
     g1, b1 = _per_second(r1["geologin"]), _per_second(r1["baseline"])
     rows.append(("1", "Login page, 3 DHIS2 servers (requests/s)", f"{g1:,.0f}",
                  f"{b1:,.0f} (bare Flask + Jinja, same {results['page_bytes']:,} bytes)", f"{g1 / b1:.2f}",
-                 ">= 0.8", verdict(g1 / b1, 0.8, True)))
+                 "", CONTEXT))
     r2 = results["item2"]
     g2, b2 = _inside_ms(r2["geologin"]), _inside_ms(r2["baseline"])
     rows.append(("2", "Time inside the app per external login, start + callback (ms)", f"{g2:.2f}",
-                 f"{b2:.2f} (minimal Authlib client)", f"{g2 / b2:.2f}", "<= 1.2", verdict(g2 / b2, 1.2, False)))
+                 f"{b2:.2f} (minimal Authlib client)", f"{g2 / b2:.2f}", "", CONTEXT))
     g3 = _per_second(results["item3"])
     p50 = med([r["latency_p50_ms"] for r in results["item3"] if r["latency_p50_ms"]])
     rows.append(("3", f"Complete external logins/s, {results['plan']['vus']} concurrent users", f"{g3:.1f}",

@@ -36,6 +36,7 @@ def arguments():
     parser.add_argument("--workdir", help="where the throwaway instances go (default: a new temporary folder)")
     parser.add_argument("--keep", action="store_true", help="keep the work folder (logs, databases, profiles)")
     parser.add_argument("--no-profile", action="store_true", help="skip the cProfile pass (hot spots)")
+    parser.add_argument("--no-peer", action="store_true", help="skip the comparison with the django-allauth peer")
     parser.add_argument("--no-large", action="store_true", help="skip the 100,000-user / 1,000-provider part")
     parser.add_argument("--sqlite-journal", metavar="MODE",
                         help="GEOLOGIN_SQLITE_JOURNAL_MODE for the geologin servers (default: geologin's, WAL)")
@@ -86,12 +87,19 @@ def run(plan, args, workdir):
             + " and ".join(n for n, found in (("nginx", nginx), ("wrk", wrk)) if not found)
             + " (Debian: apt-get update && apt-get install -y nginx wrk).")
     ports = {name: processes.free_port() for name in ("main", "small", "large", "page", "authlib", "forward",
-                                                      "nginx_plain", "nginx_auth")}
+                                                      "nginx_plain", "nginx_auth", "g42", "peer")}
     fakes = processes.start_fakes(workdir, ports)
     specs = processes.geologin_specs(fakes, large=not args.no_large, forward_auth=bool(nginx and wrk))
+    peer = not args.no_peer
+    if peer:
+        fake42 = processes.start_dhis2_242(workdir, ports)
+        specs = {"g42": processes.g42_spec(fake42), **specs}
     servers, databases = processes.start_geologin(args, workdir, specs, ports, results)
     try:
         rig = scenarios.Rig(plan, workdir, wrk, fakes, servers, databases, results)
+        if peer:
+            rig.fake42, rig.g42 = fake42, servers["g42"]
+            rig.peer = processes.start_peer(args, workdir, fake42, ports["peer"], results).wait_ready()
         rig.start_baselines(args, ports)
         if "forward" in servers:
             rig.start_forward_auth(args, ports, nginx)

@@ -4,7 +4,7 @@ in the results the report reads."""
 from hash_ceiling import one_hash
 import http.client
 
-from load import loadgen, page_rate, password_rate, timed_logins, wrk_get
+from load import PEER_FORM, loadgen, page_rate, password_rate, timed_logins, wrk_get
 from plan import BENCH_PASSWORD, BENCH_USERS, DHIS2_PASSWORD, SITE_HOST, say
 from processes import Nginx, CpuMeter, http_get, memory_of, protect_site, session_cookie, start_baselines
 from profiles import hot_spots
@@ -70,6 +70,8 @@ def _get(url, headers):
 
 
 def measure_all(rig, profile):
+    if hasattr(rig, "peer"):
+        rig.results["peer"] = peer_comparison(rig)
     warm_up(rig)
     for item, scenario in (("1", login_page), ("2", login_time), ("3", login_rate)):
         meter = CpuMeter()
@@ -88,6 +90,75 @@ def measure_all(rig, profile):
     if profile:
         rig.results["profiles"] = profiles(rig)
     return rig.results
+
+
+def app_cpu_seconds(server):
+    """CPU seconds (user + system) of one app's gunicorn processes only: master, workers, replaced workers."""
+    seconds = CpuMeter._process_seconds(server.proc.pid, with_children=True)
+    return seconds + sum(CpuMeter._process_seconds(pid) for pid in server.workers())
+
+
+def worker_memory(server):
+    return [memory_of(pid) for pid in server.workers()]
+
+
+def peer_comparison(rig):
+    """geologin against the peer site (Django + django-allauth), each with one DHIS2 2.42.5 provider (the same
+    fake process, bcrypt client secrets), loaded alternately: login page, password logins, DHIS2 logins, and
+    memory per worker after start and after the password logins."""
+    plan, g42, peer = rig.plan, rig.g42, rig.peer
+    say("peer comparison: geologin vs django-allauth (one DHIS2 2.42.5 provider each)")
+    out = {"memory_start": {"geologin": worker_memory(g42), "peer": worker_memory(peer)},
+           "page": {"geologin": [], "peer": []}, "password": {"geologin": [], "peer": []},
+           "dhis2": {"geologin": [], "peer": []},
+           "page_bytes": {"geologin": len(http_get(g42.url + "/login")),
+                          "peer": len(http_get(peer.url + "/accounts/login/"))}}
+    users = {"geologin": [{**u, "provider": "moh1", "fake": rig.fake42.url, "username": u["username"]}
+                          for u in rig.users1],
+             "peer": [{**u, "fake": rig.fake42.url} for u in rig.users1]}
+    servers = [("geologin", g42, "/login", None, "geologin"), ("peer", peer, "/accounts/login/", PEER_FORM, "peer")]
+    for _name, server, path, _form, flow in servers:   # warm-up: imports, templates, caches, DHIS2 consent
+        page_rate(rig.wrk, server.url, 1, plan["page_connections"], path=path)
+        loadgen({"mode": "throughput", "flow": flow, "target": server.url, "vus": plan["peer_vus"], "warmup": 0,
+                 "duration": 1, "users": users[_name]})
+    for rep in range(plan["reps"]):
+        for name, server, path, _form, _flow in alternately(rep, servers):
+            out["page"][name].append(page_rate(rig.wrk, server.url, plan["peer_page_seconds"],
+                                               plan["page_connections"], path=path))
+        say(f"   login page rep {rep + 1}: geologin {out['page']['geologin'][-1]['per_second']:.0f}/s, "
+            f"allauth {out['page']['peer'][-1]['per_second']:.0f}/s")
+    for rep in range(plan["reps"]):
+        hash_seconds = one_hash(plan["hash_samples"])
+        for name, server, _path, form, _flow in alternately(rep, servers):
+            out["password"][name].append({**password_rate(rig.wrk, server.url, plan["peer_password_seconds"],
+                                                          plan["password_vus"], form=form),
+                                          "hash_seconds": hash_seconds})
+        say(f"   password logins rep {rep + 1}: geologin {out['password']['geologin'][-1]['per_second']:.1f}/s, "
+            f"allauth {out['password']['peer'][-1]['per_second']:.1f}/s, one hash {hash_seconds * 1000:.1f} ms")
+    out["memory_after_password"] = {"geologin": worker_memory(g42), "peer": worker_memory(peer)}
+    for rep in range(plan["reps"]):
+        for name, server, _path, _form, flow in alternately(rep, servers):
+            cpu_before = app_cpu_seconds(server)
+            run = loadgen({"mode": "throughput", "flow": flow, "target": server.url, "vus": plan["peer_vus"],
+                           "warmup": plan["peer_flow_warmup"], "duration": plan["peer_flow_seconds"],
+                           "users": users[name]})
+            cpu = app_cpu_seconds(server) - cpu_before
+            run["cpu_ms_per_login"] = 1000 * cpu / run["completed_all"] if run["completed_all"] else None
+            out["dhis2"][name].append(run)
+        say("   DHIS2 logins rep {}: geologin {:.1f}/s ({} ms CPU each), allauth {:.1f}/s ({} ms CPU each){}".format(
+            rep + 1, *(v for n in ("geologin", "peer") for v in (
+                out["dhis2"][n][-1]["per_second"], _ms(out["dhis2"][n][-1]["cpu_ms_per_login"]))),
+            "".join(f", {n} errors {out['dhis2'][n][-1]['errors']}" for n in ("geologin", "peer")
+                    if out["dhis2"][n][-1]["errors"])))
+    out["memory_end"] = {"geologin": worker_memory(g42), "peer": worker_memory(peer)}
+    say("   RSS per worker (MiB): " + "; ".join(
+        f"{moment} " + ", ".join(f"{n} {'/'.join(f'{rss:.0f}' for rss, _ in out[moment][n])}" for n in ("geologin", "peer"))
+        for moment in ("memory_start", "memory_after_password", "memory_end")))
+    return out
+
+
+def _ms(value):
+    return "-" if value is None else f"{value:.1f}"
 
 
 def warm_up(rig):
@@ -243,7 +314,7 @@ def _scaling_warm_up(rig, name):
 def memory(rig):
     """6. Memory per worker after the runs."""
     return {server.label: [memory_of(pid) for pid in server.workers()]
-            for server in [*rig.servers.values(), rig.page, rig.authlib]}
+            for server in [*rig.servers.values(), rig.page, rig.authlib, *([rig.peer] if hasattr(rig, "peer") else [])]}
 
 
 def profiles(rig):

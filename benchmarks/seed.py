@@ -1,11 +1,11 @@
 """Seed one throwaway geologin database for the benchmarks: ``python benchmarks/seed.py SPEC`` with the
 instance's GEOLOGIN_* environment (run.py does this). SPEC is a JSON object:
 
-  providers        [{slug, label, base_url, client_secret}]: real DHIS2 providers (the fake servers),
+  providers        [{slug, label, base_url, client_secret[, generation]}]: real DHIS2 providers (the fakes),
                    created through geologin's own ``idp.create_provider`` (validated, secret encrypted)
   filler_providers how many more DHIS2 providers to register (bulk INSERT; https://dhis2-NNNN.example.org/,
                    never contacted), enabled or not per ``filler_enabled``
-  bench_users      [{username, password, uid}]: the users that log in; a password hash each (argon2id at the
+  bench_users      [{username, password, uid[, subject_scheme]}]: the users that log in; a password hash each (argon2id at the
                    configured cost), allowed on every real provider and already bound to their DHIS2 uid
   filler_users     how many more users (bulk INSERT, no password hash). Each is allowed on the first real
                    provider and on two filler providers, bound to a DHIS2 account there, and has one open
@@ -55,7 +55,7 @@ def seed(spec):
         now = utcnow()
         real = [instances.create_provider(
             "dhis2", slug=p["slug"], label=p["label"], description="fake DHIS2 on loopback (benchmark)",
-            settings={"base_url": p["base_url"], "client_id": "geologin", "generation": "legacy"},
+            settings={"base_url": p["base_url"], "client_id": "geologin", "generation": p.get("generation", "legacy")},
             secrets={"client_secret": p["client_secret"]}, actor="benchmark") for p in spec["providers"]]
         filler_count = int(spec.get("filler_providers", 0))
         _bulk(db, IdentityProvider, [{
@@ -88,7 +88,7 @@ def seed(spec):
             for provider in real:
                 permissions.append({"user_id": ids[user["username"]], "provider_id": provider.id})
                 identities.append({"user_id": ids[user["username"]], "provider_id": provider.id,
-                                   "subject": user["uid"], "subject_scheme": "dhis2-uid",
+                                   "subject": user["uid"], "subject_scheme": user.get("subject_scheme", "dhis2-uid"),
                                    "external_username": user["username"]})
         sessions, events = [], []
         for n in range(1, filler_users + 1):

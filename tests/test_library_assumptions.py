@@ -149,3 +149,40 @@ def test_limits_memory_storage_still_starts_a_timer_thread(monkeypatch):
         f"{STORAGE_TRICK}: limits' MemoryStorage started {len(started)} timer threads for construction and 3 "
         "counts (it used to start one whenever the last had ended). If limits no longer starts a thread per "
         "call, the subclass has no reason left: measure with benchmarks/library_tricks.py and drop it.")
+
+
+GLIBC_HASH_MEMORY = """
+import re, sys, threading
+from argon2 import PasswordHasher
+def rss():
+    return int(re.search(r"VmRSS:\\s+(\\d+)", open("/proc/self/status").read()).group(1)) / 1024
+if sys.argv[1] == "fixed":  # importing passwords fixes the threshold; the default run must not import it
+    from geologin.accounts.passwords import return_hash_memory_to_system
+    if not return_hash_memory_to_system():
+        print("no-glibc")
+        sys.exit()
+hasher = PasswordHasher(time_cost=1, memory_cost=19 * 1024, parallelism=1)
+stored = hasher.hash("x")
+before = rss()
+threads = [threading.Thread(target=lambda: [hasher.verify(stored, "x") for _ in range(3)]) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(rss() - before)
+"""
+
+
+def _rss_growth_after_concurrent_hashes(mode):
+    import subprocess
+    import sys
+    out = subprocess.run([sys.executable, "-c", GLIBC_HASH_MEMORY, mode], capture_output=True, text=True, check=True)
+    return out.stdout.strip()
+
+
+def test_glibc_keeps_argon2_memory_unless_its_mmap_threshold_is_fixed():
+    """passwords.return_hash_memory_to_system depends on glibc giving argon2's 19 MiB blocks back when its mmap
+    threshold is fixed, and on it keeping them in per-thread arenas when not (the 170 MiB workers of issue 20)."""
+    fixed = _rss_growth_after_concurrent_hashes("fixed")
+    if fixed == "no-glibc":
+        pytest.skip("not glibc")
+    assert float(fixed) < 15
+    assert float(_rss_growth_after_concurrent_hashes("default")) > 30

@@ -16,7 +16,7 @@ says, for both DHIS2 OAuth generations, chosen by ``--version``:
 Usage (from the repository's root)::
 
     python -m tests.fakes.dhis2 --port 0 --version 2.40 [--base-path /dhis]
-        [--public-url URL] [--config FILE.json] [--quiet]
+        [--public-url URL] [--config FILE.json] [--quiet] [--bcrypt-secrets]
         [--user USERNAME:PASSWORD[:UID[:EMAIL]]]...
         [--client CLIENT_ID:SECRET:REDIRECT_URI[,REDIRECT_URI2...]]...
 
@@ -36,7 +36,9 @@ given in plain text and compared in plain text, unless it is itself a bcrypt has
 ``$2b$``, ``$2y$``): then it is checked with the ``bcrypt`` package if that is importable (the
 request fails with ``invalid_client`` if it is not).  A client with ``"secret_unhashed": true``
 simulates an admin who stored the secret unhashed: on 2.42+ its authentication always fails,
-as DHIS2's BCrypt encoder refuses non-bcrypt values.
+as DHIS2's BCrypt encoder refuses non-bcrypt values.  ``--bcrypt-secrets`` (config
+``"bcrypt_secrets": true``) stores every plain secret given at start bcrypt-hashed (strength 10, as
+DHIS2's encoder), so each token request costs what a real 2.42 spends; the benchmarks use it.
 
 Test-control endpoints (fake-only; served at ``/__fake__/`` and also under the base path):
 

@@ -122,3 +122,33 @@ def test_the_proxy_serves_only_providers_that_keep_tokens(app, client, legacy, m
     response = client.get("/dhis2/legacy/api/me")
     assert response.status_code == 404 and response.get_json()["error"] == "unknown_provider"
     assert client.get("/dhis2/nowhere/api/me").status_code == 404
+
+
+def test_the_admin_screens_set_the_proxy_paths_and_the_applications_allowed_the_tokens(app, legacy, admin_client):
+    import re
+
+    from geologin.apps import clients
+    from tests.conftest import csrf_from
+    register(app, legacy, "legacy")
+    keep(app, "legacy")
+    page = admin_client.get("/admin/providers/legacy/edit")
+    assert "organisationUnits/*" in page.get_data(as_text=True)  # the defaults
+    form = {"csrf_token": csrf_from(page), "label": "DHIS2 legacy", "description": "", "enabled": "y",
+            "keep_tokens": "y", "base_url": legacy.url + "/", "client_id": "geologin", "proxy_paths": "me\n../x"}
+    response = admin_client.post("/admin/providers/legacy/edit", data=form)
+    assert response.status_code == 400 and "is not an API path" in response.get_data(as_text=True)
+    response = admin_client.post("/admin/providers/legacy/edit", data=form | {"proxy_paths": "me\ndataSets/*"})
+    assert response.status_code == 302, response.get_data(as_text=True)[:2000]
+    with app.app_context():
+        from geologin.idp import proxy_paths
+        assert proxy_paths.of(IdentityProvider.by_slug("legacy")) == ["me", "dataSets/*"]
+        provider_id = IdentityProvider.by_slug("legacy").id
+    page = admin_client.get("/admin/apps/new")
+    html = page.get_data(as_text=True)
+    assert re.search(rf'name="token_provider_ids" value="{provider_id}"', html)
+    response = admin_client.post("/admin/apps/new", data={
+        "csrf_token": csrf_from(page), "name": "Reports", "redirect_uris": "https://app.example.org/cb",
+        "allow_all_users": "y", "id_token_alg": "RS256", "token_provider_ids": str(provider_id)})
+    assert response.status_code == 200, response.get_data(as_text=True)[:2000]
+    with app.app_context():
+        assert clients.token_provider_slugs(clients.find("Reports")) == ["legacy"]

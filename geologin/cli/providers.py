@@ -55,7 +55,6 @@ def _row(provider):
         "enabled": provider.enabled,
         "allow_all_users": provider.allow_all_users,
         "keep_tokens": provider.keep_tokens,
-        "proxy_paths": proxy_path_rules.of(provider),
         "position": provider.position,
         "installed": cache.plugin_registry().get(provider.type) is not None,
         # Whether each secret is stored; never its value.
@@ -311,6 +310,7 @@ def providers_show(slug, as_json):
     row = _row(provider)
     row["description"] = provider.description
     row["groups_prefixed"] = provider.groups_prefixed
+    row["proxy_paths"] = proxy_path_rules.of(provider)
     row["settings"] = cache.settings_of(provider)
     row["redirect_uri"] = None
     row["setup"] = {}

@@ -178,3 +178,16 @@ def test_token_providers_are_set_from_the_service_and_the_cli(app, runner, legac
             AuditEvent.event_type.in_(["app.create", "app.update"])))]
     assert any("may receive the tokens of legacy" in d for d in details)
     assert any("token_providers" in d for d in details)
+
+
+def test_a_provider_that_stops_keeping_tokens_hands_out_nothing_and_the_application_can_still_be_edited(
+        app, client, dhis2):
+    slug, _ = dhis2
+    client_id, secret, token = ready(app, client, dhis2)
+    keep(app, slug, on=False)
+    response = exchange(client, client_id, secret, token, slug)
+    assert response.status_code == 400 and response.get_json()["error"] == "invalid_target"
+    with app.app_context():
+        reports = clients.find("Reports")
+        assert clients.edit(reports, token_providers=[slug], first_party=False, actor="test") == ["first_party"]
+        assert clients.token_provider_slugs(reports) == [slug]

@@ -147,14 +147,16 @@ def may_receive_tokens(application, provider):
             db.session.get(ApplicationTokenProvider, (application.id, provider.id)) is not None)
 
 
-def _token_providers(slugs):
+def _token_providers(slugs, already=()):
+    """The providers named, each keeping tokens (or ``already`` allowed: one that stopped keeping them stays
+    listed, harmlessly, until unticked, so the rest of the form can still be saved)."""
     found = []
     for slug in slugs or ():
         provider = IdentityProvider.by_slug(slug.strip()) if isinstance(slug, str) else None
         if provider is None:
             raise ApplicationError(_("There is no identity provider “%(slug)s”.", slug=str(slug)[:60]),
                                    "token_providers")
-        if not provider.keep_tokens:
+        if not provider.keep_tokens and provider.slug not in already:
             raise ApplicationError(_("%(slug)s does not keep tokens: turn on “Keep the tokens it issues” for it "
                                      "first.", slug=provider.slug), "token_providers")
         if provider not in found:
@@ -466,7 +468,8 @@ def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, b
     claims = _checked_attribute_claims(attribute_claims) if attribute_claims is not None else None
     if claims and application.is_forward_auth:
         raise ApplicationError(_("A protected site receives headers, not claims."), "attribute_claims")
-    token_sources = _token_providers(token_providers) if token_providers is not None else None
+    token_sources = (_token_providers(token_providers, token_provider_slugs(application))
+                     if token_providers is not None else None)
     if token_sources and application.is_forward_auth:
         raise ApplicationError(_("A protected site receives headers, not tokens."), "token_providers")
     changed = [field for field, value in changes.items() if getattr(application, field) != value]

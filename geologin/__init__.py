@@ -54,7 +54,7 @@ def create_app(test_config=None):
     loader.init_app(app)
 
     validation.init_app(app)  # before the routes: it bounds their <int:...> ids
-    from . import admin, apps, cli, health
+    from . import admin, apps, cli, health, proxy
     from .accounts import views as account_views
     from .login import external
     from .login import views as login_views
@@ -64,6 +64,7 @@ def create_app(test_config=None):
     app.register_blueprint(external.bp)
     app.register_blueprint(health.bp)
     apps.init_app(app)
+    proxy.init_app(app)
     plugins.init_app(app)
     external.init_app(app)  # the fixed callback paths the plugins declare
     web.init_app(app)

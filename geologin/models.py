@@ -184,6 +184,8 @@ class IdentityProvider(db.Model):
                                                server_default="refuse")
     # Keep the tokens the provider issues at each login (KeptToken), for applications to call it as the person.
     keep_tokens: Mapped[bool] = mapped_column(default=False, nullable=False, server_default=false())
+    # The DHIS2 API paths the read-only proxy forwards (JSON array of patterns; None: the defaults).
+    proxy_paths_json: Mapped[str | None] = mapped_column(Text)
     settings_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     secrets_json: Mapped[str] = mapped_column(Text, nullable=False, default="{}")
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
@@ -495,6 +497,19 @@ class ApplicationProvider(db.Model):
                                              primary_key=True, index=True)
 
     application: Mapped[Application] = relationship(back_populates="allowed_providers")
+    provider: Mapped[IdentityProvider] = relationship()
+
+
+class ApplicationTokenProvider(db.Model):
+    """This application may receive the person's kept tokens of this provider (token exchange, the proxy)."""
+
+    __tablename__ = "application_token_providers"
+
+    application_id: Mapped[int] = mapped_column(ForeignKey("applications.id", ondelete="CASCADE"),
+                                                primary_key=True)
+    provider_id: Mapped[int] = mapped_column(ForeignKey("provider_instances.id", ondelete="CASCADE"),
+                                             primary_key=True, index=True)
+
     provider: Mapped[IdentityProvider] = relationship()
 
 

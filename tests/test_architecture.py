@@ -35,8 +35,11 @@ ALLOWED = {
     "i18n": {"config", "extensions", "login.redirects"},
     "admin": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.sessions", "login.redirects",
               "login.throttle", "apps", "groups"},
-    # Applications rely on geologin's logins: they read sessions, never how a login is done.
-    "apps": {*FOUNDATION, "audit", "login.sessions", "i18n", "groups"},
+    # Applications rely on geologin's logins: they read sessions, never how a login is done; token exchange
+    # hands out a person's kept provider token through idp.tokens, its one entry point.
+    "apps": {*FOUNDATION, "audit", "login.sessions", "i18n", "groups", "idp.tokens"},
+    # The read-only DHIS2 proxy: the person's kept token (idp), sent through the provider's plugin object.
+    "proxy": {*FOUNDATION, "audit", "apps", "idp", "providers", "login.sessions"},
     "cli": {*FOUNDATION, "audit", "accounts", "idp", "providers", "login.throttle", "apps", "groups"},
     "app": {"*"},  # geologin/__init__.py (create_app) puts every area together
     "wsgi": {"app", "config"},

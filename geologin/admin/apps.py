@@ -27,7 +27,7 @@ BULK_MAX_LINES = 10000
 # Form field that shows each service error (clients.ApplicationError.field -> form field).
 FIELDS = {"name": "name", "redirect_uris": "redirect_uris", "post_logout_uris": "post_logout_uris",
           "backchannel_logout_uri": "backchannel_logout_uri", "providers": "provider_ids", "hosts": "hosts",
-          "groups": "group_ids", "attribute_claims": "attribute_claims"}
+          "groups": "group_ids", "attribute_claims": "attribute_claims", "token_providers": "token_provider_ids"}
 
 
 def _application_or_404(app_id):
@@ -49,7 +49,16 @@ def _with_providers(form, application=None):
         names = set(clients.known_attribute_names())
         names.update(clients.attribute_claim_names(application) if application is not None else ())
         form.attribute_claims.choices = [choice(name, name) for name in sorted(names)]
+    if hasattr(form, "token_provider_ids"):  # those that keep tokens, and any already chosen
+        chosen = set(clients.token_provider_slugs(application)) if application is not None else set()
+        form.token_provider_ids.choices = [choice(p.id, p.label) for p in cache.ordered_providers()
+                                           if p.keep_tokens or p.slug in chosen]
     return form
+
+
+def _chosen_token_providers(form):
+    by_id = {p.id: p.slug for p in cache.ordered_providers()}
+    return [by_id[provider_id] for provider_id in form.token_provider_ids.data or []]
 
 
 def _chosen_slugs(form):
@@ -120,7 +129,8 @@ def new():
                 first_party=form.first_party.data, all_users=form.allow_all_users.data,
                 refresh_tokens=form.refresh_tokens.data, providers=_chosen_slugs(form),
                 id_token_alg=form.id_token_alg.data, groups=_chosen_groups(form),
-                attribute_claims=form.attribute_claims.data or [], actor=actor())
+                attribute_claims=form.attribute_claims.data or [],
+                token_providers=_chosen_token_providers(form), actor=actor())
         except clients.ApplicationError as error:
             db.session.rollback()
             _put_error(form, error)
@@ -195,6 +205,8 @@ def edit(app_id):
             "backchannel_logout_uri": application.backchannel_logout_uri or "",
             "first_party": application.first_party, "refresh_tokens": application.refresh_tokens,
             "id_token_alg": application.id_token_alg, "attribute_claims": clients.attribute_claim_names(application),
+            "token_provider_ids": [p.id for p in cache.ordered_providers()
+                                   if p.slug in clients.token_provider_slugs(application)],
             **_access_data(application)}), application)
     if form.validate_on_submit():
         try:
@@ -204,7 +216,8 @@ def edit(app_id):
                 backchannel_logout_uri=form.backchannel_logout_uri.data or None, first_party=form.first_party.data,
                 all_users=form.allow_all_users.data, refresh_tokens=form.refresh_tokens.data,
                 providers=_chosen_slugs(form), id_token_alg=form.id_token_alg.data, groups=_chosen_groups(form),
-                attribute_claims=form.attribute_claims.data or [], actor=actor())
+                attribute_claims=form.attribute_claims.data or [],
+                token_providers=_chosen_token_providers(form), actor=actor())
         except clients.ApplicationError as error:
             db.session.rollback()
             _put_error(form, error)

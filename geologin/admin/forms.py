@@ -46,6 +46,11 @@ class ProviderEditForm(Form):
                                               "applications can call this server as the person "
                                               "(docs/dhis2-tokens.md). Turning it off forgets every kept "
                                               "token."))
+    proxy_paths = TextAreaField(_l("API paths the DHIS2 proxy forwards, one per line"),
+                                description=_l("As after /api/: me, organisationUnits, or organisationUnits/* for "
+                                               "everything under it. Applications read these through geologin "
+                                               "as the person; nothing else, and never a write."),
+                                render_kw={"rows": 5, "spellcheck": "false", "autocapitalize": "none"})
 
     def _validate_groups(self, field):
         """A form opened before another administrator deleted a group still names its id."""
@@ -129,6 +134,8 @@ class ApplicationForm(Form):
                                     description=_l("When not every active user may: members of these groups may, "
                                                    "besides the users allowed one by one."))
     attribute_claims = SelectMultipleField(_l("Attributes given as claims"), validate_choice=False)
+    token_provider_ids = SelectMultipleField(_l("May receive the kept tokens of"), coerce=row_id,
+                                             validate_choice=False)
 
     def validate_provider_ids(self, field):
         """A form opened before another administrator deleted a provider still names its id."""
@@ -136,6 +143,8 @@ class ApplicationForm(Form):
         if any(provider_id not in known for provider_id in field.data or []):
             raise ValidationError(_l("An identity provider ticked here no longer exists: another administrator "
                                      "deleted it. Check the list below and save again."))
+
+    validate_token_provider_ids = validate_provider_ids
 
     def validate_group_ids(self, field):
         """A form opened before another administrator deleted a group still names its id."""

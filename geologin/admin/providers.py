@@ -11,6 +11,7 @@ from sqlalchemy import func, select
 
 from .. import audit
 from ..idp import cache, permissions, service
+from ..idp import proxy_paths as proxy_path_rules
 from ..idp.checks import all_passed, audit_summary, run_checks
 from . import setting_fields
 from ..groups import service as groups_service
@@ -76,7 +77,7 @@ def _redirect_preview(slug):
 
 def _apply_errors(form, cls, errors):
     for name, message in setting_fields.put_errors(form, cls.settings, errors).items():
-        target = getattr(form, name, None) if name in ("slug", "label", "description") else None
+        target = getattr(form, name, None) if name in ("slug", "label", "description", "proxy_paths") else None
         (target.errors if target is not None else form.form_errors).append(str(message))
 
 
@@ -161,13 +162,19 @@ def edit(slug):
     form_class = setting_fields.with_setting_fields(ProviderEditForm, cls.settings,
                                                     values=cache.settings_of(provider), stored_secrets=stored)
     form = _with_groups(form_class(obj=provider), provider)
+    if request.method != "POST":
+        form.proxy_paths.data = "\n".join(proxy_path_rules.of(provider))
     if form.validate_on_submit():
         plain, secrets = setting_fields.read_settings(form, cls.settings)
+        # Only the DHIS2 proxy reads them; a form without the field (an older page) leaves them as they are.
+        paths = ([line.strip() for line in (form.proxy_paths.data or "").splitlines() if line.strip()]
+                 if provider.type == "dhis2" and "proxy_paths" in request.form else None)
         try:
             changed = service.update_provider(
                 provider, label=form.label.data, description=form.description.data, settings=plain,
                 secrets=secrets, enabled=form.enabled.data, allow_all_users=form.allow_all_users.data,
-                groups_prefixed=form.groups_prefixed.data, keep_tokens=form.keep_tokens.data, actor=actor())
+                groups_prefixed=form.groups_prefixed.data, keep_tokens=form.keep_tokens.data, proxy_paths=paths,
+                actor=actor())
         except cache.ProviderChangeError as error:
             db.session.rollback()
             _apply_errors(form, cls, error.errors)

@@ -15,7 +15,8 @@ from sqlalchemy import delete, or_, select, update
 from .. import audit
 from ..config import is_development
 from ..extensions import db
-from ..models import (Application, ApplicationGroup, ApplicationHost, ApplicationProvider, ApplicationUser, Consent,
+from ..models import (Application, ApplicationGroup, ApplicationHost, ApplicationProvider, ApplicationTokenProvider,
+                      ApplicationUser, Consent,
                       ExternalIdentity, Group, IdentityProvider, OAuthToken, User, utcnow)
 
 NAME_MAX = 120
@@ -131,6 +132,45 @@ def allowed_provider_slugs(application):
     return sorted(row.provider.slug for row in application.allowed_providers)
 
 
+def token_provider_slugs(application):
+    """The providers whose kept tokens ``application`` may receive (token exchange, the DHIS2 proxy)."""
+    return sorted(db.session.scalars(
+        select(IdentityProvider.slug).join(ApplicationTokenProvider, ApplicationTokenProvider.provider_id ==
+                                           IdentityProvider.id)
+        .where(ApplicationTokenProvider.application_id == application.id)))
+
+
+def may_receive_tokens(application, provider):
+    """Whether ``application`` may receive the person's kept tokens of ``provider``: an OpenID client the
+    administrator allowed for it, and the provider still keeps tokens."""
+    return (application.kind == OIDC and provider.keep_tokens and
+            db.session.get(ApplicationTokenProvider, (application.id, provider.id)) is not None)
+
+
+def _token_providers(slugs, already=()):
+    """The providers named, each keeping tokens (or ``already`` allowed: one that stopped keeping them stays
+    listed, harmlessly, until unticked, so the rest of the form can still be saved)."""
+    found = []
+    for slug in slugs or ():
+        provider = IdentityProvider.by_slug(slug.strip()) if isinstance(slug, str) else None
+        if provider is None:
+            raise ApplicationError(_("There is no identity provider “%(slug)s”.", slug=str(slug)[:60]),
+                                   "token_providers")
+        if not provider.keep_tokens and provider.slug not in already:
+            raise ApplicationError(_("%(slug)s does not keep tokens: turn on “Keep the tokens it issues” for it "
+                                     "first.", slug=provider.slug), "token_providers")
+        if provider not in found:
+            found.append(provider)
+    return found
+
+
+def _set_token_providers(application, providers):
+    db.session.execute(delete(ApplicationTokenProvider).where(ApplicationTokenProvider.application_id ==
+                                                              application.id))
+    db.session.add_all(ApplicationTokenProvider(application_id=application.id, provider_id=provider.id)
+                       for provider in providers)
+
+
 def allowed_group_names(application):
     return sorted(db.session.scalars(select(Group.name).join(ApplicationGroup, ApplicationGroup.group_id == Group.id)
                                      .where(ApplicationGroup.application_id == application.id)))
@@ -200,6 +240,7 @@ def as_dict(application):
         "refresh_tokens": application.refresh_tokens,
         "id_token_alg": application.id_token_alg,
         "attribute_claims": attribute_claim_names(application),
+        "token_providers": token_provider_slugs(application),
         "created_at": application.created_at.isoformat(),
         "secret_changed_at": application.secret_changed_at.isoformat() if application.secret_changed_at else None,
     }
@@ -321,10 +362,11 @@ def _checked_alg(alg):
 
 def create(name, redirect_uris=(), *, post_logout_uris=(), backchannel_logout_uri=None, public=False,
            first_party=False, all_users=True, refresh_tokens=False, providers=None, id_token_alg="RS256",
-           forward_auth=False, hosts=(), groups=(), attribute_claims=(), actor=None):
+           forward_auth=False, hosts=(), groups=(), attribute_claims=(), token_providers=(), actor=None):
     """Register an application: an OpenID Connect client (redirect URIs), or with ``forward_auth`` a protected
     site (hosts). ``groups``: names of the geologin groups whose members may sign in besides the allowed
-    users; ``attribute_claims``: provider attributes given as claims (an OpenID client's). Returns
+    users; ``attribute_claims``: provider attributes given as claims (an OpenID client's); ``token_providers``:
+    slugs of the providers whose kept tokens it may receive (a confidential OpenID client's). Returns
     ``(application, secret)``: the secret (None for a public client or a site) is not kept and cannot be shown
     again."""
     name = _checked_name(name)
@@ -352,6 +394,9 @@ def create(name, redirect_uris=(), *, post_logout_uris=(), backchannel_logout_ur
     if forward_auth and claims:
         raise ApplicationError(_("A protected site receives headers, not claims."), "attribute_claims")
     id_token_alg = _checked_alg(id_token_alg)
+    token_sources = _token_providers(token_providers)
+    if token_sources and forward_auth:
+        raise ApplicationError(_("A protected site receives headers, not tokens."), "token_providers")
     secret = None if public else new_secret()
     application = Application(
         name=name, kind=FORWARD_AUTH if forward_auth else OIDC, client_id=_new_client_id(),
@@ -365,6 +410,7 @@ def create(name, redirect_uris=(), *, post_logout_uris=(), backchannel_logout_ur
     db.session.add(application)
     db.session.flush()
     _set_groups(application, chosen_groups)
+    _set_token_providers(application, token_sources)
     kind = "protected site" if forward_auth else ("public" if public else "confidential")
     detail = f"client_id {application.client_id}; {kind}" + (f"; hosts {', '.join(site_hosts)}" if site_hosts
                                                                else "")
@@ -372,6 +418,8 @@ def create(name, redirect_uris=(), *, post_logout_uris=(), backchannel_logout_ur
         detail += "; groups " + ", ".join(group.name for group in chosen_groups)
     if claims:
         detail += "; attribute claims " + ", ".join(claims)
+    if token_sources:
+        detail += "; may receive the tokens of " + ", ".join(provider.slug for provider in token_sources)
     audit.record("app.create", target=name, actor=actor, commit=False, detail=detail)
     db.session.commit()
     return application, secret
@@ -382,9 +430,10 @@ _UNSET = object()
 
 def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, backchannel_logout_uri=_UNSET,
          first_party=None, all_users=None, refresh_tokens=None, providers=None, id_token_alg=None, hosts=None,
-         groups=None, attribute_claims=None, actor=None):
+         groups=None, attribute_claims=None, token_providers=None, actor=None):
     """Change what is given (None: unchanged; ``providers=[]`` admits every login method again, ``groups=[]``
-    admits no group, ``backchannel_logout_uri=None`` removes it). Returns the names of the fields that changed."""
+    admits no group, ``token_providers=[]`` hands out no kept token, ``backchannel_logout_uri=None`` removes
+    it). Returns the names of the fields that changed."""
     changes = {}
     if name is not None:
         changes["name"] = _checked_name(name, application)
@@ -419,6 +468,10 @@ def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, b
     claims = _checked_attribute_claims(attribute_claims) if attribute_claims is not None else None
     if claims and application.is_forward_auth:
         raise ApplicationError(_("A protected site receives headers, not claims."), "attribute_claims")
+    token_sources = (_token_providers(token_providers, token_provider_slugs(application))
+                     if token_providers is not None else None)
+    if token_sources and application.is_forward_auth:
+        raise ApplicationError(_("A protected site receives headers, not tokens."), "token_providers")
     changed = [field for field, value in changes.items() if getattr(application, field) != value]
     for field in changed:
         setattr(application, field, changes[field])
@@ -440,6 +493,9 @@ def edit(application, *, name=None, redirect_uris=None, post_logout_uris=None, b
     if chosen_groups is not None and {g.name for g in chosen_groups} != set(allowed_group_names(application)):
         _set_groups(application, chosen_groups)
         changed.append("groups")
+    if token_sources is not None and {p.slug for p in token_sources} != set(token_provider_slugs(application)):
+        _set_token_providers(application, token_sources)
+        changed.append("token_providers")
     if changed:
         audit.record("app.update", target=application.name, actor=actor, commit=False,
                      detail="changed: " + ", ".join(changed))

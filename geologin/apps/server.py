@@ -1,6 +1,7 @@
 """The OpenID provider, assembled from Authlib's authorization server: the authorization code grant with
-PKCE (S256) and OpenID Connect, refresh tokens with rotation, revocation (RFC 7009), introspection
-(RFC 7662), ``iss`` in every authorization response (RFC 9207), userinfo and RP-initiated logout. This module
+PKCE (S256) and OpenID Connect, refresh tokens with rotation, token exchange for a person's kept provider
+tokens (RFC 8693), revocation (RFC 7009), introspection (RFC 7662), ``iss`` in every authorization response
+(RFC 9207), userinfo and RP-initiated logout. This module
 supplies what Authlib leaves to us: where clients, codes and tokens are stored, and what goes in them."""
 import hashlib
 import json
@@ -9,7 +10,8 @@ import time
 from datetime import timedelta
 
 from authlib.integrations.flask_oauth2 import AuthorizationServer, ResourceProtector, current_token
-from authlib.oauth2.rfc6749 import ClientMixin, grants
+from authlib.oauth2 import OAuth2Error
+from authlib.oauth2.rfc6749 import ClientMixin, InvalidGrantError, InvalidRequestError, UnauthorizedClientError, grants
 from authlib.oauth2.rfc6750 import BearerTokenGenerator, BearerTokenValidator
 from authlib.oauth2.rfc7009 import RevocationEndpoint
 from authlib.oauth2.rfc7636 import CodeChallenge
@@ -25,12 +27,17 @@ from .. import audit
 from ..encryption import digest
 from ..extensions import db
 from ..groups import membership
+from ..idp import tokens as kept_tokens
 from ..login.sessions import AuthMethod
-from ..models import Application, AuthorizationCode, ExternalIdentity, IdentityProvider, OAuthToken, User, utcnow
+from ..models import (Application, AuthorizationCode, ExternalIdentity, IdentityProvider, KeptToken, OAuthToken, User,
+                      utcnow)
 from . import access, clients, keys
 
 CODE_LIFETIME = timedelta(seconds=60)
-SCOPES = ("openid", "profile", "email", "groups", "offline_access")
+# "dhis2": the application may call the read-only DHIS2 proxy as the person (geologin/proxy).
+SCOPES = ("openid", "profile", "email", "groups", "offline_access", "dhis2")
+TOKEN_EXCHANGE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
 
 
 def issuer():
@@ -87,6 +94,8 @@ class Client(ClientMixin):
         return response_type == "code"
 
     def check_grant_type(self, grant_type):
+        if grant_type == TOKEN_EXCHANGE:
+            return not self.application.is_public
         return grant_type in ("authorization_code", "refresh_token")
 
 
@@ -390,6 +399,79 @@ class RefreshTokenGrant(grants.RefreshTokenGrant):
         db.session.commit()
 
 
+class InvalidTargetError(OAuth2Error):
+    """RFC 8693 2.2.2: the provider the application named is not one whose tokens geologin hands out."""
+    error = "invalid_target"
+
+
+class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
+    """RFC 8693: a confidential application trades an access token geologin issued it (the person) for that
+    person's current access token at the provider ``requested_issuer`` names (its slug), when an administrator
+    allowed the application those tokens. Nothing is stored: the answer is the kept token itself."""
+    GRANT_TYPE = TOKEN_EXCHANGE
+    TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+
+    def validate_token_request(self):
+        client = self.authenticate_token_endpoint_client()
+        if not client.check_grant_type(self.GRANT_TYPE):
+            raise UnauthorizedClientError("Only a confidential application may exchange tokens.")
+        self.request.client = client
+        data = self.request.payload.data
+        for name in ("subject_token", "subject_token_type", "requested_issuer"):
+            if not isinstance(data.get(name), str) or not data.get(name):
+                raise InvalidRequestError(f"'{name}' is required.")
+        if data["subject_token_type"] != ACCESS_TOKEN_TYPE:
+            raise InvalidRequestError(f"'subject_token_type' must be {ACCESS_TOKEN_TYPE}.")
+        if data.get("requested_token_type") not in (None, "", ACCESS_TOKEN_TYPE):
+            raise InvalidRequestError(f"'requested_token_type' can only be {ACCESS_TOKEN_TYPE}.")
+        if data.get("actor_token"):
+            raise InvalidRequestError("'actor_token' is not supported (no delegation).")
+        application = client.application
+        slug = data["requested_issuer"]
+        provider = IdentityProvider.by_slug(slug) if len(slug) <= 60 else None
+        if provider is None or not provider.enabled or not provider.keep_tokens:
+            self._refuse("unknown_provider", slug[:60])
+            raise InvalidTargetError("'requested_issuer' names no identity provider whose tokens geologin keeps.")
+        if not clients.may_receive_tokens(application, provider):
+            self._refuse("application_not_allowed", provider.slug)
+            raise UnauthorizedClientError(f"This application may not receive the tokens of {provider.slug}.")
+        row = token_by_access_token(data["subject_token"])
+        if row is None or row.application_id != application.id:
+            self._refuse("subject_token_unknown", provider.slug)
+            raise InvalidGrantError("The subject token is not an access token issued to this application.")
+        token = IssuedToken(row)
+        if token.is_expired() or row.revoked_at is not None:
+            self._refuse("subject_token_expired", provider.slug, row.user)
+            raise InvalidGrantError("The subject token expired or was revoked.")
+        reason = still_refused(row)
+        if reason is not None:
+            self._refuse(reason, provider.slug, row.user)
+            raise InvalidGrantError("The person may no longer use this application.")
+        self.request.user = row.user
+        self.request.provider = provider
+
+    def _refuse(self, reason, slug, user=None):
+        audit.record("tokens.exchange", audit.FAILURE, target=user.username if user is not None else None,
+                     reason=reason, provider=slug, detail=f"application {self.request.client.application.name}")
+
+    def create_token_response(self):
+        user, provider = self.request.user, self.request.provider
+        try:
+            access_token = kept_tokens.fresh_access_token(user, provider)
+        except kept_tokens.LoginAgain as again:
+            self._refuse(again.reason, provider.slug, user)
+            raise InvalidGrantError(f"log in again ({again.reason}): the person must log in through "
+                                    f"{provider.slug} again.") from None
+        expires = db.session.scalar(select(KeptToken.access_expires_at).where(
+            KeptToken.user_id == user.id, KeptToken.provider_id == provider.id))
+        body = {"access_token": access_token, "issued_token_type": ACCESS_TOKEN_TYPE, "token_type": "Bearer"}
+        if expires is not None:
+            body["expires_in"] = max(0, int((expires - utcnow()).total_seconds()))
+        audit.record("tokens.exchange", target=user.username, provider=provider.slug,
+                     detail=f"application {self.request.client.application.name}")
+        return 200, body, self.TOKEN_RESPONSE_HEADER
+
+
 def revoke_where(condition):
     """Revoke every live token matching ``condition`` (and every chain they belong to); returns how many."""
     chains = select(OAuthToken.chain).where(condition).scalar_subquery()
@@ -561,6 +643,7 @@ def init_app(app):
     server.scopes_supported = list(SCOPES)
     server.register_grant(AuthorizationCodeGrant, [S256Only(required=True), OpenIDCodeExtension(require_nonce=False)])
     server.register_grant(RefreshTokenGrant, [OpenIDRefreshExtension()])
+    server.register_grant(TokenExchangeGrant)
     server.register_endpoint(Revocation)
     server.register_endpoint(Introspection)
     server.register_extension(Issuer())

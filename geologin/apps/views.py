@@ -19,7 +19,7 @@ from ..i18n import available_locales, remember_locale, supported
 from ..login.sessions import current_session_row, end_session, login_age
 from ..models import Application, Consent, utcnow
 from . import access, clients, keys
-from .server import SCOPES, issuer, server
+from .server import SCOPES, TOKEN_EXCHANGE, issuer, server
 
 bp = Blueprint("apps", __name__)
 
@@ -56,7 +56,7 @@ def discovery():
         "scopes_supported": list(SCOPES),
         "response_types_supported": ["code"],
         "response_modes_supported": ["query"],
-        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "grant_types_supported": ["authorization_code", "refresh_token", TOKEN_EXCHANGE],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": list(keys.ALGORITHMS),
         "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
@@ -228,7 +228,8 @@ def _consent_page(application, scope, payload, status=200):
     action = url_for("apps.authorize") + "?" + urlencode(_authorization_params(payload))
     scopes = [s for s in scope.split() if s != "openid"]
     return render_template("apps/consent.html", application=application, scopes=scopes, action=action,
-                           attribute_claims=clients.attribute_claim_names(application)), status
+                           attribute_claims=clients.attribute_claim_names(application),
+                           token_providers=clients.token_provider_slugs(application)), status
 
 
 def _remember_consent(user, application, scope):

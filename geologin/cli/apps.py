@@ -91,17 +91,20 @@ def _who(row):
 @click.option("--attribute-claim", "attribute_claims", multiple=True, metavar="NAME",
               help="Give this provider attribute as the claim <plugin type>_<NAME>, e.g. roles -> dhis2_roles "
                    "(repeatable).")
+@click.option("--token-provider", "token_providers", multiple=True, metavar="SLUG",
+              help="It may receive the person's kept tokens of this provider, by token exchange or through the "
+                   "DHIS2 proxy (repeatable; the provider must keep tokens).")
 @click.option("--json", "as_json", is_flag=True,
               help='Print {"client_id": ..., "client_secret": ...} (null secret for a public client).')
 def apps_add(name, redirect_uris, forward_auth, hosts, post_logout_uris, backchannel_logout_uri, public, first_party,
-             all_users, refresh_tokens, providers, id_token_alg, groups, attribute_claims, as_json):
+             all_users, refresh_tokens, providers, id_token_alg, groups, attribute_claims, token_providers, as_json):
     """Register application NAME; prints its client_id and, for a confidential client, its secret (once)."""
     application, secret = _change(
         clients.create, name, list(redirect_uris), post_logout_uris=list(post_logout_uris),
         backchannel_logout_uri=backchannel_logout_uri, public=public, first_party=first_party,
         all_users=all_users, refresh_tokens=refresh_tokens, providers=list(providers), id_token_alg=id_token_alg,
         forward_auth=forward_auth, hosts=list(hosts), groups=list(groups), attribute_claims=list(attribute_claims),
-        actor=CLI_ACTOR)
+        token_providers=list(token_providers), actor=CLI_ACTOR)
     _print_credentials(application, secret, as_json, "Registered")
 
 
@@ -166,6 +169,7 @@ def apps_show(name_or_client_id, as_json):
     click.echo("  identity providers: " + (", ".join(row["allowed_providers"]) if row["providers_only"]
                                            else "any login method"))
     click.echo("  attribute claims: " + (", ".join(row["attribute_claims"]) or "-"))
+    click.echo("  may receive the kept tokens of: " + (", ".join(row["token_providers"]) or "-"))
     click.echo(f"  refresh tokens at every sign-in: {'yes' if row['refresh_tokens'] else 'no'}")
     click.echo(f"  created: {row['created_at']}")
 
@@ -199,10 +203,15 @@ def apps_show(name_or_client_id, as_json):
 @click.option("--attribute-claim", "attribute_claims", multiple=True, metavar="NAME",
               help="Replaces the provider attributes given as claims (repeatable).")
 @click.option("--no-attribute-claims", is_flag=True, help="Give no provider attribute as a claim.")
+@click.option("--token-provider", "token_providers", multiple=True, metavar="SLUG",
+              help="Replaces the providers whose kept tokens it may receive (repeatable).")
+@click.option("--no-token-providers", is_flag=True, help="It receives no kept token.")
 def apps_edit(name_or_client_id, name, redirect_uris, post_logout_uris, backchannel_logout_uri, first_party,
               all_users, refresh_tokens, providers, any_provider, id_token_alg, hosts, groups, no_groups,
-              attribute_claims, no_attribute_claims):
+              attribute_claims, no_attribute_claims, token_providers, no_token_providers):
     """Change an application; options not given keep their value."""
+    if token_providers and no_token_providers:
+        raise click.UsageError("--token-provider and --no-token-providers cannot be combined.")
     if providers and any_provider:
         raise click.UsageError("--provider and --any-provider cannot be combined.")
     if groups and no_groups:
@@ -225,6 +234,8 @@ def apps_edit(name_or_client_id, name, redirect_uris, post_logout_uris, backchan
         changes["groups"] = list(groups)
     if attribute_claims or no_attribute_claims:
         changes["attribute_claims"] = list(attribute_claims)
+    if token_providers or no_token_providers:
+        changes["token_providers"] = list(token_providers)
     changed = _change(clients.edit, application, name=name, first_party=first_party, all_users=all_users,
                       refresh_tokens=refresh_tokens, id_token_alg=id_token_alg, actor=CLI_ACTOR, **changes)
     click.echo(f"Updated {application.name}: {', '.join(changed)}." if changed

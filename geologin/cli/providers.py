@@ -14,6 +14,7 @@ from ..apps import keys
 from ..encryption import SecretUnreadable
 from ..extensions import db
 from ..idp import cache, permissions, service, tokens
+from ..idp import proxy_paths as proxy_path_rules
 from ..idp.checks import all_passed, audit_summary, run_checks
 from ..models import Group
 from ..providers import LoginFailure
@@ -208,6 +209,10 @@ def _parse_set(cls, pairs):
 @click.option("--keep-tokens/--no-keep-tokens", "keep_tokens", default=None,
               help="Keep the tokens it issues at each login, for applications to call it as the person / "
                    "not (forgets every kept token).")
+@click.option("--proxy-path", "proxy_paths", multiple=True, metavar="PATH",
+              help="An API path the DHIS2 proxy forwards, such as me or organisationUnits/* (repeatable; replaces "
+                   "them).")
+@click.option("--no-proxy-paths", is_flag=True, help="The DHIS2 proxy forwards nothing for it.")
 @click.option("--set", "pairs", multiple=True, metavar="NAME=VALUE",
               help="Change a plugin setting (repeatable); settings not named keep their value.")
 @click.option("--secret-stdin", "secret_name", default=None, metavar="NAME",
@@ -224,11 +229,13 @@ def _parse_set(cls, pairs):
 @click.option("--account-clash", type=click.Choice(permissions.CLASH_POLICIES), default=None,
               help="When the username of such a person is an existing account not allowed through it: refuse, or "
                    "link it (only an active non-administrator with no binding to this provider).")
-def providers_edit(slug, label, description, enabled, allow_all_users, groups_prefixed, keep_tokens, pairs, secret_name,
-                   access_groups, no_access_groups, create_accounts, account_groups, no_account_groups,
-                   account_clash):
+def providers_edit(slug, label, description, enabled, allow_all_users, groups_prefixed, keep_tokens, proxy_paths,
+                   no_proxy_paths, pairs, secret_name, access_groups, no_access_groups, create_accounts,
+                   account_groups, no_account_groups, account_clash):
     """Change provider SLUG (the slug itself never changes)."""
     provider = get_provider(slug)
+    if proxy_paths and no_proxy_paths:
+        raise click.UsageError("--proxy-path and --no-proxy-paths cannot be combined.")
     if (access_groups and no_access_groups) or (account_groups and no_account_groups):
         raise click.UsageError("--access-group and --no-access-groups (or --account-group and --no-account-groups) "
                                "cannot be combined.")
@@ -244,10 +251,13 @@ def providers_edit(slug, label, description, enabled, allow_all_users, groups_pr
             raise click.ClickException(f"{provider.slug} has no secret called {secret_name!r} "
                                        f"(secrets: {', '.join(declared) or 'none'}).")
         secrets[secret_name] = read_stdin_line(secret_name)
-    names = {"label": "--label", "type": "type", **{s: f"--secret-stdin {s}" for s in secrets}}
+    names = {"label": "--label", "type": "type", "proxy_paths": "--proxy-path",
+             **{s: f"--secret-stdin {s}" for s in secrets}}
     changed = apply_change(service.update_provider, provider, label=label, description=description,
                        settings=settings, secrets=secrets, enabled=enabled, allow_all_users=allow_all_users,
-                       groups_prefixed=groups_prefixed, keep_tokens=keep_tokens, actor=CLI_ACTOR, names=names)
+                       groups_prefixed=groups_prefixed, keep_tokens=keep_tokens,
+                       proxy_paths=list(proxy_paths) if proxy_paths or no_proxy_paths else None,
+                       actor=CLI_ACTOR, names=names)
     if access is not None and permissions.set_access_groups(provider, access, actor=CLI_ACTOR):
         changed.append("access groups")
     if creating is not None and permissions.set_create_groups(provider, creating, actor=CLI_ACTOR):
@@ -300,6 +310,7 @@ def providers_show(slug, as_json):
     row = _row(provider)
     row["description"] = provider.description
     row["groups_prefixed"] = provider.groups_prefixed
+    row["proxy_paths"] = proxy_path_rules.of(provider)
     row["settings"] = cache.settings_of(provider)
     row["redirect_uri"] = None
     row["setup"] = {}
@@ -333,6 +344,7 @@ def providers_show(slug, as_json):
     click.echo(f"  accounts on first login: {'yes' if row['create_accounts'] else 'no'}"
                f" (groups: {', '.join(row['account_groups']) or '-'}; clashing username: {row['account_clash']})")
     click.echo(f"  keeps tokens: {'yes' if row['keep_tokens'] else 'no'}")
+    click.echo(f"  DHIS2 proxy paths: {', '.join(row['proxy_paths']) or '-'}")
     for name, value in row["settings"].items():
         click.echo(f"  {name}: {'-' if value in (None, '') else value}")
     for name, stored in row["secrets"].items():

@@ -16,6 +16,7 @@ from ..login.sessions import end_sessions_via_provider
 from ..groups import membership
 from ..models import ExternalIdentity, IdentityProvider
 from ..providers.base import SettingsContext, SettingsError
+from . import proxy_paths as proxy_path_rules
 from . import tokens
 from .cache import (ProviderChangeError, allow_insecure, callback_url_for, forget_cache, ordered_providers,
                     provider_class, secrets_of, settings_of)
@@ -117,10 +118,11 @@ def create_provider(type_name, *, slug, label, description="", settings=None, se
 
 
 def update_provider(provider, *, label=None, description=None, settings=None, secrets=None, enabled=None,
-                    allow_all_users=None, groups_prefixed=None, keep_tokens=None,
+                    allow_all_users=None, groups_prefixed=None, keep_tokens=None, proxy_paths=None,
                     actor=None):
     """Apply changes; settings not given keep their value, secrets left empty keep the stored one.
-    The slug never changes: it is part of the redirect URI registered at the server."""
+    The slug never changes: it is part of the redirect URI registered at the server. ``proxy_paths``: the
+    API paths the DHIS2 proxy forwards (``[]``: none)."""
     cls = provider_class(provider.type)
     new_label = provider.label if label is None else label
     errors = _validate_common(provider.slug, new_label, existing=provider)
@@ -133,6 +135,12 @@ def update_provider(provider, *, label=None, description=None, settings=None, se
     enabling = enabled and not provider.enabled
     if "redirect_uri" not in errors and (settings or enabling):  # enabling catches pairs saved before the rule
         errors.update(_redirect_uri_errors(provider.slug, cleaned, existing=provider))
+    paths = None
+    if proxy_paths is not None:
+        try:
+            paths = proxy_path_rules.checked(proxy_paths)
+        except proxy_path_rules.ProxyPathError as error:
+            errors["proxy_paths"] = str(error)
     if errors:
         raise ProviderChangeError(errors)
     before = {"label": provider.label, "description": provider.description,
@@ -148,6 +156,9 @@ def update_provider(provider, *, label=None, description=None, settings=None, se
     old_settings = settings_of(provider)
     changed += sorted(k for k in set(old_settings) | set(cleaned) if old_settings.get(k) != cleaned.get(k))
     changed += sorted(name for name, value in (secrets or {}).items() if value)  # names only, never values
+    if paths is not None and paths != proxy_path_rules.of(provider):
+        provider.proxy_paths_json = json.dumps(paths)
+        changed.append("proxy_paths")
     if not changed:
         return []
     if before["enabled"] and not after["enabled"]:

@@ -94,8 +94,8 @@ def test_a_token_dhis2_rejected_is_refreshed_once(app, dhis2):
 def test_a_refresh_answer_without_a_refresh_token_keeps_the_old_one(app, dhis2, monkeypatch):
     slug, server = dhis2
     _, old_refresh = login_with_short_token(app, server, slug)
-    monkeypatch.setattr(app.extensions["geologin.plugins"].get("dhis2"), "refresh", lambda self, value: Tokens(access_token="new-access-token",
-                                                                             expires_in=300))
+    plugin = app.extensions["geologin.plugins"].get("dhis2")
+    monkeypatch.setattr(plugin, "refresh", lambda self, value: Tokens(access_token="new-access-token", expires_in=300))
     assert fresh(app, slug) == "new-access-token"
     [(_, access, refresh, _, _)] = kept(app)
     assert (access, refresh) == ("new-access-token", old_refresh)

@@ -286,8 +286,8 @@ class DHIS2Provider(OAuth2Provider):
             return Check(name, True, _l("DHIS2 lets geologin's client refresh the tokens it keeps."))
         if response.status_code == 401 and error == "invalid_client" and "grant type" in description.lower():
             return Check(name, False, _l("geologin's OAuth2 client in DHIS2 does not have the Refresh token grant: "
-                                         "tick “Refresh token” in its grant types, or kept tokens cannot be refreshed "
-                                         "when they expire."))
+                                         "tick “Refresh token” in its grant types, or kept tokens cannot be "
+                                         "refreshed when they expire."))
         return Check(name, None, _l("Not checked: DHIS2 answered HTTP %(status)s %(error)s to the probe.",
                                     status=response.status_code, error=str(error or "")[:60]))
 

@@ -262,6 +262,13 @@ class KeptToken(db.Model):
     scope: Mapped[str | None] = mapped_column(Text)
     obtained_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, nullable=False)
     access_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # None: the provider did not say
+    # One refresh at a time across threads, workers and nodes (geologin/idp/tokens.py): ``version`` changes
+    # with every new set of tokens, and a refresh may start only by setting ``refreshing_until`` (a lease)
+    # in a conditional UPDATE on the version it read.
+    version: Mapped[int] = mapped_column(Integer, nullable=False, default=0, server_default="0")
+    refreshing_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refresh_failed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    refresh_failure: Mapped[str | None] = mapped_column(String(300))  # why, never a token
 
     provider: Mapped[IdentityProvider] = relationship()
 

@@ -183,6 +183,7 @@ def test_the_fresh_access_token_is_the_kept_one_until_it_expires(app, client, dh
     with app.app_context():
         row = db.session.scalars(select(KeptToken)).one()
         row.access_expires_at = row.obtained_at
+        row.refresh_token = None  # with one, it would be refreshed (tests/test_kept_tokens_refresh.py)
         db.session.commit()
         with pytest.raises(tokens.LoginAgain) as expired:
             tokens.fresh_access_token(User.by_username("alice"), IdentityProvider.by_slug(slug))

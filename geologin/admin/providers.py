@@ -263,7 +263,7 @@ def _enable_if_tested(provider):
         service.update_provider(provider, enabled=True, actor=actor())
         flash(_("The connection test passed, so %(label)s is enabled.", label=provider.label), "info")
         return
-    failed = "; ".join(f"{check.name}: {check.message}" for check in checks if not check.ok)
+    failed = "; ".join(f"{check.name}: {check.message}" for check in checks if check.ok is False)
     flash(_("%(label)s was created disabled because the connection test did not pass (%(failed)s). Fix the "
             "settings and run Test connection, then enable it with Edit.", label=provider.label, failed=failed[:600]),
           "error")

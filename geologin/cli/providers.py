@@ -15,7 +15,7 @@ from ..encryption import SecretUnreadable
 from ..extensions import db
 from ..idp import cache, permissions, service, tokens
 from ..idp import proxy_paths as proxy_path_rules
-from ..idp.checks import all_passed, audit_summary, run_checks
+from ..idp.checks import all_passed, audit_summary, outcome, run_checks
 from ..models import Group
 from ..providers import LoginFailure
 from .common import CLI_ACTOR, apply_change, get_provider, read_stdin_line
@@ -360,7 +360,7 @@ def _enable_if_tested(provider):
     audit.record("provider.test", audit.SUCCESS if ok else audit.FAILURE, target=provider.slug,
                  provider=provider.slug, actor=CLI_ACTOR, detail=audit_summary(checks))
     for check in checks:
-        click.echo(f"{'ok' if check.ok else 'FAILED':<6}  {check.name}: {check.message}")
+        click.echo(f"{outcome(check) if check.ok is not False else 'FAILED':<6}  {check.name}: {check.message}")
     if ok:
         apply_change(service.update_provider, provider, enabled=True, actor=CLI_ACTOR)
         click.echo(f"The connection test passed: {provider.slug} is enabled.")
@@ -379,10 +379,10 @@ def providers_test(slug):
         raise click.ClickException(f"The {provider.type} plugin of {provider.slug} is not installed.")
     checks = run_checks(provider)
     for check in checks:
-        click.echo(f"{'ok' if check.ok else 'FAILED':<6}  {check.name}: {check.message}")
+        click.echo(f"{outcome(check) if check.ok is not False else 'FAILED':<6}  {check.name}: {check.message}")
     if not checks:
         raise click.ClickException(f"The {provider.type} plugin has no connection test; nothing was checked.")
-    failed = [str(c.name) for c in checks if not c.ok]
+    failed = [str(c.name) for c in checks if c.ok is False]
     if failed:
         raise click.ClickException(f"{provider.slug}: check failed: {', '.join(failed)}.")
     click.echo(f"{provider.slug}: all {len(checks)} checks passed.")

@@ -5,13 +5,13 @@ returns an :class:`Identity` from ``complete_login`` or raises :class:`LoginFail
 rest: instances, secrets, state, user matching, sessions and audit.
 """
 from .base import (ACCESS_DENIED, Attribute, Check, CallbackContext, DirectoryCredentials, DiscoveryNotFound, Group, Identity, InstanceView, LoginFailure, LoginRequest, Provider,
-                   ProviderError, ProviderUnavailable, Setting, SettingsContext, SettingsError, Tokens,
+                   ProviderError, ProviderUnavailable, REFRESH_REFUSED, Setting, SettingsContext, SettingsError, Tokens,
                    url_problem)
 from .http import HttpClient, ResponseTooLarge, json_object
 from .oauth import OAuth2Provider, basic_auth
 
 __all__ = [
     "ACCESS_DENIED", "Attribute", "CallbackContext", "Check", "DirectoryCredentials", "DiscoveryNotFound", "Group", "HttpClient", "Identity", "InstanceView", "LoginFailure", "LoginRequest",
-    "OAuth2Provider", "Provider", "ProviderError", "ProviderUnavailable", "ResponseTooLarge", "Setting",
+    "OAuth2Provider", "Provider", "ProviderError", "ProviderUnavailable", "REFRESH_REFUSED", "ResponseTooLarge", "Setting",
     "SettingsContext", "SettingsError", "Tokens", "basic_auth", "json_object", "url_problem",
 ]

@@ -9,6 +9,8 @@ from flask_babel import lazy_gettext as _l
 ACCESS_DENIED = "access_denied"
 PROVIDER_ERROR = "provider_error"
 PROVIDER_UNAVAILABLE = "provider_unavailable"
+# The server refused a refresh token (revoked, expired, or issued to another client): only a new login helps.
+REFRESH_REFUSED = "refresh_refused"
 
 
 @dataclass(frozen=True)
@@ -165,10 +167,11 @@ class CallbackContext:
 
 @dataclass(frozen=True)
 class Check:
-    """One line of a connection test: what was checked, whether it passed, and what was seen."""
+    """One line of a connection test: what was checked, whether it passed (None: the server does not let
+    geologin find out, and the message says so), and what was seen."""
 
     name: str
-    ok: bool
+    ok: bool | None
     message: str
 
     def __post_init__(self):
@@ -297,6 +300,17 @@ class Provider:
     def setup_context(self):
         """Extra values for ``setup_template``."""
         return {}
+
+    def check_refresh_grant(self):
+        """A connection-test line for a provider that keeps tokens: does the server let geologin's client use
+        the refresh_token grant? None when the plugin cannot tell (the core then judges from the tokens the
+        last logins brought)."""
+        return None
+
+    def refresh(self, refresh_token):
+        """New Tokens for a kept ``refresh_token``; LoginFailure with reason REFRESH_REFUSED when the server
+        refused it (revoked, expired), another LoginFailure when the server failed. OAuth2Provider has it."""
+        raise LoginFailure("this provider cannot refresh tokens", reason=REFRESH_REFUSED)
 
     def admin_action(self, name, form):
         """Handle a plugin-specific button on the setup page; return values for the template."""

@@ -17,7 +17,7 @@ from joserfc.jwk import KeySet
 
 from flask_babel import lazy_gettext as _l
 
-from .base import (ACCESS_DENIED, Check, DiscoveryNotFound, LoginFailure, Provider, ProviderError,
+from .base import (ACCESS_DENIED, REFRESH_REFUSED, Check, DiscoveryNotFound, LoginFailure, Provider, ProviderError,
                    ProviderUnavailable, Setting, SettingsError, Tokens)
 from .http import json_object
 
@@ -143,31 +143,45 @@ class OAuth2Provider(Provider):
 
     def exchange_code(self, code, callback):
         """POST the code once (never retried) and return the token response as a dict."""
-        form = {"grant_type": "authorization_code", "code": code, "redirect_uri": callback.redirect_uri,
-                "code_verifier": callback.code_verifier}
+        response = self._token_request({"grant_type": "authorization_code", "code": code,
+                                        "redirect_uri": callback.redirect_uri, "code_verifier": callback.code_verifier})
+        if response.status_code == 401:
+            raise ProviderError("token endpoint rejected the client credentials (HTTP 401)")
+        if response.status_code != 200:
+            raise ProviderError(f"token endpoint answered HTTP {response.status_code}: "
+                                f"{_error_summary(response)}")
+        return _checked_token_response(response)
+
+    def refresh(self, refresh_token):
+        """New Tokens for a kept ``refresh_token`` (grant_type=refresh_token, with the client's authentication,
+        sent once). A refused refresh token raises LoginFailure with reason REFRESH_REFUSED; the detail never
+        repeats what the server said about it, since servers echo the token (Spring: "Invalid refresh token: …")."""
+        response = self._token_request({"grant_type": "refresh_token", "refresh_token": refresh_token})
+        if response.status_code == 400:
+            try:
+                error = json_object(response, "token endpoint").get("error")
+            except ProviderError:
+                error = None
+            if error == "invalid_grant":
+                raise LoginFailure("the token endpoint refused the refresh token (invalid_grant: revoked or expired)",
+                                   reason=REFRESH_REFUSED)
+            raise ProviderError(f"token endpoint answered HTTP 400 error={str(error)[:60]!r} to the refresh")
+        if response.status_code == 401:
+            raise ProviderError("token endpoint rejected the client credentials or the refresh_token grant (HTTP 401)")
+        if response.status_code != 200:
+            raise ProviderError(f"token endpoint answered HTTP {response.status_code} to the refresh")
+        return issued_tokens(_checked_token_response(response))
+
+    def _token_request(self, form):
+        """POST ``form`` to the token endpoint with the client's authentication (never retried)."""
+        form = dict(form)
         headers = {"Accept": "application/json"}
         if self.token_auth_method == "client_secret_post":
             form.update(client_id=self.client_id(), client_secret=self.client_secret())
         else:
             headers["Authorization"] = self.basic_auth_header()
             form["client_id"] = self.client_id()
-        response = self.http.post(self.endpoints()["token_endpoint"], data=form, headers=headers)
-        if response.status_code == 401:
-            raise ProviderError("token endpoint rejected the client credentials (HTTP 401)")
-        if response.status_code != 200:
-            raise ProviderError(f"token endpoint answered HTTP {response.status_code}: "
-                                f"{_error_summary(response)}")
-        tokens = json_object(response, "token response")
-        if not isinstance(tokens.get("access_token"), str) or not tokens["access_token"]:
-            raise ProviderError("token response has no access_token")
-        if not ACCESS_TOKEN.fullmatch(tokens["access_token"]):  # it goes into an Authorization header
-            raise ProviderError("token response has an access_token with characters a bearer token cannot have")
-        if not isinstance(tokens.get("token_type"), str) or tokens["token_type"].lower() != "bearer":
-            raise ProviderError(f"token response has token_type {tokens.get('token_type')!r}, not Bearer")
-        if "expires_in" in tokens and (isinstance(tokens["expires_in"], bool)
-                                       or not isinstance(tokens["expires_in"], (int, float))):
-            raise ProviderError("token response has a non-numeric expires_in")
-        return tokens
+        return self.http.post(self.endpoints()["token_endpoint"], data=form, headers=headers)
 
     def basic_auth_header(self):
         return basic_auth(self.client_id(), self.client_secret())
@@ -404,6 +418,22 @@ def basic_auth(username, password, form_encode=True):
         username, password = quote(username or "", safe=""), quote(password or "", safe="")
     raw = f"{username or ''}:{password or ''}"
     return "Basic " + base64.b64encode(raw.encode()).decode()
+
+
+def _checked_token_response(response):
+    """The token response as a dict, refused unless it has a usable bearer access token and a numeric
+    expires_in (when present)."""
+    tokens = json_object(response, "token response")
+    if not isinstance(tokens.get("access_token"), str) or not tokens["access_token"]:
+        raise ProviderError("token response has no access_token")
+    if not ACCESS_TOKEN.fullmatch(tokens["access_token"]):  # it goes into an Authorization header
+        raise ProviderError("token response has an access_token with characters a bearer token cannot have")
+    if not isinstance(tokens.get("token_type"), str) or tokens["token_type"].lower() != "bearer":
+        raise ProviderError(f"token response has token_type {tokens.get('token_type')!r}, not Bearer")
+    if "expires_in" in tokens and (isinstance(tokens["expires_in"], bool)
+                                   or not isinstance(tokens["expires_in"], (int, float))):
+        raise ProviderError("token response has a non-numeric expires_in")
+    return tokens
 
 
 def _error_summary(response):

@@ -265,6 +265,32 @@ class DHIS2Provider(OAuth2Provider):
         checks.append(self.check_client_credentials("DHIS2"))
         return checks
 
+    def check_refresh_grant(self):
+        """Legacy (/uaa): a refresh with a token that cannot exist tells, without any user, whether the client
+        has the refresh_token grant (Spring Security OAuth checks the grant type first: 401 "Unauthorized grant
+        type", else 400 invalid_grant). 2.42+ looks the token up first and answers invalid_grant either way, and
+        its client registration is visible to DHIS2 administrators only: None (the core judges from logins)."""
+        if self.generation() != LEGACY:
+            return None
+        name = _l("Refresh token grant")
+        try:
+            response = self._token_request({"grant_type": "refresh_token", "refresh_token": "geologin-probe"})
+        except (ProviderError, ProviderUnavailable) as failure:
+            return Check(name, False, failure.detail)
+        try:
+            answer = json_object(response, "token endpoint")
+        except ProviderError:
+            answer = {}
+        error, description = answer.get("error"), str(answer.get("error_description") or "")
+        if response.status_code == 400 and error == "invalid_grant":
+            return Check(name, True, _l("DHIS2 lets geologin's client refresh the tokens it keeps."))
+        if response.status_code == 401 and error == "invalid_client" and "grant type" in description.lower():
+            return Check(name, False, _l("geologin's OAuth2 client in DHIS2 does not have the Refresh token grant: "
+                                         "tick “Refresh token” in its grant types, or kept tokens cannot be "
+                                         "refreshed when they expire."))
+        return Check(name, None, _l("Not checked: DHIS2 answered HTTP %(status)s %(error)s to the probe.",
+                                    status=response.status_code, error=str(error or "")[:60]))
+
     def _identify(self, base):
         """(version or None, whether ``base`` answers as DHIS2): ``api/system/ping`` says "pong" (every
         version, no login needed) or ``api/loginConfig`` names an ``apiVersion`` (2.41+)."""

@@ -54,7 +54,8 @@ Test-control endpoints (fake-only; served at ``/__fake__/`` and also under the b
 * ``POST /__fake__/reset``      back to the start-up data (keeps the signing key);
 * ``POST /__fake__/login``      JSON {username, password}: sets the DHIS2 session cookie;
 * ``POST /__fake__/rotate-keys`` new signing key (what a DHIS2 restart without keystore does);
-* ``POST /__fake__/expire-tokens`` expires every access token issued so far.
+* ``POST /__fake__/expire-tokens`` expires every access token issued so far;
+* ``POST /__fake__/revoke``     JSON {refresh_token} and/or {access_token}, or {username}: revokes them.
 
 Failure modes (``POST /__fake__/behaviour``): targets ``token``, ``me`` (/api/me),
 ``userinfo``, ``discovery``, ``jwks`` take ``"500"`` (HTML 500), ``"html"`` (200 HTML page),
@@ -62,6 +63,10 @@ Failure modes (``POST /__fake__/behaviour``): targets ``token``, ``me`` (/api/me
 id/username/userCredentials; sub; issuer/endpoints; keys), ``"wrong_token_type"`` (token_type
 "mac"; elsewhere the key fields become the number 12345), ``"stall"`` (sleep ``stall_seconds``,
 default 30, then answer normally), ``"huge"`` (a streamed body of ``huge_bytes``, default 50 MB);
+``access_token_seconds`` (the lifetime of access tokens issued from now on; ``null``: the version's
+default) and ``rotate_refresh_tokens`` (``true``: a refresh grant replaces the refresh token, as 2.42+
+does; ``false``: it keeps it, as /uaa's DefaultTokenServices does; ``null``: the version's default); the
+state and behaviour answers count ``refresh_grants`` (refresh-grant requests answered);
 ``"refuse-nothing"`` and ``null`` mean normal behaviour.  ``id_token`` takes ``bad_sig``,
 ``wrong_iss``, ``wrong_aud``, ``no_sub``, ``expired``, ``wrong_nonce``, ``alg_none``,
 ``hs256_pubkey`` (HMAC keyed with the public key PEM), ``unknown_kid`` (signed by a key not in

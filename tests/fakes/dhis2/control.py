@@ -1,11 +1,12 @@
 """The control API tests use (``/__fake__/...``): add users and clients, switch failure modes, read the
-request log, reset, log a browser in, rotate keys, expire tokens."""
+request log, reset, log a browser in, rotate keys, expire or revoke tokens."""
 from __future__ import annotations
 
 import json
 
 from flask import Blueprint, Response, abort, g, request
 
+from .oidc import verify_access_jwt
 from .state import public_user, S
 from .web import json_response, locked, log_in
 
@@ -106,3 +107,36 @@ def fake_expire_tokens():
     for record in state.jwt_tokens.values():
         record["exp"] = 0
     return json_response({"ok": True})
+
+
+@control.route("/revoke", methods=["POST"])
+@locked
+def fake_revoke():
+    """Revoke tokens as a DHIS2 admin would (a disabled OAuth2 client authorisation, a cleared token
+    store): JSON {"refresh_token": value} and/or {"access_token": value}, or {"username": name} for every
+    token of that user. Answers how many tokens were revoked."""
+    state, data = S(), json_items()[0]
+    count = 0
+    refresh, access, username = data.get("refresh_token"), data.get("access_token"), data.get("username")
+    user = state.user_by_name(username) if username else None
+    if username and user is None:
+        return json_response({"error": f"no user {username!r}"}, 400)
+    for value, record in list(state.refresh_tokens.items()):
+        uid = record.get("uid") or record.get("grant", {}).get("uid")
+        if value == refresh or (user is not None and uid == user["uid"]):
+            del state.refresh_tokens[value]
+            count += 1
+    for value, record in list(state.legacy_tokens.items()):
+        if value == access or (user is not None and record["uid"] == user["uid"]):
+            record["expires"] = 0
+            count += 1
+    for record in state.jwt_tokens.values():
+        if user is not None and record["uid"] == user["uid"]:
+            record["revoked"] = True
+            count += 1
+    if access and state.generation == "new":
+        claims, _ = verify_access_jwt(access)
+        if claims is not None:
+            state.jwt_tokens[claims["jti"]]["revoked"] = True
+            count += 1
+    return json_response({"revoked": count})

@@ -147,8 +147,9 @@ def legacy_token_value() -> str:
     return str(uuid.uuid4())
 
 
-def legacy_issue(uid: str, client: dict, scope: str) -> Response:
-    """Create (or re-use, like DefaultTokenServices) an access token; the JSON response."""
+def legacy_issue(uid: str, client: dict, scope: str, refresh: str | None = None) -> Response:
+    """Create (or re-use, like DefaultTokenServices) an access token; the JSON response. ``refresh``: the
+    refresh token a refresh grant keeps (DefaultTokenServices reuses it by default)."""
     state, now = S(), time.time()
     grant = (uid, client["client_id"], scope)
     token = state.legacy_by_grant.get(grant)
@@ -156,7 +157,7 @@ def legacy_issue(uid: str, client: dict, scope: str) -> Response:
     if record is None or record["expires"] <= now:
         if record is not None:
             state.legacy_tokens.pop(token, None)
-        refresh = record.get("refresh") if record else None
+        refresh = refresh or (record.get("refresh") if record else None)
         if refresh and state.refresh_tokens.get(refresh, {}).get("expires", 0) <= now:
             refresh = None
         if refresh is None and "refresh_token" in client["grant_types"]:
@@ -166,7 +167,7 @@ def legacy_issue(uid: str, client: dict, scope: str) -> Response:
                                              "expires": now + LEGACY_REFRESH_SECONDS}
         token = legacy_token_value()
         record = {"uid": uid, "client_id": client["client_id"], "scope": scope,
-                  "expires": now + state.legacy_token_seconds, "refresh": refresh}
+                  "expires": now + state.access_seconds(), "refresh": refresh}
         state.legacy_tokens[token] = record
         state.legacy_by_grant[grant] = token
     body = {"access_token": token, "token_type": "bearer"}
@@ -203,11 +204,14 @@ def legacy_grant_refresh(client: dict) -> Response:
         return legacy_token_error(400, "invalid_grant", f"Invalid refresh token: {value}")
     if record["client_id"] != client["client_id"]:
         return legacy_token_error(400, "invalid_grant", f"Wrong client for this refresh token: {value}")
+    state.refresh_grants += 1
     grant = (record["uid"], client["client_id"], record["scope"])
     old = state.legacy_by_grant.pop(grant, None)
     state.legacy_tokens.pop(old, None)
-    resp = legacy_issue(record["uid"], client, record["scope"])
-    return resp
+    if state.rotates_refresh_tokens():  # reuseRefreshToken=false: the old one is removed, a new one issued
+        state.refresh_tokens.pop(value, None)
+        value = None
+    return legacy_issue(record["uid"], client, record["scope"], refresh=value)
 
 
 def legacy_grant_password(client: dict) -> Response:

@@ -22,7 +22,7 @@ try:  # optional: only needed for clients whose secret is given as a bcrypt hash
 except ImportError:  # pragma: no cover - depends on the environment
     bcrypt = None
 
-from .state import (b64url, consteq, make_uid, NEW_ACCESS_SECONDS, NEW_CODE_SECONDS, NEW_ID_TOKEN_SECONDS,
+from .state import (b64url, consteq, make_uid, NEW_CODE_SECONDS, NEW_ID_TOKEN_SECONDS,
                     NEW_REFRESH_SECONDS, S, SPRING_AS_ERROR_URI)
 from .web import (add_query, basic_credentials, bearer_value, current_session, dhis, dhis_error, esc, faulty,
                   html_page, is_loopback_ip, json_response, locked, needs, redirect_to_login, seconds_left,
@@ -314,7 +314,7 @@ def new_tokens(grant: dict, client: dict, user: dict, issue_refresh: bool,
     with_username = "username" in scopes and state.version >= (2, 42, 5)
     jti = str(uuid.uuid4())
     access = {"sub": user["username"], "aud": [client["client_id"]], "nbf": now,
-              "scope": list(scopes), "iss": state.issuer, "exp": now + NEW_ACCESS_SECONDS,
+              "scope": list(scopes), "iss": state.issuer, "exp": now + state.access_seconds(),
               "iat": now, "jti": jti}
     if with_username:
         access["username"] = user["username"]
@@ -398,7 +398,14 @@ def new_grant_refresh(client: dict) -> Response:
     user = state.users.get(grant["uid"])
     if user is None or user.get("disabled"):
         return new_token_error("invalid_grant")
-    body, error = new_tokens(grant, client, user, issue_refresh=False, refresh_value=value)
+    state.refresh_grants += 1
+    if state.rotates_refresh_tokens():  # each refresh token is used once: the answer carries the next one
+        state.refresh_tokens.pop(value, None)
+        if value in grant.get("refresh", []):
+            grant["refresh"].remove(value)
+        body, error = new_tokens(grant, client, user, issue_refresh=True)
+    else:
+        body, error = new_tokens(grant, client, user, issue_refresh=False, refresh_value=value)
     if error is not None:
         return error
     return json_response(body, 200, {"Cache-Control": "no-store", "Pragma": "no-cache"})

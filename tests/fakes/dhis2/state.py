@@ -225,6 +225,9 @@ class FakeState:
             self.stall_seconds = self.stall_seconds_default
             self.huge_bytes = self.huge_bytes_default
             self.request_log = []
+            self.access_token_seconds = None   # None: the generation's default lifetime
+            self.rotate_refresh_tokens = None  # None: the generation's default (2.42+ rotates, /uaa reuses)
+            self.refresh_grants = 0           # refresh-grant requests answered, for single-refresh tests
 
     def rotate_keys(self):
         with self.lock:
@@ -323,11 +326,32 @@ class FakeState:
             self.stall_seconds = float(data["stall_seconds"])
         if "huge_bytes" in data:
             self.huge_bytes = int(data["huge_bytes"])
+        if "access_token_seconds" in data:
+            value = data["access_token_seconds"]
+            self.access_token_seconds = None if value is None else int(value)
+        if "rotate_refresh_tokens" in data:
+            value = data["rotate_refresh_tokens"]
+            self.rotate_refresh_tokens = None if value is None else bool(value)
         return self.describe_behaviour()
 
     def describe_behaviour(self) -> dict:
         return {"behaviour": dict(self.behaviour), "once": sorted(self.behaviour_once),
-                "stall_seconds": self.stall_seconds, "huge_bytes": self.huge_bytes}
+                "stall_seconds": self.stall_seconds, "huge_bytes": self.huge_bytes,
+                "access_token_seconds": self.access_token_seconds,
+                "rotate_refresh_tokens": self.rotates_refresh_tokens(), "refresh_grants": self.refresh_grants}
+
+    def access_seconds(self) -> int:
+        """How long an access token issued now lives (the test control overrides the version's default)."""
+        if self.access_token_seconds is not None:
+            return self.access_token_seconds
+        return NEW_ACCESS_SECONDS if self.generation == "new" else self.legacy_token_seconds
+
+    def rotates_refresh_tokens(self) -> bool:
+        """Whether a refresh grant replaces the refresh token: 2.42+ rotates (each refresh token is single
+        use), /uaa's DefaultTokenServices reuses it (reuseRefreshToken defaults to true)."""
+        if self.rotate_refresh_tokens is not None:
+            return self.rotate_refresh_tokens
+        return self.generation == "new"
 
     def take_fault(self, target: str):
         mode = self.behaviour.get(target)

@@ -185,3 +185,15 @@ def test_the_documented_table_is_this_one():
         rows[match.group(1)] = set(re.findall(r"`([\w.*]+)`", match.group(2)))
     expected = {name: {"*"} if "*" in allowed else allowed for name, allowed in ALLOWED.items()}
     assert rows == expected
+
+
+def test_the_core_never_branches_on_a_plugins_name():
+    """What a plugin can do is asked of the plugin (the plugin API), never inferred from its type name: a
+    second plugin with the same capability must get the same treatment."""
+    names = {path.name for path in (ROOT / "plugins").iterdir() if (path / "__init__.py").exists()}
+    found = []
+    for path in [*PACKAGE.rglob("*.py"), *(ROOT / "templates").rglob("*.html")]:
+        for match in re.finditer(r"\btype\s*[!=]=\s*['\"](\w+)['\"]", path.read_text()):
+            if match.group(1) in names:
+                found.append(f"{path.relative_to(ROOT)}: {match.group(0)}")
+    assert found == []

@@ -152,3 +152,33 @@ def test_the_admin_screens_set_the_proxy_paths_and_the_applications_allowed_the_
     assert response.status_code == 200, response.get_data(as_text=True)[:2000]
     with app.app_context():
         assert clients.token_provider_slugs(clients.find("Reports")) == ["legacy"]
+
+
+def test_a_token_dhis2_revoked_is_refreshed_once_and_the_request_still_answered(app, client, dhis2):
+    """DHIS2 answers 401 to a kept token it revoked before its expiry: the proxy asks for a refreshed one
+    and forwards again, so the dashboard never sees the 401."""
+    from tests.test_kept_tokens_refresh import _state, revoke
+    slug, server = dhis2
+    login_via_dhis2(client, slug)
+    with app.app_context():
+        from geologin.encryption import decrypt
+        revoke(server, access_token=decrypt(db.session.scalars(select(KeptToken)).one().access_token))
+    response = client.get(f"/dhis2/{slug}/api/me")
+    assert response.status_code == 200 and response.get_json()["username"] == "alice"
+    assert _state(server)["refresh_grants"] == 1
+
+
+def test_a_refresh_dhis2_cannot_answer_now_is_a_503_not_log_in_again(app, client, dhis2):
+    """The kept token expired and DHIS2 fails the refresh: the tokens stay kept, so the application is told to
+    retry later (503), not to send the person through a new login."""
+    from tests.test_kept_tokens_refresh import behave
+    slug, server = dhis2
+    login_via_dhis2(client, slug)
+    with app.app_context():
+        row = db.session.scalars(select(KeptToken)).one()
+        row.access_expires_at = row.obtained_at
+        db.session.commit()
+    behave(server, token="500")
+    response = client.get(f"/dhis2/{slug}/api/me")
+    assert response.status_code == 503 and response.get_json()["error"] == "temporarily_unavailable"
+    assert response.headers.get("Retry-After")

@@ -146,6 +146,23 @@ def test_sec_75_exchange_says_log_in_again_when_nothing_is_kept(app, client, dhi
     assert events(app, "failure")[-1][:3] == ("failure", "not_kept", slug)
 
 
+def test_exchange_says_retry_later_when_dhis2_cannot_refresh_now(app, client, dhis2):
+    """The kept token expired and DHIS2 fails the refresh: the tokens stay kept, so the application is told
+    to retry (503 temporarily_unavailable), not to send the person through a new login."""
+    from tests.test_kept_tokens_refresh import behave
+    slug, server = dhis2
+    client_id, secret, token = ready(app, client, dhis2)
+    with app.app_context():
+        row = db.session.scalars(select(KeptToken)).one()
+        row.access_expires_at = row.obtained_at
+        db.session.commit()
+    behave(server, token="500")
+    response = exchange(client, client_id, secret, token, slug)
+    assert response.status_code == 503 and response.get_json()["error"] == "temporarily_unavailable"
+    assert response.headers.get("Retry-After")
+    assert events(app, "failure")[-1][:3] == ("failure", "refresh_unavailable", slug)
+
+
 def test_sec_75_exchange_refuses_an_unknown_provider_and_a_bad_request(app, client, dhis2):
     slug, _ = dhis2
     client_id, secret, token = ready(app, client, dhis2)

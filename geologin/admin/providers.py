@@ -166,9 +166,9 @@ def edit(slug):
         form.proxy_paths.data = "\n".join(proxy_path_rules.of(provider))
     if form.validate_on_submit():
         plain, secrets = setting_fields.read_settings(form, cls.settings)
-        # Only the DHIS2 proxy reads them; a form without the field (an older page) leaves them as they are.
+        # Only the proxy reads them; a form without the field (an older page) leaves them as they are.
         paths = ([line.strip() for line in (form.proxy_paths.data or "").splitlines() if line.strip()]
-                 if provider.type == "dhis2" and "proxy_paths" in request.form else None)
+                 if cls.serves_api and "proxy_paths" in request.form else None)
         try:
             changed = service.update_provider(
                 provider, label=form.label.data, description=form.description.data, settings=plain,

@@ -404,6 +404,20 @@ class InvalidTargetError(OAuth2Error):
     error = "invalid_target"
 
 
+RETRY_SECONDS = int(kept_tokens.RETRY_AFTER_FAILURE.total_seconds())
+
+
+class TemporarilyUnavailable(OAuth2Error):
+    """The provider failed to renew a kept token just now: the tokens are still kept, so the application
+    retries later instead of sending the person through a new login."""
+
+    error = "temporarily_unavailable"
+    status_code = 503
+
+    def get_headers(self):
+        return [*super().get_headers(), ("Retry-After", str(RETRY_SECONDS))]
+
+
 class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
     """RFC 8693: a confidential application trades an access token geologin issued it (the person) for that
     person's current access token at the provider ``requested_issuer`` names (its slug), when an administrator
@@ -458,6 +472,10 @@ class TokenExchangeGrant(grants.BaseGrant, grants.TokenEndpointMixin):
         user, provider = self.request.user, self.request.provider
         try:
             access_token = kept_tokens.fresh_access_token(user, provider)
+        except kept_tokens.RefreshUnavailable as unavailable:  # kept; DHIS2 failed the refresh just now
+            self._refuse(unavailable.reason, provider.slug, user)
+            raise TemporarilyUnavailable(f"{provider.slug} could not renew the person's token just now; try again "
+                                         f"in {RETRY_SECONDS} seconds.") from None
         except kept_tokens.LoginAgain as again:
             self._refuse(again.reason, provider.slug, user)
             raise InvalidGrantError(f"log in again ({again.reason}): the person must log in through "

@@ -221,6 +221,8 @@ class Provider:
     setup_template: ClassVar[str | None] = None
     # True when the plugin implements ``directory_members`` (``users import-from`` uses it).
     lists_directory: ClassVar[bool] = False
+    # The server has a web API the core's read-only proxy may forward to as the person (api_url).
+    serves_api: ClassVar[bool] = False
 
     def __init__(self, instance, *, http, default_redirect_uri, allow_insecure_http=False, cache=None,
                  post_logout_redirect_uri=None):
@@ -311,6 +313,11 @@ class Provider:
         """New Tokens for a kept ``refresh_token``; LoginFailure with reason REFRESH_REFUSED when the server
         refused it (revoked, expired), another LoginFailure when the server failed. OAuth2Provider has it."""
         raise LoginFailure("this provider cannot refresh tokens", reason=REFRESH_REFUSED)
+
+    def api_url(self, path):
+        """The absolute URL of ``path`` (already checked: relative, no ``..``) in the server's web API, for the
+        read-only proxy; set ``serves_api`` when implemented."""
+        raise NotImplementedError
 
     def admin_action(self, name, form):
         """Handle a plugin-specific button on the setup page; return values for the template."""

@@ -4,7 +4,6 @@ kept token through the provider's own outbound HTTP client (its hosts, time and 
 paths the provider's allow-list names; never a write (docs/dhis2-tokens.md)."""
 import logging
 import re
-from urllib.parse import urljoin
 
 from flask import Blueprint, jsonify, make_response, request
 from flask_login import current_user
@@ -90,7 +89,9 @@ def forward(slug, path):
         response.headers["Allow"] = "GET"
         return response
     provider = IdentityProvider.by_slug(slug) if len(slug) <= 60 else None
-    if provider is None or not provider.enabled or not provider.keep_tokens or provider.type != "dhis2":
+    plugin_class = cache.plugin_registry().get(provider.type) if provider is not None else None
+    if provider is None or not provider.enabled or not provider.keep_tokens or not getattr(plugin_class, "serves_api",
+                                                                                              False):
         return _error(404, "unknown_provider", "No DHIS2 provider that keeps tokens has this name.")
     problem = _path_problem(path)
     if problem is not None or len(request.query_string) > MAX_QUERY:
@@ -102,17 +103,22 @@ def forward(slug, path):
     if not proxy_paths.allows(proxy_paths.of(provider), path):
         return _error(403, "path_not_allowed", f"/api/{path} is not among the paths the proxy forwards for "
                                                f"{provider.slug}.", allowed=proxy_paths.of(provider))
-    try:
-        access_token = tokens.fresh_access_token(user, provider)
-    except tokens.LoginAgain as again:
-        return _error(401, "login_again", f"Log in through {provider.slug} again.", reason=again.reason)
     plugin = cache.plugin_object(provider)
-    url = urljoin(plugin.setting("base_url"), "api/" + path)
+    url = plugin.api_url(path)
     if request.query_string:
         url += "?" + request.query_string.decode("latin-1")
     try:
-        answer = plugin.http.get(url, headers={"Authorization": f"Bearer {access_token}",
-                                               "Accept": "application/json"})
+        access_token = tokens.fresh_access_token(user, provider)
+        answer = _get(plugin, url, access_token)
+        if answer.status_code == 401:  # revoked at DHIS2 before its expiry: renewed once, then asked again
+            answer = _get(plugin, url, tokens.fresh_access_token(user, provider, rejected=access_token))
+    except tokens.RefreshUnavailable:  # the tokens are still kept: a later try may work without a new login
+        response = _error(503, "temporarily_unavailable", f"{provider.slug} could not renew the person's token "
+                                                           "just now; try again shortly.")
+        response.headers["Retry-After"] = str(int(tokens.RETRY_AFTER_FAILURE.total_seconds()))
+        return response
+    except tokens.LoginAgain as again:
+        return _error(401, "login_again", f"Log in through {provider.slug} again.", reason=again.reason)
     except LoginFailure as failure:  # unreachable, too slow, too large, 5xx, a host not the provider's
         logger.warning("DHIS2 proxy to %s failed: %s", provider.slug, failure)
         return _error(502, "bad_gateway", f"{provider.slug} could not be reached or answered badly.")
@@ -123,6 +129,10 @@ def forward(slug, path):
     response.headers["Content-Type"] = content_type[:200]
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _get(plugin, url, access_token):
+    return plugin.http.get(url, headers={"Authorization": f"Bearer {access_token}", "Accept": "application/json"})
 
 
 def init_app(app):

@@ -40,6 +40,7 @@ class DHIS2Provider(OAuth2Provider):
     setup_template = "dhis2/setup.html"
     callback_paths = GEOPRISM_CALLBACK_PATHS
     lists_directory = True
+    serves_api = True
     settings = (
         Setting("base_url", _l("DHIS2 address"), kind="url", required=True,
                 help=_l("The address you open DHIS2 at, e.g. https://dhis2.example.org/ or "
@@ -203,6 +204,9 @@ class DHIS2Provider(OAuth2Provider):
                         email=_str(me.get("email")),
                         claims={k: me[k] for k in ("id", "username", "firstName", "surname") if k in me},
                         raw={"api/me": me}, **memberships(me))
+
+    def api_url(self, path):
+        return urljoin(self.base_url(), "api/" + path)
 
     # -- the directory ----------------------------------------------------------------------------
     def directory_members(self, group_id, credentials):

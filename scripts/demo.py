@@ -5,7 +5,9 @@ provider are installed (`make real-op-deps`), an OpenID Connect server (the npm 
 "Log in with Health ID"; and, when nginx is installed, a site behind nginx that asks geologin who may see it
 (forward-auth, docs/forward-auth.md); and a second application, "Malaria dashboards", that only the
 "Malaria programme" group may use (a geologin group mapped from DHIS2's user group, docs/groups.md), where
-a member of that DHIS2 group without a local account gets one at their first login. Not for production; data is thrown away:
+a member of that DHIS2 group without a local account gets one at their first login, and which lists the
+person's DHIS2 org units asked with their own DHIS2 token (kept tokens, docs/dhis2-tokens.md). Not for
+production; data is thrown away:
 SQLite in DEMO_INSTANCE (instance/demo), or the PostgreSQL database DEMO_DATABASE_URL, emptied first."""
 import os
 import secrets
@@ -121,11 +123,12 @@ def seed(urls, openid=None, example_app_url=None, site_url=None, malaria_url=Non
             groups.add_mapping(group, provider, GROUP_DHIS2_ID, GROUP, actor="demo")
         permissions.set_create_groups(created[1], [group], actor="demo")
         permissions.set_account_creation(created[1], create_accounts=True, actor="demo")
+        instances.update_provider(created[1], keep_tokens=True, actor="demo")
         application, app_secret = clients.create(
             APP_NAME, [f"{example_app_url}/callback"], post_logout_uris=[f"{example_app_url}/"], actor="demo")
         malaria, malaria_secret = clients.create(
             MALARIA_APP, [f"{malaria_url}/callback"], post_logout_uris=[f"{malaria_url}/"], all_users=False,
-            groups=[GROUP], attribute_claims=["roles", "org_units"], actor="demo")
+            groups=[GROUP], attribute_claims=["roles", "org_units"], token_providers=[SERVERS[1][0]], actor="demo")
         if site_url:
             # A host-only cookie for 127.0.0.1 reaches every port of it: no SESSION_COOKIE_DOMAIN needed here.
             clients.create(SITE_NAME, forward_auth=True, hosts=[site_url.split("//", 1)[1]], actor="demo")
@@ -187,8 +190,10 @@ def main():
                                                               site_url, malaria_url)
         children.append(start_example_app(example_url, *example_client, env))
         children.append(start_example_app(malaria_url, *malaria_client, env, APP_TITLE=MALARIA_APP,
-                                          APP_SCOPE="openid profile email groups",
-                                          APP_COOKIE="malaria_app_session"))
+                                          APP_SCOPE="openid profile email groups dhis2",
+                                          APP_COOKIE="malaria_app_session",
+                                          APP_DHIS2_ORG_UNITS=f"{PUBLIC_URL}/dhis2/{SERVERS[1][0]}/api/me"
+                                                              "?fields=organisationUnits[name]"))
         if site_url:
             children.append(start_site_behind_nginx(site_url))
         from tests.realop import ALICE_PASSWORD
@@ -221,6 +226,8 @@ geologin demo: open {PUBLIC_URL}/login
   of the same name, mapped on both servers (Administration -> Groups):
     open {malaria_url} -> Sign in with geologin -> Log in with DHIS2 -> alice -> in, with her groups and
     her DHIS2 roles and org units as claims; bob (not in the group) -> refused by geologin.
+    Through the 2.42 server (which keeps tokens), the page also lists her org units as DHIS2 tells them
+    to her own token: the app asks geologin's DHIS2 proxy, which calls DHIS2 as alice.
     carol / Carol-pass-123 on the 2.42 server has no account here: as a member of the group she gets one
     at her first login (accounts on first login, docs/groups.md).
     Administrator: Identity providers -> Setup -> Test login shows what DHIS2 says of a person and what

@@ -174,6 +174,9 @@ def test_the_demo_malaria_application_admits_the_malaria_programme_group_only(de
     assert landed.url == demo.malaria_app + "/", landed.url
     assert _signed_in_as(landed) == "alice" and "Malaria dashboards" in landed.text
     assert "Malaria programme" in landed.text and "dhis2_org_units" in landed.text and "Bombali" in landed.text
+    # Asked of DHIS2 with alice's own kept token, through geologin's proxy.
+    org_units = re.search(r'<p id="dhis2-org-units">([^<]*)</p>', landed.text)
+    assert org_units and "Bo, Bombali" in unescape(org_units.group(1)), landed.text[:2000]
 
     carol = requests.Session()
     landed = _through_dhis2_into(carol, demo.malaria_app, ("carol", "Carol-pass-123"))

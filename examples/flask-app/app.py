@@ -7,7 +7,10 @@ Configure it with environment variables, then serve it like any Flask app:
     APP_CLIENT_ID=...  APP_CLIENT_SECRET=...  APP_SECRET_KEY=...  flask --app app run
 
 Optional: APP_TITLE (the page's title), APP_SCOPE (default "openid profile email"; add "groups" for the
-person's geologin groups), APP_COOKIE (the session cookie's name, when two of them share a host).
+person's geologin groups, "dhis2" to call DHIS2 through geologin), APP_COOKIE (the session cookie's name,
+when two of them share a host), APP_DHIS2_ORG_UNITS (a URL of geologin's DHIS2 proxy, e.g.
+https://login.example.org/dhis2/moh/api/me?fields=organisationUnits[name]: the home page then lists the
+person's DHIS2 org units, fetched with their own DHIS2 token; docs/dhis2-tokens.md).
 
 Register it in geologin with redirect URI APP_URL/callback and post-logout URI APP_URL/ ."""
 import os
@@ -53,8 +56,25 @@ def create_app(issuer=None, app_url=None, client_id=None, client_secret=None, se
                                 '<p><a href="/login">Sign in with geologin</a></p>')
         rows = "".join(f"<tr><th>{escape(str(k))}</th><td>{escape(str(v))}</td></tr>" for k, v in sorted(user.items()))
         return _page(title, f'<p>Signed in as <strong id="user">{escape(str(user.get("preferred_username")))}'
-                            f'</strong></p><table>{rows}</table>'
+                            f'</strong></p>{_org_units()}<table>{rows}</table>'
                             '<form method="post" action="/logout"><button>Log out</button></form>')
+
+    def _org_units():
+        """The person's DHIS2 org units, asked through geologin's proxy with the access token geologin gave this
+        app (scope dhis2): geologin calls DHIS2 with the person's own kept token."""
+        url = os.environ.get("APP_DHIS2_ORG_UNITS")
+        if not url or not session.get("access_token"):
+            return ""
+        try:
+            answer = requests.get(url, headers={"Authorization": f"Bearer {session['access_token']}"}, timeout=10)
+            body = answer.json()
+        except (requests.RequestException, ValueError) as error:
+            return f'<p id="dhis2-org-units">DHIS2 could not be asked: {escape(type(error).__name__)}</p>'
+        if answer.status_code != 200:
+            return (f'<p id="dhis2-org-units">DHIS2 through geologin said {answer.status_code}: '
+                    f'{escape(str(body.get("error")))} {escape(str(body.get("reason") or ""))}</p>')
+        names = ", ".join(str(unit.get("name")) for unit in body.get("organisationUnits", []))
+        return f'<p id="dhis2-org-units">Your DHIS2 org units (asked with your own DHIS2 token): {escape(names)}</p>'
 
     @app.get("/login")
     def login():
@@ -75,6 +95,7 @@ def create_app(issuer=None, app_url=None, client_id=None, client_secret=None, se
         session.clear()
         session["user"] = claims
         session["id_token"] = token["id_token"]
+        session["access_token"] = token["access_token"]
         return redirect(home_url)
 
     @app.post("/logout")

@@ -26,8 +26,8 @@ HERE = Path(__file__).resolve().parent
 
 def arguments():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--quick", action="store_true", help="fewer and shorter repetitions (3-4 minutes)")
-    parser.add_argument("--reps", type=int, help="repetitions of every measurement (default 5, quick 3)")
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 2 short repetitions (under 5 minutes)")
+    parser.add_argument("--reps", type=int, help="repetitions of every measurement (default 5, quick 2)")
     parser.add_argument("--workers", type=int, default=2, help="GEOLOGIN_WORKERS for every server (default 2)")
     parser.add_argument("--threads", type=int, default=4, help="GEOLOGIN_THREADS for every server (default 4)")
     parser.add_argument("--database-url", default=os.environ.get("BENCH_DATABASE_URL"),
@@ -63,10 +63,10 @@ def main():
     results["duration_s"] = time.monotonic() - began
     results["command"] = " ".join(["python benchmarks/run.py", *sys.argv[1:]])
     table = report.render_table(results)
-    say("\n" + table)
+    print("\n" + table, flush=True)
     if output:
         report.write_results(output, results, table)
-        say(f"\nwrote {output}")
+        print(f"\nwrote {output}", flush=True)
     if args.keep or args.workdir:
         say(f"work folder kept: {workdir}")
 

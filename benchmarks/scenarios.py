@@ -3,6 +3,7 @@ pass). Each loads the servers through load.py, alternating the compared servers,
 in the results the report reads."""
 from hash_ceiling import one_hash
 import http.client
+import time
 
 from load import PEER_FORM, loadgen, page_rate, password_rate, timed_logins, wrk_get
 from plan import BENCH_PASSWORD, BENCH_USERS, DHIS2_PASSWORD, SITE_HOST, say
@@ -135,6 +136,7 @@ def peer_comparison(rig):
                                           "hash_seconds": hash_seconds})
         say(f"   password logins rep {rep + 1}: geologin {out['password']['geologin'][-1]['per_second']:.1f}/s, "
             f"allauth {out['password']['peer'][-1]['per_second']:.1f}/s, one hash {hash_seconds * 1000:.1f} ms")
+    time.sleep(1)   # the hashes wrk left in flight end (each holds 19 MiB until it does)
     out["memory_after_password"] = {"geologin": worker_memory(g42), "peer": worker_memory(peer)}
     for rep in range(plan["reps"]):
         for name, server, _path, _form, flow in alternately(rep, servers):

@@ -3,10 +3,14 @@
 The order lets a packaged deployment keep secrets in the instance folder or in the environment, whichever
 its tooling prefers, while development works with no configuration at all.
 """
+import ctypes
+import ctypes.util
+import gc
 import json
 import math
 import os
 import secrets
+import sys
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -452,6 +456,20 @@ def weak_secret_key_reason(key):
 def _guesses_log10(key):
     import zxcvbn  # imported here: only start-up needs it
     return zxcvbn.zxcvbn(key[:100])["guesses_log10"]
+
+
+def release_start_up_memory():
+    """Drops zxcvbn once the serving process has checked its key, and gives the freed heap back to the system:
+    its word lists are 12 MiB per worker that only start-up and password changes use (passwords.py imports it
+    again on first use). Called by wsgi.py, not create_app: tests build many apps and would re-import it each
+    time."""
+    for name in [name for name in sys.modules if name == "zxcvbn" or name.startswith("zxcvbn.")]:
+        del sys.modules[name]
+    gc.collect()
+    try:
+        ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc
+        pass
 
 
 def read_or_create_instance_secret(app, filename, generate):

@@ -3,7 +3,6 @@ from flask_babel import Babel
 from flask_limiter import Limiter
 from flask_limiter.util import get_remote_address
 from flask_login import LoginManager
-from flask_migrate import Migrate
 from flask_sqlalchemy import SQLAlchemy
 from flask_wtf import CSRFProtect
 from sqlalchemy import MetaData, event
@@ -22,7 +21,6 @@ NAMING_CONVENTION = {
 # session, so nothing outlives the request.
 db = SQLAlchemy(metadata=MetaData(naming_convention=NAMING_CONVENTION),
                 session_options={"expire_on_commit": False})
-migrate = Migrate()
 login_manager = LoginManager()
 csrf = CSRFProtect()
 babel = Babel()

@@ -1,13 +1,13 @@
 """Health endpoints for load balancers and orchestrators: /healthz (the process answers) and /readyz
 (the database answers, its schema is at the newest migration, the login page can be rendered and every
 enabled provider's plugin is loaded)."""
+import ast
+from functools import lru_cache
 from pathlib import Path
 
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
 from flask import Blueprint, current_app, jsonify
 from jinja2 import TemplateError
-from sqlalchemy import select, text
+from sqlalchemy import inspect, select, text
 from sqlalchemy.exc import SQLAlchemyError
 
 from .extensions import db
@@ -25,9 +25,31 @@ def healthz():
     return jsonify(status="ok")
 
 
-def _script_directory():
-    migrate = current_app.extensions["migrate"]
-    return ScriptDirectory.from_config(migrate.migrate.get_config(migrate.directory))
+MIGRATIONS = Path(__file__).parent / "migrations" / "versions"
+
+
+@lru_cache(maxsize=1)
+def migration_revisions():
+    """(every revision, the heads) of geologin's migration scripts, read from their ``revision`` and
+    ``down_revision`` lines: Alembic's script loader imports Mako and Pygments, about 10 MiB per worker for a
+    probe (tests/test_migrations.py checks this agrees with Alembic)."""
+    parents = {}
+    for path in MIGRATIONS.glob("*.py"):
+        names = {}
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                if node.targets[0].id in ("revision", "down_revision"):
+                    names[node.targets[0].id] = ast.literal_eval(node.value)
+        down = names.get("down_revision")
+        parents[names["revision"]] = set(down if isinstance(down, (tuple, list)) else [down] if down else [])
+    referenced = set().union(*parents.values())
+    return frozenset(parents), frozenset(parents.keys() - referenced)
+
+
+def _current_heads(connection):
+    if not inspect(connection).has_table("alembic_version"):
+        return set()
+    return set(connection.execute(text("SELECT version_num FROM alembic_version")).scalars())
 
 
 @bp.route("/readyz")
@@ -35,16 +57,15 @@ def readyz():
     try:
         with db.engine.connect() as connection:
             connection.execute(text("SELECT 1"))
-            current = set(MigrationContext.configure(connection).get_current_heads())
+            current = _current_heads(connection)
     except SQLAlchemyError as error:
         current_app.logger.warning("readiness check: database unreachable: %s", type(error).__name__)
         return jsonify(status="unavailable", reason="database unreachable"), 503
-    scripts = _script_directory()
-    expected = set(scripts.get_heads())
+    known, expected = migration_revisions()
     note = {}
     if current != expected:
-        known = {revision for revision in current if _is_known(scripts, revision)}
-        if not current or known:
+        known_current = current & known
+        if not current or known_current:
             return jsonify(status="unavailable", reason="database schema is not at the newest migration",
                            current=sorted(current), expected=sorted(expected)), 503
         # A newer release migrated the database during a rolling upgrade; this node keeps serving.
@@ -72,10 +93,3 @@ def _serving_problem():
         if installed.get(type_name) is None:
             return f"the plugin {type_name!r} of an enabled provider is not installed"
     return None
-
-
-def _is_known(scripts, revision):
-    try:
-        return scripts.get_revision(revision) is not None
-    except Exception:  # alembic raises its own errors for unknown revisions
-        return False

@@ -63,6 +63,14 @@ def test_sec_37_common_passwords_refused(app, common):
     assert any("too common" in p for p in _problems(app, common))
 
 
+def test_sec_37_common_passwords_still_refused_after_the_server_released_its_start_up_memory(app):
+    """wsgi.py drops zxcvbn after the key check (memory); the password policy must load it again, not fail."""
+    from geologin.config import release_start_up_memory
+
+    release_start_up_memory()
+    assert any("too common" in p for p in _problems(app, "password1234"))
+
+
 def test_sec_37_password_equal_to_username_refused(app):
     assert any("same as the username" in p for p in _problems(app, "fatou.ndiaye.mz", "Fatou.Ndiaye.MZ"))
     assert any("easy to guess" in p for p in _problems(app, "fatou.ndiaye1", "fatou.ndiaye"))
